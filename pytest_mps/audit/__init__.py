@@ -1,0 +1,1 @@
+"""Audits: per-image results, checks, statistics and baselines."""
