@@ -1,0 +1,1 @@
+"""The MPS engine: models, preprocessing, the masked oracle, responsibility, extraction."""

@@ -1,0 +1,183 @@
+"""The engine: one loaded model, explaining images one after another."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from pytest_mps.engine.extract import first_sufficient_prefix, prune, rank_pixels
+from pytest_mps.engine.model import Classifier, PreparedImage, load_classifier
+from pytest_mps.engine.oracle import CUDA, MaskedOracle
+from pytest_mps.engine.responsibility import compute_responsibility
+from pytest_mps.engine.result import Explanation
+from pytest_mps.engine.settings import Settings, make_baseline, make_settings
+
+SEARCH_WIDTH = {CUDA: 16}  # candidates per call; on the CPU a batch costs as much as its parts
+ENGINE_VERSION = "0.1.0"
+
+PathLike = str | os.PathLike[str]
+
+
+class Engine:
+    """Explains images with one ONNX classifier.
+
+    >>> engine = Engine("model.onnx", device="cpu", seed=0)   # doctest: +SKIP
+    >>> result = engine.explain("cat.jpg")                     # doctest: +SKIP
+
+    ``config`` is the model's YAML (default ``<model>.yaml`` when it exists); ``preset`` is
+    ``default`` or ``rex``; further keyword options override the preset (see
+    :func:`pytest_mps.engine.settings.make_settings`).
+    """
+
+    def __init__(
+        self,
+        model: PathLike,
+        config: PathLike | None = None,
+        *,
+        device: str = "auto",
+        preset: str = "default",
+        batch_size: int | None = None,
+        **options: Any,
+    ) -> None:
+        settings = make_settings(preset, **options)
+        self.classifier: Classifier = load_classifier(model, config)
+        self.oracle = MaskedOracle(self.classifier, device, batch_size)
+        if "search_width" not in options:
+            width = SEARCH_WIDTH.get(self.oracle.provider, settings.extraction.search_width)
+            extraction = dataclasses.replace(settings.extraction, search_width=width)
+            settings = dataclasses.replace(settings, extraction=extraction)
+        self.settings: Settings = settings
+
+    @property
+    def provider(self) -> str:
+        """The onnxruntime execution provider actually in use."""
+        return self.oracle.provider
+
+    def preprocess(self, image: PathLike) -> np.ndarray:
+        """The model-input tensor for ``image`` (a batch of one, in the model's layout)."""
+        return self.classifier.to_layout(self.classifier.prepare(image).values)
+
+    def explain_many(self, images: Iterable[PathLike]) -> Iterator[Explanation]:
+        """Explain each image in turn with the loaded model."""
+        for image in images:
+            yield self.explain(image)
+
+    def explain(self, image: PathLike) -> Explanation:
+        """Compute and verify the MPS of one image."""
+        start = time.perf_counter()
+        inference_start = self.oracle.inference_seconds
+        prepared = self.classifier.prepare(image)
+        run = _Run(self, prepared)
+        mask, values = run.search()
+        confidence = run.verify(mask)
+        if confidence is None:  # unreachable unless the model is not deterministic
+            mask = np.ones_like(mask)
+            confidence = run.verify(mask)
+        pixels = int(mask.sum())
+        return Explanation(
+            image=os.fspath(image),
+            target=run.target,
+            target_label=self.classifier.label_of(run.target),
+            target_confidence=run.target_confidence,
+            mps_confidence=float(confidence if confidence is not None else run.target_confidence),
+            mask=mask,
+            original_mask=prepared.geometry.to_original(mask),
+            responsibility=values.astype(np.float32),
+            pixels=pixels,
+            ratio=pixels / mask.size,
+            queries=sum(run.stages.values()),
+            seconds=time.perf_counter() - start,
+            inference_seconds=self.oracle.inference_seconds - inference_start,
+            seed=self.settings.seed,
+            provider=self.provider,
+            config=self.describe(),
+            sufficient=confidence is not None,
+            default_class=run.default_class,
+            stages=dict(run.stages),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """What decides this engine's MPS sizes: settings, preprocessing, model and provider."""
+        return {
+            "engine_version": ENGINE_VERSION,
+            "model_sha256": self.classifier.sha256,
+            "preprocess": self.classifier.config.as_dict(),
+            "provider": self.provider,
+            "batch_size": self.oracle.batch_size,
+            **self.settings.as_dict(),
+        }
+
+
+class _Run:
+    """The state of one explanation: target, threshold and evaluations per stage."""
+
+    def __init__(self, engine: Engine, prepared: PreparedImage) -> None:
+        self.engine = engine
+        self.oracle = engine.oracle
+        self.shape = (engine.classifier.height, engine.classifier.width)
+        self.stages: dict[str, int] = {}
+        self.default_class = False
+        settings = engine.settings
+        baseline = make_baseline(
+            prepared.values, settings.baseline, engine.classifier.config, engine.classifier.channels
+        )
+        image = engine.classifier.to_layout(prepared.values)
+        self.oracle.set_image(image, engine.classifier.to_layout(baseline), 0)
+        answers = self._count("target", self.oracle.evaluate, np.ones((1, *self.shape), bool))
+        self.target = int(answers.top1[0])
+        self.target_confidence = float(answers.top1_confidence[0])
+        self.oracle.set_image(image, engine.classifier.to_layout(baseline), self.target)
+        self.threshold = settings.sufficiency.threshold(self.target_confidence)
+
+    def passes(self, masks: np.ndarray) -> np.ndarray:
+        """Which masks are sufficient: top-1 is the target, with enough confidence."""
+        answers = self.oracle.evaluate(masks)
+        return (answers.top1 == self.target) & (answers.target_confidence >= self.threshold)
+
+    def search(self) -> tuple[np.ndarray, np.ndarray]:
+        """The candidate MPS and the responsibility map it was ranked by."""
+        settings = self.engine.settings
+        full = np.ones(self.shape, dtype=bool)
+        if self.target_confidence < self.threshold:
+            return full, np.zeros(self.shape)
+        if self._count("target", self.passes, np.zeros((1, *self.shape), bool))[0]:
+            self.default_class = True
+            return np.zeros(self.shape, dtype=bool), np.zeros(self.shape)
+        responsibility = self._count(
+            "responsibility",
+            compute_responsibility,
+            self.shape,
+            self.passes,
+            settings.responsibility,
+            settings.seed,
+        ).values
+        ranking = rank_pixels(responsibility)
+        mask = self._count(
+            "extraction",
+            first_sufficient_prefix,
+            ranking,
+            self.shape,
+            self.passes,
+            settings.extraction,
+        )
+        mask = self._count("pruning", prune, mask, responsibility, self.passes, settings.extraction)
+        return mask, responsibility
+
+    def verify(self, mask: np.ndarray) -> float | None:
+        """Re-evaluate the final set; its target confidence if sufficient, else ``None``."""
+        answers = self._count("verification", self.oracle.evaluate, mask[None])
+        sufficient = (
+            answers.top1[0] == self.target and answers.target_confidence[0] >= self.threshold
+        )
+        return float(answers.target_confidence[0]) if sufficient else None
+
+    def _count(self, stage: str, function: Any, *args: Any) -> Any:
+        before = self.oracle.evaluations
+        result = function(*args)
+        self.stages[stage] = self.stages.get(stage, 0) + self.oracle.evaluations - before
+        return result

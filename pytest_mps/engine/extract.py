@@ -1,0 +1,162 @@
+"""From a responsibility map to a small sufficient set: prefix search, then pruning.
+
+Every candidate set is judged by the model; the functions here only ever return a set that the
+model has just called sufficient (the engine verifies it once more before reporting it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+Passes = Callable[[np.ndarray], np.ndarray]  # masks [n, h, w] -> sufficient [n] (bool)
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """How the set is extracted and minimised.
+
+    ``prefix_step``: ReX's fixed steps (pixels per step, evaluated one after another) instead of
+    the search; ``search_width``: candidates per model call in the prefix search and pruning;
+    ``prune_blocks``: square block sides pruned in turn (``()`` switches pruning off).
+    """
+
+    prefix_step: int | None = None
+    search_width: int = 1
+    prune_blocks: tuple[int, ...] = (8, 2, 1)
+
+
+def rank_pixels(values: np.ndarray) -> np.ndarray:
+    """Flat pixel indices, most responsible first.
+
+    Responsibility comes in boxes, so many pixels tie; ties go to the pixel whose neighbourhood
+    is more responsible (a smoothed map), then to the lower index, which keeps prefixes compact
+    and the order deterministic.
+    """
+    smoothed = ndimage.gaussian_filter(values.astype(np.float64), sigma=2.0, mode="nearest")
+    index = np.arange(values.size)
+    return np.lexsort((index, -smoothed.ravel(), -values.ravel()))
+
+
+def prefix_masks(position: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Masks revealing the first ``length`` ranked pixels, for each length."""
+    return position[None, :, :] < np.asarray(lengths)[:, None, None]
+
+
+def first_sufficient_prefix(
+    ranking: np.ndarray, shape: tuple[int, int], passes: Passes, settings: ExtractionSettings
+) -> np.ndarray:
+    """The shortest sufficient prefix of the ranking the search finds, as a boolean mask.
+
+    The empty prefix is known to fail and the whole image to pass. The batched search narrows
+    the interval between the longest failing and the shortest passing prefix it has seen down
+    to one pixel, with ``search_width`` lengths per model call (geometric steps while the
+    interval spans orders of magnitude).
+    """
+    position = np.empty(ranking.size, dtype=np.int64)
+    position[ranking] = np.arange(ranking.size)
+    position = position.reshape(shape)
+    if settings.prefix_step:
+        return _stepped_prefix(position, passes, settings)
+    failing, passing = 0, ranking.size
+    while passing - failing > 1:
+        lengths = _lengths_between(failing, passing, settings.search_width)
+        verdicts = passes(prefix_masks(position, lengths))
+        hits = np.flatnonzero(verdicts)
+        if hits.size == 0:
+            failing = int(lengths[-1])
+        else:
+            passing = int(lengths[hits[0]])
+            failing = int(lengths[hits[0] - 1]) if hits[0] > 0 else failing
+    return prefix_masks(position, [passing])[0]
+
+
+def _stepped_prefix(
+    position: np.ndarray, passes: Passes, settings: ExtractionSettings
+) -> np.ndarray:
+    """ReX's extraction: grow the prefix by ``prefix_step`` pixels until it is sufficient."""
+    total, step = position.size, settings.prefix_step
+    assert step is not None
+    chunk = max(1, settings.search_width)
+    lengths = np.append(np.arange(step, total, step), total)
+    for start in range(0, lengths.size, chunk):
+        batch = lengths[start : start + chunk]
+        hits = np.flatnonzero(passes(prefix_masks(position, batch)))
+        if hits.size:
+            return prefix_masks(position, [batch[hits[0]]])[0]
+    return np.ones(position.shape, dtype=bool)
+
+
+def _lengths_between(failing: int, passing: int, width: int) -> np.ndarray:
+    low = max(failing, 1)
+    if passing > 4 * low:
+        points = np.geomspace(low, passing, width + 2)[1:-1]
+    else:
+        points = np.linspace(failing, passing, width + 2)[1:-1]
+    lengths = np.unique(np.clip(np.rint(points).astype(np.int64), failing + 1, passing - 1))
+    return lengths
+
+
+def prune(
+    mask: np.ndarray, values: np.ndarray, passes: Passes, settings: ExtractionSettings
+) -> np.ndarray:
+    """Remove blocks, then smaller blocks, then pixels, while the set stays sufficient."""
+    for side in settings.prune_blocks:
+        mask = _prune_blocks(mask, values, side, passes, settings.search_width)
+    return mask
+
+
+def _prune_blocks(
+    mask: np.ndarray, values: np.ndarray, side: int, passes: Passes, width: int
+) -> np.ndarray:
+    """Greedy removal of ``side`` x ``side`` blocks in ascending responsibility, galloping.
+
+    Each round tries removing the next ``s`` blocks for a few stride values ``s`` around the
+    current stride; the largest removal that stays sufficient is kept and the stride doubles.
+    When even the smallest fails at stride 1, the next block is needed and is kept.
+    """
+    rows, cols = np.indices(mask.shape)
+    block = (rows // side) * (-(-mask.shape[1] // side)) + cols // side
+    present = np.unique(block[mask])
+    if present.size <= 1:
+        return mask
+    score = np.bincount(block[mask], weights=values[mask], minlength=block.max() + 1)
+    count = np.bincount(block[mask], minlength=block.max() + 1)
+    mean = score[present] / count[present]
+    order = present[np.lexsort((present, mean))]
+    rank = np.full(block.max() + 1, order.size)
+    rank[order] = np.arange(order.size)
+    block_rank = rank[block]
+
+    start, stride = 0, 1
+    while start < order.size:
+        remaining = order.size - start
+        strides = _strides_around(stride, width, remaining)
+        candidates = np.stack(
+            [mask & ~((block_rank >= start) & (block_rank < start + s)) for s in strides]
+        )
+        # Never propose the empty set: the engine has already found that it does not pass.
+        keep = candidates.reshape(len(strides), -1).any(axis=1)
+        verdicts = passes(candidates[keep]) if keep.any() else np.zeros(0, dtype=bool)
+        accepted = [s for s, ok in zip(np.asarray(strides)[keep], verdicts, strict=True) if ok]
+        if accepted:
+            best = max(accepted)
+            mask = candidates[strides.index(best)]
+            start += best
+            stride = best * 2
+        elif strides[0] == 1:
+            start += 1
+            stride = 1
+        else:
+            stride = max(1, strides[0] // 2)
+    return mask
+
+
+def _strides_around(stride: int, width: int, remaining: int) -> list[int]:
+    """``width`` strides (powers of two apart) centred on ``stride``, within ``remaining``."""
+    below = (width - 1) // 2
+    strides = {min(remaining, max(1, stride * 2**t // 2**below)) for t in range(width)}
+    return sorted(strides)

@@ -1,0 +1,249 @@
+"""The masked oracle: the model wrapped into one graph that masks in-graph and answers top-1.
+
+The wrapped graph takes the preprocessed image and its baseline once, a batch of ``uint8``
+pixel masks (1 = show the image, 0 = show the baseline) and the target class, and returns per
+mask only what the search needs: the top-1 class, its confidence and the target's confidence.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from pytest_mps.engine.model import Classifier
+from pytest_mps.errors import MPSInputError, first_line
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+MAX_BATCH = {CPU: 64, CUDA: 256}
+MIN_OPSET = 11  # GatherElements
+
+
+@dataclass
+class Answers:
+    """The oracle's answers for a batch of masks."""
+
+    top1: np.ndarray
+    top1_confidence: np.ndarray
+    target_confidence: np.ndarray
+
+
+def wrap_model(classifier: Classifier) -> onnx.ModelProto:
+    """Build the masked graph around ``classifier`` (the original model is not modified)."""
+    opset = _default_opset(classifier.proto)
+    if opset < MIN_OPSET:
+        raise MPSInputError(
+            classifier.path, f"opset {opset} is too old (need {MIN_OPSET} or later)"
+        )
+    inner = onnx.compose.add_prefix(classifier.proto, "model/")
+    height, width = classifier.height, classifier.width
+    channels = 1 if classifier.channels == "L" else 3
+    nchw = classifier.layout == "NCHW"
+    image_shape = [1, channels, height, width] if nchw else [1, height, width, channels]
+    mask_shape = [-1, 1, height, width] if nchw else [-1, height, width, 1]
+    model_output = "model/" + classifier.output_name
+
+    head = [
+        helper.make_node("Cast", ["mps_masks"], ["mask_f"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["mask_f", "mps_mask_shape"], ["mask_b"]),
+        helper.make_node("Sub", ["mps_image", "mps_baseline"], ["delta"]),
+        helper.make_node("Mul", ["mask_b", "delta"], ["revealed"]),
+        helper.make_node("Add", ["mps_baseline", "revealed"], ["model/" + classifier.input_name]),
+    ]
+    if classifier.config.output == "logits":
+        scores = [helper.make_node("Softmax", [model_output], ["probs"], axis=1)]
+    else:
+        scores = [helper.make_node("Identity", [model_output], ["probs"])]
+    tail = [
+        helper.make_node("ArgMax", ["probs"], ["top1_k"], axis=1, keepdims=1),
+        helper.make_node("GatherElements", ["probs", "top1_k"], ["top1_conf_k"], axis=1),
+        helper.make_node("Gather", ["probs", "mps_target"], ["target_conf_k"], axis=1),
+        helper.make_node("Reshape", ["top1_k", "mps_flat"], ["top1"]),
+        helper.make_node("Reshape", ["top1_conf_k", "mps_flat"], ["top1_confidence"]),
+        helper.make_node("Reshape", ["target_conf_k", "mps_flat"], ["target_confidence"]),
+    ]
+    constants = [
+        numpy_helper.from_array(np.array(mask_shape, dtype=np.int64), "mps_mask_shape"),
+        numpy_helper.from_array(np.array([-1], dtype=np.int64), "mps_flat"),
+    ]
+    graph = helper.make_graph(
+        head + list(inner.graph.node) + scores + tail,
+        "mps_masked_oracle",
+        inputs=[
+            helper.make_tensor_value_info("mps_image", TensorProto.FLOAT, image_shape),
+            helper.make_tensor_value_info("mps_baseline", TensorProto.FLOAT, image_shape),
+            helper.make_tensor_value_info("mps_masks", TensorProto.UINT8, ["batch", height, width]),
+            helper.make_tensor_value_info("mps_target", TensorProto.INT64, [1]),
+        ],
+        outputs=[
+            helper.make_tensor_value_info("top1", TensorProto.INT64, ["batch"]),
+            helper.make_tensor_value_info("top1_confidence", TensorProto.FLOAT, ["batch"]),
+            helper.make_tensor_value_info("target_confidence", TensorProto.FLOAT, ["batch"]),
+        ],
+        initializer=list(inner.graph.initializer) + constants,
+        value_info=list(inner.graph.value_info),
+        sparse_initializer=list(inner.graph.sparse_initializer),
+    )
+    wrapped = helper.make_model(
+        graph, opset_imports=list(inner.opset_import), producer_name="pytest-mps"
+    )
+    wrapped.functions.extend(inner.functions)
+    # Keep the original's IR version: onnx >= 1.23 would otherwise write one onnxruntime refuses.
+    wrapped.ir_version = classifier.proto.ir_version
+    return wrapped
+
+
+def _default_opset(proto: onnx.ModelProto) -> int:
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+class MaskedOracle:
+    """Evaluates batches of masks for one image at a time, counting every model evaluation.
+
+    ``device`` is ``cpu``, ``cuda`` or ``auto`` (CUDA when onnxruntime can use it). On CUDA the
+    image, baseline and target stay on the device (IO binding) and every batch is padded to the
+    one batch size, because each new input shape costs a cuDNN algorithm search there. The CPU
+    provider has no per-shape cost, so its last batch is not padded (padding would cost time).
+    """
+
+    def __init__(self, classifier: Classifier, device: str = "auto", batch_size: int | None = None):
+        import onnxruntime as ort
+
+        self.classifier = classifier
+        self.evaluations = 0
+        self.inference_seconds = 0.0
+        self._ort = ort
+        self._session, self.provider, self.provider_note = _open_session(
+            ort, wrap_model(classifier).SerializeToString(), device, classifier
+        )
+        self._feeds: dict[str, np.ndarray] = {}
+        self._binding = None
+        self._pad_batches = self.provider == CUDA
+        self.batch_size = classifier.fixed_batch or batch_size or self._choose_batch_size()
+
+    def set_image(self, image: np.ndarray, baseline: np.ndarray, target: int) -> None:
+        """Fix the image (model layout, batch of one), its baseline and the target class."""
+        target_array = np.array([target], dtype=np.int64)
+        self._feeds = {"mps_image": image, "mps_baseline": baseline, "mps_target": target_array}
+        if self.provider == CUDA:
+            self._binding = self._session.io_binding()
+            for name, value in self._feeds.items():
+                on_device = self._ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0)
+                self._binding.bind_ortvalue_input(name, on_device)
+            for name in ("top1", "top1_confidence", "target_confidence"):
+                self._binding.bind_output(name, "cpu")
+
+    def evaluate(self, masks: np.ndarray) -> Answers:
+        """Classify the image under each mask (``masks``: bool or uint8, [n, height, width])."""
+        masks = masks.astype(np.uint8, copy=False).reshape(-1, *masks.shape[-2:])
+        count = len(masks)
+        parts = [
+            self._run_batch(masks[i : i + self.batch_size])
+            for i in range(0, count, self.batch_size)
+        ]
+        self.evaluations += count
+        if not parts:
+            empty = np.zeros(0)
+            return Answers(empty.astype(np.int64), empty, empty)
+        return Answers(*(np.concatenate([p[k] for p in parts]) for k in range(3)))
+
+    def _run_batch(self, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        real = len(masks)
+        if real < self.batch_size and (self._pad_batches or self.classifier.fixed_batch):
+            padding = np.zeros((self.batch_size - real, *masks.shape[1:]), dtype=np.uint8)
+            masks = np.concatenate([masks, padding])
+        start = time.perf_counter()
+        if self._binding is not None:
+            self._binding.bind_cpu_input("mps_masks", np.ascontiguousarray(masks))
+            self._session.run_with_iobinding(self._binding)
+            outputs = self._binding.copy_outputs_to_cpu()
+        else:
+            outputs = self._session.run(None, {**self._feeds, "mps_masks": masks})
+        self.inference_seconds += time.perf_counter() - start
+        top1, top1_confidence, target_confidence = (np.asarray(o)[:real] for o in outputs)
+        return top1.astype(np.int64), top1_confidence, target_confidence
+
+    def _choose_batch_size(self) -> int:
+        """The largest batch that runs, bounded; on the CPU, the smallest as fast as the best.
+
+        On the CPU a bigger batch does not make one evaluation cheaper for real models (it can
+        make it dearer), so a short probe picks the smallest batch whose time per mask is within
+        10% of the best one measured.
+        """
+        height, width = self.classifier.height, self.classifier.width
+        channels = 1 if self.classifier.channels == "L" else 3
+        shape = (
+            (1, channels, height, width)
+            if self.classifier.layout == "NCHW"
+            else (1, height, width, channels)
+        )
+        zeros = np.zeros(shape, dtype=np.float32)
+        self.set_image(zeros, zeros, 0)
+        largest = self._largest_batch_that_runs(height, width)
+        if self.provider != CPU:
+            return largest
+        per_mask = {}
+        for size in sorted({1, 4, 16, largest} & set(range(1, largest + 1))):
+            self.batch_size = size
+            masks = np.ones((size, height, width), dtype=np.uint8)
+            self._run_batch(masks)  # warm-up
+            start = time.perf_counter()
+            for _ in range(2):
+                self._run_batch(masks)
+            per_mask[size] = (time.perf_counter() - start) / (2 * size)
+        best = min(per_mask.values())
+        self.inference_seconds = 0.0
+        return min(size for size, seconds in per_mask.items() if seconds <= 1.1 * best)
+
+    def _largest_batch_that_runs(self, height: int, width: int) -> int:
+        size = MAX_BATCH[self.provider]
+        while size > 1:
+            try:
+                self.batch_size = size
+                self._run_batch(np.ones((size, height, width), dtype=np.uint8))
+                return size
+            except Exception:  # out of memory: onnxruntime raises its own untyped errors
+                size //= 2
+        return 1
+
+
+def _open_session(ort, model_bytes: bytes, device: str, classifier: Classifier):
+    """An inference session on the requested device, and a note on the provider in use."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise MPSInputError(classifier.path, f"unknown device {device!r} (auto, cpu or cuda)")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = len(os.sched_getaffinity(0))
+    options.inter_op_num_threads = 1
+    note = ""
+    if device in ("auto", "cuda"):
+        if CUDA in ort.get_available_providers():
+            cuda = (CUDA, {"cudnn_conv_algo_search": "HEURISTIC"})
+            try:
+                session = ort.InferenceSession(model_bytes, options, providers=[cuda, CPU])
+                if session.get_providers()[0] == CUDA:
+                    return session, CUDA, "CUDA execution provider with IO binding"
+                note = "onnxruntime could not start CUDA (missing CUDA 13 or cuDNN 9 libraries?)"
+            except Exception as exc:
+                note = f"CUDA failed: {first_line(exc)}"
+        else:
+            available = ", ".join(ort.get_available_providers())
+            note = f"this onnxruntime has no CUDA provider ({available})"
+        if device == "cuda":
+            raise MPSInputError(classifier.path, f"--device cuda requested but {note}")
+    try:
+        session = ort.InferenceSession(model_bytes, options, providers=[CPU])
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MPSInputError(
+            classifier.path, f"onnxruntime cannot run this model ({reason})"
+        ) from None
+    threads = options.intra_op_num_threads
+    summary = f"CPU execution provider, {threads} threads"
+    return session, CPU, f"{summary}; {note}" if note else summary

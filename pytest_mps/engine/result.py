@@ -1,0 +1,59 @@
+"""The result of explaining one image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One image's minimal sufficient pixel set and everything needed to judge it.
+
+    ``mask`` is in the model-input grid, ``original_mask`` in the original image's grid (True =
+    pixel in the MPS). ``default_class`` marks an empty MPS: the all-baseline input already gives
+    the target. ``sufficient`` is False only when no subset can be (the unmasked image misses an
+    absolute confidence threshold); then the mask is the whole input.
+    """
+
+    image: str
+    target: int
+    target_label: str | None
+    target_confidence: float
+    mps_confidence: float
+    mask: np.ndarray
+    original_mask: np.ndarray
+    responsibility: np.ndarray
+    pixels: int
+    ratio: float
+    queries: int
+    seconds: float
+    inference_seconds: float
+    seed: int
+    provider: str
+    config: dict[str, Any]
+    sufficient: bool = True
+    default_class: bool = False
+    stages: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The scalar fields as plain JSON-ready data."""
+        return {
+            "image": self.image,
+            "target": self.target,
+            "target_label": self.target_label,
+            "target_confidence": self.target_confidence,
+            "mps_confidence": self.mps_confidence,
+            "mps_pixels": self.pixels,
+            "mps_ratio": self.ratio,
+            "queries": self.queries,
+            "seconds": self.seconds,
+            "inference_seconds": self.inference_seconds,
+            "sufficient": self.sufficient,
+            "default_class": self.default_class,
+            "seed": self.seed,
+            "provider": self.provider,
+            "stages": dict(self.stages),
+        }

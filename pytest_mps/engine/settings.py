@@ -1,0 +1,159 @@
+"""Engine settings: the presets, user overrides, sufficiency and baselines."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from pytest_mps.engine.extract import ExtractionSettings
+from pytest_mps.engine.modelconfig import ModelConfig
+from pytest_mps.engine.preprocess import normalise
+from pytest_mps.engine.responsibility import ResponsibilitySettings
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Fewer iterations (stopping once the ranking is stable), a batched prefix search and
+    # pruning down to single pixels: smaller sets for fewer model calls than ReX.
+    "default": {"iterations": 12, "wave": 3, "stable_overlap": 0.8},
+    # ReX 0.4.1's defaults: 20 iterations, prefixes grown 10 pixels at a time, no pruning.
+    "rex": {"iterations": 20, "prefix_step": 10, "prune_blocks": ()},
+}
+BASELINE_NAMES = ("zero", "mean", "blur")
+
+
+@dataclass(frozen=True)
+class Sufficiency:
+    """When a masked input counts as sufficient: same top-1, and optionally enough confidence."""
+
+    min_confidence: float | None = None
+    min_confidence_ratio: float | None = None
+
+    def threshold(self, original_confidence: float) -> float:
+        """The lowest target confidence a sufficient mask may have."""
+        absolute = self.min_confidence or 0.0
+        relative = (self.min_confidence_ratio or 0.0) * original_confidence
+        return max(absolute, relative)
+
+    @property
+    def mode(self) -> str:
+        return (
+            "top1"
+            if self.min_confidence is None and self.min_confidence_ratio is None
+            else ("top1+confidence")
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides an MPS, besides the model and the image."""
+
+    preset: str = "default"
+    seed: int = 0
+    baseline: str | tuple[int, int, int] = "zero"
+    sufficiency: Sufficiency = field(default_factory=Sufficiency)
+    responsibility: ResponsibilitySettings = field(default_factory=ResponsibilitySettings)
+    extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for reports, caches and baselines (sizes are comparable only when equal)."""
+        return dataclasses.asdict(self) | {"sufficiency_mode": self.sufficiency.mode}
+
+
+def make_settings(preset: str = "default", **options: Any) -> Settings:
+    """Settings from a preset plus overrides, e.g. ``iterations=8`` or ``prune=False``.
+
+    Options: ``seed``, ``baseline``, ``min_confidence``, ``min_confidence_ratio``, ``prune``
+    (bool), and every field of :class:`ResponsibilitySettings` and :class:`ExtractionSettings`.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r} (one of {', '.join(PRESETS)})")
+    values = {**PRESETS[preset], **options}
+    if values.pop("prune", True) is False:
+        values["prune_blocks"] = ()
+    top = {key: values.pop(key) for key in ("seed", "baseline") if key in values}
+    sufficiency = Sufficiency(
+        values.pop("min_confidence", None), values.pop("min_confidence_ratio", None)
+    )
+    responsibility = _pick(ResponsibilitySettings, values)
+    extraction = _pick(ExtractionSettings, values)
+    if values:
+        raise ValueError(f"unknown option {sorted(values)[0]!r}")
+    settings = Settings(
+        preset, sufficiency=sufficiency, responsibility=responsibility, extraction=extraction, **top
+    )
+    _validate(settings)
+    return settings
+
+
+def _pick(cls: type, values: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    chosen = {key: values.pop(key) for key in list(values) if key in names}
+    for key in ("split_shape", "prune_blocks"):
+        if key in chosen:
+            chosen[key] = tuple(chosen[key])
+    return cls(**chosen)
+
+
+def _validate(settings: Settings) -> None:
+    r, e, s = settings.responsibility, settings.extraction, settings.sufficiency
+    checks = [
+        (r.iterations >= 1, "iterations must be at least 1"),
+        (r.min_box_area >= 1, "min_box_area must be at least 1"),
+        (r.depth_limit >= 1, "depth_limit must be at least 1"),
+        (r.split in ("uniform", "betabinomial"), "split must be uniform or betabinomial"),
+        (r.combine in ("multiplicative", "additive"), "combine must be multiplicative or additive"),
+        (e.search_width >= 1, "search_width must be at least 1"),
+        (all(side >= 1 for side in e.prune_blocks), "prune_blocks must be positive sizes"),
+        (e.prefix_step is None or e.prefix_step >= 1, "prefix_step must be at least 1"),
+        (
+            s.min_confidence is None or 0 <= s.min_confidence <= 1,
+            "min_confidence must be in [0, 1]",
+        ),
+        (
+            s.min_confidence_ratio is None or 0 <= s.min_confidence_ratio <= 1,
+            "min_confidence_ratio must be in [0, 1]",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+    parse_baseline(settings.baseline)
+
+
+def parse_baseline(value: str | tuple[int, int, int] | list[int]) -> str | tuple[int, int, int]:
+    """``zero``, ``mean``, ``blur``, a colour ``#rrggbb`` or an (r, g, b) triple of 0..255."""
+    if isinstance(value, str):
+        if value in BASELINE_NAMES:
+            return value
+        if re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            return tuple(int(value[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+    elif (
+        isinstance(value, list | tuple)
+        and len(value) == 3
+        and all(isinstance(v, int) and 0 <= v <= 255 for v in value)
+    ):
+        return (int(value[0]), int(value[1]), int(value[2]))
+    raise ValueError(f"unknown baseline {value!r} (zero, mean, blur, #rrggbb or [r, g, b])")
+
+
+def make_baseline(
+    values: np.ndarray, baseline: str | tuple[int, int, int], config: ModelConfig, channels: str
+) -> np.ndarray:
+    """The baseline image in the model's value space, shaped like ``values`` (H, W, C)."""
+    choice = parse_baseline(baseline)
+    if choice == "zero":
+        return np.zeros_like(values)
+    if choice == "mean":
+        return np.broadcast_to(values.mean(axis=(0, 1), keepdims=True), values.shape).copy()
+    if choice == "blur":
+        sigma = max(1.0, min(values.shape[:2]) / 16)
+        return ndimage.gaussian_filter(values, sigma=(sigma, sigma, 0), mode="nearest")
+    colour = np.asarray(choice, dtype=np.float32)
+    if channels == "L":  # ITU-R 601-2 luma, as Pillow converts RGB to L
+        colour = np.array([colour @ np.array([0.299, 0.587, 0.114], dtype=np.float32)])
+    pixels = np.broadcast_to(colour, (*values.shape[:2], colour.size)).astype(np.float32)
+    return normalise(pixels, config, "RGB" if channels == "BGR" else channels)

@@ -1,0 +1,80 @@
+"""Hand-built ONNX classifiers whose true answers are known, for the engine's tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+SIZE = 32
+SQUARE = (slice(10, 18), slice(12, 20))  # rows, cols of the red (or bright) square
+
+
+def spot_detector(
+    path: Path,
+    *,
+    layout: str = "NCHW",
+    channels: int = 3,
+    batch: int | str = "batch",
+    output: str = "logits",
+    size: tuple[int, int] = (SIZE, SIZE),
+) -> Path:
+    """A fixed-weight classifier: class 1 exactly when a red (or, greyscale, bright) pixel shows.
+
+    Per pixel it scores ``r - g - b`` (greyscale: the value); class 1's logit is the maximum
+    score minus 0.5 and class 0's is 0.5 minus it. One clearly red pixel is therefore enough.
+    """
+    height, width = size
+    shape = (
+        [batch, channels, height, width] if layout == "NCHW" else [batch, height, width, channels]
+    )
+    weights = np.array([1.0, -1.0, -1.0] if channels == 3 else [1.0], dtype=np.float32)
+    nodes = []
+    source = "image"
+    if layout == "NHWC":
+        nodes.append(helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]))
+        source = "nchw"
+    nodes += [
+        helper.make_node("Conv", [source, "redness_w"], ["redness"]),
+        helper.make_node("GlobalMaxPool", ["redness"], ["peak"]),
+        helper.make_node("Flatten", ["peak"], ["peak2d"]),
+        helper.make_node("MatMul", ["peak2d", "head_w"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "head_b"], ["logits" if output == "logits" else "raw"]),
+    ]
+    if output == "probabilities":
+        nodes.append(helper.make_node("Softmax", ["raw"], ["logits"], axis=1))
+    initializers = [
+        numpy_helper.from_array(weights.reshape(1, channels, 1, 1), "redness_w"),
+        numpy_helper.from_array(np.array([[-1.0, 1.0]], dtype=np.float32), "head_w"),
+        numpy_helper.from_array(np.array([0.5, -0.5], dtype=np.float32), "head_b"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "spot_detector",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 2])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def spot_image(path: Path, *, channels: int = 3, seed: int = 0, size: int = SIZE) -> Path:
+    """A noisy greenish/dark picture with the square of ``SQUARE`` in red (or white)."""
+    rng = np.random.default_rng(seed)
+    if channels == 3:
+        pixels = rng.integers(0, 90, (size, size, 3)).astype(np.uint8)
+        pixels[:, :, 1] += 100  # green background: strongly negative redness
+        pixels[SQUARE] = (230, 20, 20)
+        Image.fromarray(pixels, "RGB").save(path)
+    else:
+        pixels = rng.integers(0, 90, (size, size)).astype(np.uint8)
+        pixels[SQUARE] = 240
+        Image.fromarray(pixels, "L").save(path)
+    return path
