@@ -192,7 +192,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out-dir", required=True, help="where results.json and masks go")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=1, help="ReX batch_size (default 1)")
-    parser.add_argument("--intra-op-threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="onnxruntime intra-op threads (default: usable cores, as pytest-mps; 0: ORT default)",
+    )
     parser.add_argument("--inter-op-threads", type=int, default=1)
     parser.add_argument("--torch-threads", type=int, default=1)
     return parser.parse_args(argv)
@@ -212,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     session = make_session(opts.model, opts.intra_op_threads, opts.inter_op_threads)
     predict, model_shape = OnnxRunner(session, Setup.PYTORCH, "cpu").gen_prediction_function()
     load_seconds = time.perf_counter() - load_start
+    if isinstance(model_shape[0], int) and model_shape[0] < args.batch_size:
+        args.batch_size = model_shape[0]  # as ReX's explanation() does for fixed-batch models
 
     results = []
     for entry in entries:

@@ -1,0 +1,600 @@
+"""Measure pytest-mps against ReX 0.4.1 on the same models and the same input tensors.
+
+Runs in the project's virtualenv (``.venv``, with pytest_mps installed). For each model:
+
+1. our engine preprocesses every image; the tensors are saved as ``.npy`` for ReX;
+2. our engine explains every image (``Engine.explain``), timed from outside the call;
+3. ``rex_runner.py`` explains the same tensors inside ``benchmarks/.venv-rex``;
+4. every mask of both tools is re-verified with a plain onnxruntime session on the original model;
+5. a Markdown section for the model is written into ``benchmarks/RESULTS.md``.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench.py                      # both models, default images
+    .venv/bin/python benchmarks/bench.py --models cnn --limit 5
+    .venv/bin/python benchmarks/bench.py --models lite0 --skip-rex   # reuse benchmarks/out/
+"""
+
+from __future__ import annotations
+
+import os
+
+# The same thread environment for both tools (ReX's torch reads it; see README "Fairness").
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse
+import datetime as dt
+import json
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out"
+RESULTS = HERE / "RESULTS.md"
+REX_PYTHON = HERE / ".venv-rex" / "bin" / "python"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    model: str
+    images: str
+    limit: int | None
+    targets: dict[str, float]  # speed-up (ReX s / ours s) and onnxruntime share we must show
+
+
+MODELS = {
+    "cnn": ModelSpec(
+        "cnn", "fixtures/fashion/cnn.onnx", "fixtures/fashion/test", 20, {"speedup": 5.0}
+    ),
+    "lite0": ModelSpec(
+        "lite0",
+        "fixtures/imagenet/efficientnet_lite0.onnx",
+        "fixtures/photos",
+        None,
+        {"speedup": 3.0, "ort_share": 0.85},
+    ),
+}
+
+
+@dataclass
+class Record:
+    """One tool's figures for one image (seconds exclude start-up and model load)."""
+
+    image: str
+    target: int | None = None
+    seconds: float | None = None
+    evals: int | None = None
+    onnx_seconds: float | None = None
+    mps_pixels: int | None = None
+    input_pixels: int | None = None
+    mask: str | None = None
+    verified: bool | None = None
+    verified_target: int | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ToolRun:
+    tool: str
+    load_seconds: float
+    records: list[Record]
+    settings: dict[str, Any]
+    versions: dict[str, str]
+    loadavg: tuple[float, float]  # 1-minute load average before and after
+    reused: bool = False  # ReX figures read back from benchmarks/out/ (--skip-rex)
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def list_images(folder: Path, limit: int | None) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return files[:limit] if limit else files
+
+
+def dump_tensors(engine: Any, images: list[Path], folder: Path) -> list[dict[str, str]]:
+    """Our preprocessing of every image, saved for ReX; the manifest rex_runner.py reads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = []
+    for image in images:
+        tensor = np.ascontiguousarray(engine.preprocess(image), dtype=np.float32)
+        path = folder / f"{image.stem}.npy"
+        np.save(path, tensor)
+        manifest.append({"image": str(image), "tensor": str(path)})
+    return manifest
+
+
+# ---------------------------------------------------------------- our engine
+
+
+def run_ours(spec: ModelSpec, images: list[Path], seed: int, out: Path) -> tuple[ToolRun, list]:
+    from pytest_mps import Engine
+
+    load_start = time.perf_counter()
+    engine = Engine(ROOT / spec.model, config=None, device="cpu", preset="default", seed=seed)
+    load_seconds = time.perf_counter() - load_start
+    manifest = dump_tensors(engine, images, out / "tensors")
+    mask_dir = out / "ours" / "masks"
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    before = os.getloadavg()[0]
+    records = [_explain_ours(engine, image, mask_dir) for image in images]
+    run = ToolRun(
+        tool="pytest-mps",
+        load_seconds=load_seconds,
+        records=records,
+        settings=_jsonable(engine.describe()),
+        versions={"onnxruntime": ort.__version__, "provider": engine.provider},
+        loadavg=(before, os.getloadavg()[0]),
+    )
+    _save_run(run, out / "ours" / "results.json")
+    return run, manifest
+
+
+def _explain_ours(engine: Any, image: Path, mask_dir: Path) -> Record:
+    start = time.perf_counter()
+    result = engine.explain(image)
+    wall = time.perf_counter() - start
+    mask_path = mask_dir / f"{image.stem}.npy"
+    np.save(mask_path, np.asarray(result.mask, dtype=bool))
+    print(f"ours {image.name}: {wall:.2f}s evals={result.queries} pixels={result.pixels}")
+    return Record(
+        image=str(image),
+        target=int(result.target),
+        seconds=wall,
+        evals=int(result.queries),
+        onnx_seconds=float(result.inference_seconds),
+        mps_pixels=int(result.pixels),
+        input_pixels=int(result.mask.size),
+        mask=str(mask_path),
+        extra={
+            "engine_seconds": float(result.seconds),
+            "stages": dict(result.stages),
+            "default_class": bool(result.default_class),
+            "target_confidence": float(result.target_confidence),
+            "mps_confidence": float(result.mps_confidence),
+        },
+    )
+
+
+# ---------------------------------------------------------------- ReX
+
+
+def run_rex(
+    spec: ModelSpec, manifest: list[dict[str, str]], opts: argparse.Namespace, out: Path
+) -> ToolRun:
+    rex_out = out / "rex"
+    if not opts.skip_rex:
+        _call_rex_runner(spec, manifest, opts, rex_out)
+    results_file = rex_out / "results.json"
+    if not results_file.exists():
+        raise SystemExit(f"no ReX results at {results_file}: run without --skip-rex first")
+    data = json.loads(results_file.read_text())
+    wanted = {entry["image"] for entry in manifest}
+    records = [_rex_record(item) for item in data["images"] if item["image"] in wanted]
+    missing = wanted - {r.image for r in records}
+    if missing:
+        print(f"warning: ReX results lack {len(missing)} image(s): {sorted(missing)}")
+    return ToolRun(
+        tool="ReX",
+        load_seconds=float(data["load_seconds"]),
+        records=records,
+        settings=data["settings"],
+        versions={k: data[k] for k in ("version", "onnxruntime", "torch")},
+        loadavg=tuple(data.get("loadavg", (float("nan"), float("nan")))),
+        reused=opts.skip_rex,
+    )
+
+
+def _call_rex_runner(
+    spec: ModelSpec, manifest: list[dict[str, str]], opts: argparse.Namespace, rex_out: Path
+) -> None:
+    if not REX_PYTHON.exists():
+        raise SystemExit(f"{REX_PYTHON} missing: run `bash benchmarks/setup_rex.sh` first")
+    rex_out.mkdir(parents=True, exist_ok=True)
+    manifest_path = rex_out / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    command = [
+        str(REX_PYTHON), str(HERE / "rex_runner.py"),
+        "--model", str(ROOT / spec.model),
+        "--manifest", str(manifest_path),
+        "--out-dir", str(rex_out),
+        "--seed", str(opts.seed),
+        "--batch-size", str(opts.rex_batch_size),
+        "--intra-op-threads", str(opts.threads),
+        "--inter-op-threads", "1",
+        "--torch-threads", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    before = os.getloadavg()[0]
+    with open(rex_out / "log.txt", "w") as log:
+        process = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    after = os.getloadavg()[0]
+    if process.returncode != 0:
+        raise SystemExit(f"rex_runner.py failed ({process.returncode}); see {rex_out}/log.txt")
+    results_file = rex_out / "results.json"
+    data = json.loads(results_file.read_text())
+    data["loadavg"] = [before, after]
+    results_file.write_text(json.dumps(data, indent=2))
+
+
+def _rex_record(item: dict[str, Any]) -> Record:
+    print(
+        f"rex  {Path(item['image']).name}: {item['seconds']:.2f}s evals={item['evals']} "
+        f"pixels={item['mps_pixels']}" + (f" error={item['error']}" if item["error"] else "")
+    )
+    return Record(
+        image=item["image"],
+        target=item["target"],
+        seconds=item["seconds"],
+        evals=item["evals"],
+        onnx_seconds=item["onnx_seconds"],
+        mps_pixels=item["mps_pixels"],
+        input_pixels=item["input_pixels"],
+        mask=item["mask"],
+        error=item["error"],
+        extra={
+            k: item.get(k)
+            for k in ("evals_responsibility", "evals_extraction", "onnx_calls", "mps_confidence")
+        },
+    )
+
+
+# ---------------------------------------------------------------- verification
+
+
+class Verifier:
+    """Re-checks masks with a plain session on the original model: baseline 0 where False."""
+
+    def __init__(self, model: Path, threads: int) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def top1(self, tensor: np.ndarray) -> int:
+        output = self.session.run(None, {self.input_name: tensor.astype(np.float32)})[0]
+        return int(np.argmax(output.reshape(output.shape[0], -1)[0]))
+
+    def check(self, tensor: np.ndarray, mask: np.ndarray) -> tuple[bool, int]:
+        """(sufficient, top-1 of the masked input)."""
+        masked = np.where(broadcast_mask(mask, tensor.shape), tensor, 0).astype(np.float32)
+        top = self.top1(masked)
+        return top == self.top1(tensor), top
+
+
+def broadcast_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A bool [H, W] mask shaped to broadcast against a [1, ...] tensor in NCHW or NHWC."""
+    height, width = mask.shape
+    if len(shape) == 3:  # [1, H, W]
+        return mask[None]
+    if shape[2:] == (height, width):  # NCHW
+        return mask[None, None]
+    if shape[1:3] == (height, width):  # NHWC
+        return mask[None, :, :, None]
+    raise ValueError(f"mask {mask.shape} does not match input tensor {shape}")
+
+
+def verify_all(verifier: Verifier, run: ToolRun, manifest: list[dict[str, str]]) -> None:
+    tensors = {entry["image"]: entry["tensor"] for entry in manifest}
+    for record in run.records:
+        if record.mask is None:
+            continue
+        tensor = np.load(tensors[record.image])
+        record.verified, record.verified_target = verifier.check(tensor, np.load(record.mask))
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _ok(run: ToolRun) -> list[Record]:
+    return [r for r in run.records if r.error is None and r.seconds is not None]
+
+
+def median_of(run: ToolRun, key: str) -> float | None:
+    values = [getattr(r, key) for r in _ok(run) if getattr(r, key) is not None]
+    return statistics.median(values) if values else None
+
+
+def ort_share(run: ToolRun) -> float | None:
+    records = _ok(run)
+    total = sum(r.seconds for r in records)
+    return sum(r.onnx_seconds for r in records) / total if total else None
+
+
+def verified_count(run: ToolRun) -> str:
+    return f"{sum(1 for r in run.records if r.verified)}/{len(run.records)}"
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine_lines(rex: ToolRun) -> list[str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return [
+        f"- Machine: `nproc` = {nproc}, {cpu}, Python {platform.python_version()}, "
+        f"onnxruntime {ort.__version__} (ours) / {rex.versions.get('onnxruntime')} (ReX venv, "
+        f"with torch {rex.versions.get('torch')}).",
+    ]
+
+
+def summary_table(ours: ToolRun, rex: ToolRun) -> list[str]:
+    rows = [
+        ("median seconds per image", "seconds"),
+        ("median model evaluations per image", "evals"),
+        ("median MPS pixels", "mps_pixels"),
+    ]
+    lines = [
+        "| per image (start-up excluded) | pytest-mps | ReX 0.4.1 | ReX / ours |",
+        "|---|---|---|---|",
+    ]
+    for label, key in rows:
+        a, b = median_of(ours, key), median_of(rex, key)
+        lines.append(f"| {label} | {fmt(a)} | {fmt(b)} | {fmt(ratio(b, a))} |")
+    mean_a, mean_b = _mean(ours, "seconds"), _mean(rex, "seconds")
+    lines.append(
+        f"| mean seconds per image | {fmt(mean_a)} | {fmt(mean_b)} | {fmt(ratio(mean_b, mean_a))} |"
+    )
+    pixels = median_of(ours, "input_pixels")
+    share_a = ratio(median_of(ours, "mps_pixels"), pixels)
+    share_b = ratio(median_of(rex, "mps_pixels"), pixels)
+    errors_a = sum(1 for r in ours.records if r.error)
+    errors_b = sum(1 for r in rex.records if r.error)
+    lines += [
+        f"| median MPS size (share of input) | {pct(share_a)} | {pct(share_b)} | |",
+        f"| share of wall time inside onnxruntime | {pct(ort_share(ours))} "
+        f"| {pct(ort_share(rex))} | |",
+        f"| masks verified sufficient | {verified_count(ours)} | {verified_count(rex)} | |",
+        f"| errors | {errors_a} | {errors_b} | |",
+        f"| start-up incl. model load (excluded above) | {fmt(ours.load_seconds)} s "
+        f"| {fmt(rex.load_seconds)} s | |",
+    ]
+    return lines
+
+
+def _mean(run: ToolRun, key: str) -> float | None:
+    values = [getattr(r, key) for r in _ok(run)]
+    return statistics.fmean(values) if values else None
+
+
+def targets_table(spec: ModelSpec, ours: ToolRun, rex: ToolRun) -> list[str]:
+    speedup = ratio(median_of(rex, "seconds"), median_of(ours, "seconds"))
+    ours_px, rex_px = median_of(ours, "mps_pixels"), median_of(rex, "mps_pixels")
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    need = spec.targets["speedup"]
+    lines.append(
+        f"| ≥{need:g}x less time per image than ReX (medians) | {fmt(speedup)}x | "
+        f"{_yes(speedup is not None and speedup >= need)} |"
+    )
+    lines.append(
+        f"| median MPS no larger than ReX's | {fmt(ours_px)} vs {fmt(rex_px)} px | "
+        f"{_yes(ours_px is not None and rex_px is not None and ours_px <= rex_px)} |"
+    )
+    if "ort_share" in spec.targets:
+        share, need_share = ort_share(ours), spec.targets["ort_share"]
+        lines.append(
+            f"| ≥{pct(need_share)} of our time inside onnxruntime | {pct(share)} | "
+            f"{_yes(share is not None and share >= need_share)} |"
+        )
+    all_verified = all(r.verified for r in ours.records)
+    lines.append(
+        f"| every MPS of ours verified sufficient | {verified_count(ours)} | {_yes(all_verified)} |"
+    )
+    return lines
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
+def per_image_table(ours: ToolRun, rex: ToolRun) -> list[str]:
+    by_image = {r.image: r for r in rex.records}
+    lines = [
+        "| image | target ours / ReX | seconds ours / ReX | evals ours / ReX "
+        "| MPS px ours / ReX | in onnxruntime ours / ReX | verified ours / ReX |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in ours.records:
+        b = by_image.get(a.image, Record(image=a.image, error="missing"))
+        lines.append(
+            f"| {Path(a.image).name} | {a.target} / {_or_error(b, b.target)} "
+            f"| {fmt(a.seconds)} / {_or_error(b, fmt(b.seconds))} "
+            f"| {fmt(a.evals)} / {fmt(b.evals)} "
+            f"| {fmt(a.mps_pixels)} / {_or_error(b, fmt(b.mps_pixels))} "
+            f"| {pct(ratio(a.onnx_seconds, a.seconds))} / {pct(ratio(b.onnx_seconds, b.seconds))} "
+            f"| {_verified(a)} / {_verified(b)} |"
+        )
+    return lines
+
+
+def _or_error(record: Record, value: Any) -> str:
+    return f"error: {record.error}" if record.error else str(value)
+
+
+def _verified(record: Record) -> str:
+    if record.verified is None:
+        return "n/a"
+    return "yes" if record.verified else f"**no** (top-1 {record.verified_target})"
+
+
+def settings_lines(ours: ToolRun, rex: ToolRun, threads: int) -> list[str]:
+    ours_settings = {k: v for k, v in ours.settings.items() if k not in ("model_sha256",)}
+    rex_keys = [
+        "iters",
+        "min_box_size",
+        "tree_depth",
+        "distribution",
+        "responsibility_style",
+        "chunk_size",
+        "mask_value",
+        "strategy",
+        "batch_size",
+        "queue_style",
+        "queue_len",
+        "seed",
+    ]
+    rex_settings = ", ".join(f"{k}={rex.settings.get(k)}" for k in rex_keys)
+    return [
+        f"- Threads, both tools: onnxruntime CPU provider, intra_op_num_threads={threads}, "
+        "inter_op_num_threads=1; OMP_NUM_THREADS=1 (ReX: torch.set_num_threads(1)).",
+        f"- pytest-mps: preset `default`, provider {ours.versions.get('provider')}; settings: "
+        f"`{json.dumps(ours_settings, sort_keys=True)}`",
+        f"- ReX {rex.versions.get('version')}: its defaults ({rex_settings}), `gpu = false`.",
+        f"- 1-minute load average before/after: ours {fmt(ours.loadavg[0], 2)} / "
+        f"{fmt(ours.loadavg[1], 2)}, ReX {fmt(rex.loadavg[0], 2)} / {fmt(rex.loadavg[1], 2)}.",
+    ]
+
+
+def section(spec: ModelSpec, images: list[Path], ours: ToolRun, rex: ToolRun, threads: int) -> str:
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = shlex.join(["python", "benchmarks/bench.py", *sys.argv[1:]])
+    lines = [
+        f"<!-- bench:{spec.name}:start -->",
+        f"## {spec.name}: `{spec.model}`, {len(images)} images from `{spec.images}`",
+        "",
+        f"- Run {when}: `{command}`{REUSED if rex.reused else ''}",
+        *machine_lines(rex),
+        *settings_lines(ours, rex, threads),
+        "",
+        *summary_table(ours, rex),
+        "",
+        "Targets:",
+        "",
+        *targets_table(spec, ours, rex),
+        "",
+        "<details><summary>Per image</summary>",
+        "",
+        *per_image_table(ours, rex),
+        "",
+        "</details>",
+        f"<!-- bench:{spec.name}:end -->",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+REUSED = " (ReX figures reused from benchmarks/out/)"
+HEADER = """# Benchmark results: pytest-mps against ReX 0.4.1
+
+Written by `benchmarks/bench.py` (see `benchmarks/README.md` for what is measured and how).
+Each section is replaced when its model is benchmarked again.
+"""
+
+
+def write_section(text: str, name: str, path: Path = RESULTS) -> None:
+    content = path.read_text() if path.exists() else HEADER
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    if start in content and end in content:
+        before, rest = content.split(start, 1)
+        after = rest.split(end, 1)[1].lstrip("\n")
+        content = before + text + ("\n" + after if after else "")
+    else:
+        content = content.rstrip("\n") + "\n\n" + text
+    path.write_text(content)
+
+
+# ---------------------------------------------------------------- driver
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _save_run(run: ToolRun, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(run), indent=2))
+
+
+def bench_model(spec: ModelSpec, opts: argparse.Namespace) -> None:
+    model = ROOT / spec.model
+    if not model.exists():
+        raise SystemExit(f"{model} missing: build the fixtures first")
+    images = list_images(ROOT / spec.images, opts.limit or spec.limit)
+    out = OUT / spec.name
+    print(f"== {spec.name}: {len(images)} images, model {spec.model}")
+    ours, manifest = run_ours(spec, images, opts.seed, out)
+    rex = run_rex(spec, manifest, opts, out)
+    verifier = Verifier(model, opts.threads)
+    verify_all(verifier, ours, manifest)
+    verify_all(verifier, rex, manifest)
+    _save_run(ours, out / "ours" / "results.json")
+    text = section(spec, images, ours, rex, opts.threads)
+    write_section(text, spec.name)
+    print(text)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="pytest-mps against ReX 0.4.1")
+    parser.add_argument("--models", default="cnn,lite0", help="comma list of: cnn, lite0")
+    parser.add_argument("--limit", type=int, default=None, help="at most N images per model")
+    parser.add_argument("--skip-rex", action="store_true", help="reuse benchmarks/out/ ReX JSON")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rex-batch-size", type=int, default=1, help="ReX batch_size (its default: 1)"
+    )
+    parser.add_argument(
+        "--cores",
+        type=int,
+        default=None,
+        help="pin both tools to the first N usable cores (default: all); onnxruntime then "
+        "uses N intra-op threads in both",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    if opts.cores:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: opts.cores])
+    # Our engine sizes its onnxruntime pool to the usable cores; ReX gets the same number.
+    opts.threads = len(os.sched_getaffinity(0))
+    names = [n.strip() for n in opts.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise SystemExit(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
+    for name in names:
+        bench_model(MODELS[name], opts)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
