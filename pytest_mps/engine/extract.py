@@ -21,12 +21,16 @@ class ExtractionSettings:
 
     ``prefix_step``: ReX's fixed steps (pixels per step, evaluated one after another) instead of
     the search; ``search_width``: candidates per model call in the prefix search and pruning;
-    ``prune_blocks``: square block sides pruned in turn (``()`` switches pruning off).
+    ``prune_blocks``: square block sides pruned in turn (``()`` switches pruning off);
+    ``prune_budget``: the most model evaluations pruning may spend (``None``: no limit). Pruning
+    to single pixels is where a large set gets expensive, so the budget is the lever between
+    speed and size.
     """
 
     prefix_step: int | None = None
     search_width: int = 1
     prune_blocks: tuple[int, ...] = (8, 2, 1)
+    prune_budget: int | None = None
 
 
 def rank_pixels(values: np.ndarray) -> np.ndarray:
@@ -104,47 +108,41 @@ def prune(
     mask: np.ndarray, values: np.ndarray, passes: Passes, settings: ExtractionSettings
 ) -> np.ndarray:
     """Remove blocks, then smaller blocks, then pixels, while the set stays sufficient."""
+    budget = [settings.prune_budget if settings.prune_budget is not None else np.inf]
     for side in settings.prune_blocks:
-        mask = _prune_blocks(mask, values, side, passes, settings.search_width)
+        mask = _prune_blocks(mask, values, side, passes, settings.search_width, budget)
     return mask
 
 
 def _prune_blocks(
-    mask: np.ndarray, values: np.ndarray, side: int, passes: Passes, width: int
+    mask: np.ndarray,
+    values: np.ndarray,
+    side: int,
+    passes: Passes,
+    width: int,
+    budget: list[float],
 ) -> np.ndarray:
     """Greedy removal of ``side`` x ``side`` blocks in ascending responsibility, galloping.
 
-    Each round tries removing the next ``s`` blocks for a few stride values ``s`` around the
-    current stride; the largest removal that stays sufficient is kept and the stride doubles.
-    When even the smallest fails at stride 1, the next block is needed and is kept.
+    Each round tries removing the next ``s`` blocks for a few strides ``s`` around the current
+    stride; the largest removal that stays sufficient is kept and the stride doubles. When even
+    the smallest fails at stride 1, the next block is needed and is kept. ``budget[0]`` holds
+    the evaluations left; the pass stops, keeping the last sufficient set, when it runs out.
     """
-    rows, cols = np.indices(mask.shape)
-    block = (rows // side) * (-(-mask.shape[1] // side)) + cols // side
-    present = np.unique(block[mask])
-    if present.size <= 1:
-        return mask
-    score = np.bincount(block[mask], weights=values[mask], minlength=block.max() + 1)
-    count = np.bincount(block[mask], minlength=block.max() + 1)
-    mean = score[present] / count[present]
-    order = present[np.lexsort((present, mean))]
-    rank = np.full(block.max() + 1, order.size)
-    rank[order] = np.arange(order.size)
-    block_rank = rank[block]
-
+    block_rank, blocks = _block_ranks(mask, values, side)
     start, stride = 0, 1
-    while start < order.size:
-        remaining = order.size - start
-        strides = _strides_around(stride, width, remaining)
-        candidates = np.stack(
-            [mask & ~((block_rank >= start) & (block_rank < start + s)) for s in strides]
-        )
+    while start < blocks:
+        strides = _strides_around(stride, width, blocks - start)
+        candidates = [mask & ~((block_rank >= start) & (block_rank < start + s)) for s in strides]
         # Never propose the empty set: the engine has already found that it does not pass.
-        keep = candidates.reshape(len(strides), -1).any(axis=1)
-        verdicts = passes(candidates[keep]) if keep.any() else np.zeros(0, dtype=bool)
-        accepted = [s for s, ok in zip(np.asarray(strides)[keep], verdicts, strict=True) if ok]
+        tried = [(s, c) for s, c in zip(strides, candidates, strict=True) if c.any()]
+        if len(tried) > budget[0]:
+            break
+        budget[0] -= len(tried)
+        verdicts = passes(np.stack([c for _, c in tried])) if tried else []
+        accepted = [(s, c) for (s, c), ok in zip(tried, verdicts, strict=True) if ok]
         if accepted:
-            best = max(accepted)
-            mask = candidates[strides.index(best)]
+            best, mask = max(accepted, key=lambda pair: pair[0])
             start += best
             stride = best * 2
         elif strides[0] == 1:
@@ -153,6 +151,19 @@ def _prune_blocks(
         else:
             stride = max(1, strides[0] // 2)
     return mask
+
+
+def _block_ranks(mask: np.ndarray, values: np.ndarray, side: int) -> tuple[np.ndarray, int]:
+    """Each pixel's block position in the removal order (least responsible block first)."""
+    rows, cols = np.indices(mask.shape)
+    block = (rows // side) * (-(-mask.shape[1] // side)) + cols // side
+    present = np.unique(block[mask])
+    totals = np.bincount(block[mask], weights=values[mask], minlength=block.max() + 1)
+    counts = np.bincount(block[mask], minlength=block.max() + 1)
+    order = present[np.lexsort((present, totals[present] / counts[present]))]
+    rank = np.full(block.max() + 1, order.size)
+    rank[order] = np.arange(order.size)
+    return rank[block], order.size
 
 
 def _strides_around(stride: int, width: int, remaining: int) -> list[int]:

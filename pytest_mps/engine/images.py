@@ -39,6 +39,13 @@ def list_images(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return paths
 
 
+def check_images(paths: list[Path]) -> list[Path]:
+    """Decode every image once, so that a bad file fails before any model work starts."""
+    for path in paths:
+        load_image(path, "RGB")
+    return paths
+
+
 def load_image(path: str | os.PathLike[str], channels: str) -> Image.Image:
     """Load an image with its EXIF orientation applied, as ``RGB`` (3 channels) or ``L`` (1).
 

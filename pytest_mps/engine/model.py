@@ -116,7 +116,8 @@ def _describe(path: Path, proto: onnx.ModelProto, sha256: str, config: ModelConf
     channels = config.channels or ("L" if channel_dim == 1 else "RGB")
     if (channels == "L") != (channel_dim == 1):
         raise MPSInputError(
-            path, f"config says channels {channels} but the model input has {channel_dim}"
+            config.source or path,
+            f"config says channels {channels} but the model input has {channel_dim}",
         )
     out_dims = _dims(output)
     if len(out_dims) != 2:

@@ -129,7 +129,9 @@ def _run_trees(
                 best[id(mutant.tree)] = mutant
         for tree in live:
             chosen = best.get(id(tree))
-            tree.job = chosen.boxes if chosen is not None else []
+            # As in ReX, the next job is the children the mutant revealed; its static parts,
+            # already refined, drop out of the search.
+            tree.job = chosen.revealed if chosen is not None else []
         live = [tree for tree in live if tree.job]
     return [tree.values for tree in trees], evaluations
 

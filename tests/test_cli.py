@@ -1,0 +1,197 @@
+"""The ``pytest-mps explain`` command: its JSON and mask contract, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from support import SQUARE, assert_sufficient, spot_detector, spot_image
+
+from pytest_mps import Engine
+from pytest_mps.cli import main
+
+
+def test_explain_writes_json_and_mask_pngs(tmp_path, spot_model, capsys):
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    pictures = [spot_image(folder / "b.png", seed=1), spot_image(folder / "sub" / "a.png", seed=2)]
+    out = tmp_path / "out.json"
+
+    status = main(
+        [
+            "explain",
+            str(spot_model),
+            str(folder),
+            "--json",
+            str(out),
+            "--masks",
+            str(tmp_path / "masks"),
+            "--device",
+            "cpu",
+            "--seed",
+            "3",
+        ]
+    )
+
+    assert status == 0
+    records = json.loads(out.read_text())
+    assert [r["image"] for r in records] == [str(folder / "b.png"), str(folder / "sub" / "a.png")]
+    engine = Engine(spot_model, device="cpu", seed=3)
+    for record, picture in zip(records, pictures, strict=True):
+        for key in (
+            "target",
+            "target_confidence",
+            "mps_confidence",
+            "mps_pixels",
+            "mps_ratio",
+            "queries",
+            "seconds",
+            "mask",
+        ):
+            assert key in record
+        assert record["target"] == 1 and record["queries"] > 0
+        mask_image = Image.open(record["mask"])
+        assert mask_image.mode == "L" and mask_image.size == (32, 32)
+        mask = np.asarray(mask_image)
+        assert set(np.unique(mask)) <= {0, 255}
+        assert int((mask == 255).sum()) == record["mps_pixels"]
+        assert mask[SQUARE].any()
+        result = engine.explain(picture)
+        assert np.array_equal(result.mask, mask == 255), "CLI and API disagree for one seed"
+        assert_sufficient(spot_model, engine, result)
+    assert "MPS of 2 image(s)" in capsys.readouterr().out
+
+
+def _one_line_error(capsys, argv) -> str:
+    status = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_missing_model_file(tmp_path, spot_picture, capsys):
+    err = _one_line_error(capsys, ["explain", str(tmp_path / "no.onnx"), str(spot_picture)])
+    assert "no.onnx: model file not found" in err
+
+
+def test_not_an_onnx_model(tmp_path, spot_picture, capsys):
+    fake = tmp_path / "fake.onnx"
+    fake.write_text("this is not protobuf")
+    err = _one_line_error(capsys, ["explain", str(fake), str(spot_picture)])
+    assert "fake.onnx: not an ONNX model" in err
+
+
+def test_unsupported_input_shape(tmp_path, spot_picture, capsys):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "flat",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 10])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "flat.onnx"
+    path.write_bytes(model.SerializeToString())
+    err = _one_line_error(capsys, ["explain", str(path), str(spot_picture)])
+    assert "flat.onnx: unsupported input shape [n, 10]" in err
+
+
+def test_unsupported_output_shape(tmp_path, spot_picture, capsys):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "image_out",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, 32, 32])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "seg.onnx"
+    path.write_bytes(model.SerializeToString())
+    err = _one_line_error(capsys, ["explain", str(path), str(spot_picture)])
+    assert "seg.onnx: unsupported output shape" in err
+
+
+def test_unreadable_image(tmp_path, spot_model, capsys):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    err = _one_line_error(capsys, ["explain", str(spot_model), str(broken), "--device", "cpu"])
+    assert "broken.png: not a readable image" in err
+
+
+def test_empty_image_folder(tmp_path, spot_model, capsys):
+    (tmp_path / "empty").mkdir()
+    err = _one_line_error(capsys, ["explain", str(spot_model), str(tmp_path / "empty")])
+    assert "empty: folder contains no images" in err
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("preprocess:\n  crops: 224\n", "unknown key 'preprocess.crops'"),
+        ("preprocess:\n  channels: RGBA\n", "invalid value for 'preprocess.channels'"),
+        ("preprocess:\n  scale: [0]\n", "invalid value for 'preprocess.scale'"),
+        ("preprocess:\n  std: [0, 1, 1]\n", "invalid value for 'preprocess.std'"),
+        ("preprocess:\n  mean: [0.5, 0.5]\n", "preprocess.mean has 2 values"),
+        ("output: scores\n", "invalid value for 'output'"),
+        ("preprocess: [oops\n", "invalid YAML"),
+        ("labels: missing.txt\n", "missing.txt: labels file not found"),
+        ("preprocess:\n  channels: L\n", "config says channels L but the model input has 3"),
+    ],
+)
+def test_invalid_yaml_names_the_file_and_the_problem(
+    tmp_path, spot_picture, capsys, yaml_text, expected
+):
+    model = spot_detector(tmp_path / "model.onnx")
+    (tmp_path / "model.yaml").write_text(yaml_text)
+    err = _one_line_error(capsys, ["explain", str(model), str(spot_picture)])
+    assert expected in err
+    assert "model.yaml" in err or "missing.txt" in err
+
+
+def test_labels_must_match_the_number_of_classes(tmp_path, spot_picture, capsys):
+    model = spot_detector(tmp_path / "model.onnx")
+    (tmp_path / "names.txt").write_text("a\nb\nc\n")
+    config = tmp_path / "other.yaml"
+    config.write_text("labels: names.txt\n")
+    err = _one_line_error(
+        capsys, ["explain", str(model), str(spot_picture), "--config", str(config)]
+    )
+    assert "other.yaml: labels file has 3 names, the model has 2 classes" in err
+
+
+def test_bad_baseline_is_a_usage_error(spot_model, spot_picture, capsys):
+    err = _one_line_error(
+        capsys, ["explain", str(spot_model), str(spot_picture), "--baseline", "purple"]
+    )
+    assert "unknown baseline 'purple'" in err
+
+
+def test_console_script_runs_as_a_process(tmp_path, spot_model, spot_picture):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_mps.cli",
+            "explain",
+            str(spot_model),
+            str(spot_picture),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "spot.png" in done.stdout
+    assert "provider: CPU execution provider" in done.stderr

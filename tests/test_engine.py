@@ -1,0 +1,210 @@
+"""The engine on hand-built models with known answers, and on the bundled real models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support import FASHION, SQUARE, assert_sufficient, spot_detector, spot_image
+
+from pytest_mps import Engine, explain
+
+
+def test_mps_of_red_square_detector_lies_inside_the_square_and_is_tiny(spot_model, spot_picture):
+    engine = Engine(spot_model, device="cpu")
+    result = engine.explain(spot_picture)
+
+    assert result.target == 1
+    square = np.zeros_like(result.mask)
+    square[SQUARE] = True
+    assert result.pixels >= 1
+    assert not (result.mask & ~square).any(), "MPS pixels outside the red square"
+    assert result.pixels <= square.sum() // 10
+    assert result.sufficient and not result.default_class
+    assert_sufficient(spot_model, engine, result)
+
+
+@pytest.mark.parametrize(
+    ("layout", "channels", "batch", "output"),
+    [
+        ("NCHW", 3, "batch", "logits"),
+        ("NHWC", 3, "batch", "logits"),
+        ("NCHW", 1, "batch", "probabilities"),
+        ("NHWC", 1, 1, "logits"),
+        ("NCHW", 3, 1, "probabilities"),
+    ],
+)
+def test_layouts_channels_outputs_and_batch_kinds(tmp_path, layout, channels, batch, output):
+    model = spot_detector(
+        tmp_path / "m.onnx", layout=layout, channels=channels, batch=batch, output=output
+    )
+    picture = spot_image(tmp_path / "p.png", channels=channels)
+    engine = Engine(model, device="cpu")
+    result = engine.explain(picture)
+
+    assert engine.classifier.layout == layout
+    assert engine.classifier.fixed_batch == (batch if isinstance(batch, int) else None)
+    assert result.target == 1
+    assert result.mask[SQUARE].any()
+    assert result.pixels <= 4
+    assert_sufficient(model, engine, result)
+
+
+def test_same_seed_gives_identical_mask_and_other_seed_stays_sufficient():
+    model = FASHION / "cnn.onnx"
+    image = sorted((FASHION / "test").glob("*.png"))[3]
+    first = explain(model, image, device="cpu", seed=7)
+    again = explain(model, image, device="cpu", seed=7)
+    engine = Engine(model, device="cpu", seed=8)
+    other = engine.explain(image)
+
+    assert np.array_equal(first.mask, again.mask)
+    assert np.array_equal(first.responsibility, again.responsibility)
+    assert_sufficient(model, engine, other)
+    assert_sufficient(model, engine, first)
+
+
+def test_batch_size_does_not_change_the_mask():
+    model = FASHION / "vit.onnx"
+    image = sorted((FASHION / "test").glob("*.png"))[0]
+    one = Engine(model, device="cpu", batch_size=1)
+    many = Engine(model, device="cpu", batch_size=64)
+    first, second = one.explain(image), many.explain(image)
+    assert np.array_equal(first.mask, second.mask)
+    assert_sufficient(model, one, first)
+
+
+def test_pruning_shrinks_the_set_and_can_be_switched_off():
+    model = FASHION / "cnn.onnx"
+    image = sorted((FASHION / "test").glob("*.png"))[5]
+    pruned_engine = Engine(model, device="cpu")
+    plain_engine = Engine(model, device="cpu", prune=False)
+    pruned, plain = pruned_engine.explain(image), plain_engine.explain(image)
+
+    assert pruned.pixels <= plain.pixels
+    assert plain.stages.get("pruning", 0) == 0 and pruned.stages["pruning"] > 0
+    assert_sufficient(model, pruned_engine, pruned)
+    assert_sufficient(model, plain_engine, plain)
+
+
+def test_rex_preset_uses_rex_parameters_and_is_sufficient():
+    model = FASHION / "cnn.onnx"
+    image = sorted((FASHION / "test").glob("*.png"))[1]
+    engine = Engine(model, device="cpu", preset="rex")
+    result = engine.explain(image)
+
+    settings = result.config
+    assert settings["responsibility"]["iterations"] == 20
+    assert settings["responsibility"]["min_box_area"] == 10
+    assert settings["responsibility"]["depth_limit"] == 10
+    assert settings["extraction"]["prefix_step"] == 10
+    assert settings["extraction"]["prune_blocks"] == ()
+    assert result.pixels % 10 == 0 or result.pixels == result.mask.size
+    assert_sufficient(model, engine, result)
+
+
+def test_confidence_sufficiency_keeps_a_fraction_of_the_original_confidence():
+    model = FASHION / "cnn.onnx"
+    image = sorted((FASHION / "test").glob("*.png"))[2]
+    engine = Engine(model, device="cpu", min_confidence_ratio=0.9)
+    result = engine.explain(image)
+    loose = Engine(model, device="cpu").explain(image)
+
+    assert result.mps_confidence >= 0.9 * result.target_confidence - 1e-6
+    assert result.pixels >= loose.pixels * 0.5
+    assert_sufficient(model, engine, result)
+
+
+def test_absolute_confidence_above_the_original_reports_no_sufficient_set(spot_model, spot_picture):
+    engine = Engine(spot_model, device="cpu", min_confidence=0.99)
+    result = engine.explain(spot_picture)
+    assert not result.sufficient
+    assert result.ratio == 1.0
+
+
+def test_default_class_gives_an_explicit_empty_mps(tmp_path):
+    model = spot_detector(tmp_path / "m.onnx")
+    picture = tmp_path / "plain.png"
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (0, 200, 0)).save(picture)  # no red: class 0, like the baseline
+    engine = Engine(model, device="cpu")
+    result = engine.explain(picture)
+    assert result.target == 0
+    assert result.default_class and result.pixels == 0 and result.ratio == 0.0
+    assert_sufficient(model, engine, result)
+
+
+@pytest.mark.parametrize("baseline", ["mean", "blur", "#102030", (200, 10, 10)])
+def test_other_baselines_are_applied_in_graph(spot_model, spot_picture, baseline):
+    from pytest_mps.engine.settings import make_baseline
+
+    engine = Engine(spot_model, device="cpu", baseline=baseline)
+    result = engine.explain(spot_picture)
+    prepared = engine.classifier.prepare(spot_picture)
+    fill = make_baseline(prepared.values, baseline, engine.classifier.config, "RGB")
+    assert_sufficient(spot_model, engine, result, baseline=engine.classifier.to_layout(fill))
+
+
+def test_red_baseline_makes_the_red_class_the_default(spot_model, spot_picture):
+    result = explain(spot_model, spot_picture, device="cpu", baseline=(230, 20, 20))
+    assert result.default_class
+
+
+def test_mask_maps_back_onto_the_original_image(tmp_path):
+    model = spot_detector(tmp_path / "m.onnx")
+    config = tmp_path / "m.yaml"
+    config.write_text("preprocess:\n  resize: 40\n  crop: 32\n")
+    picture = tmp_path / "wide.png"
+    from PIL import Image
+
+    pixels = np.zeros((60, 90, 3), dtype=np.uint8)
+    pixels[:, :, 1] = 150
+    pixels[25:35, 40:50] = (230, 20, 20)
+    Image.fromarray(pixels).save(picture)
+    engine = Engine(model, device="cpu")
+    result = engine.explain(picture)
+
+    assert result.original_mask.shape == (60, 90)
+    rows, cols = np.nonzero(result.original_mask)
+    assert rows.size > 0
+    assert rows.min() >= 24 and rows.max() <= 35 and cols.min() >= 39 and cols.max() <= 50
+    assert_sufficient(model, engine, result)
+
+
+def test_model_evaluations_are_counted_per_stage(spot_model, spot_picture):
+    engine = Engine(spot_model, device="cpu")
+    result = engine.explain(spot_picture)
+    assert result.queries == sum(result.stages.values())
+    assert engine.oracle.evaluations == result.queries
+    assert result.stages["verification"] == 1
+
+
+def test_unknown_option_is_refused(spot_model):
+    with pytest.raises(ValueError, match="unknown option 'iteration'"):
+        Engine(spot_model, device="cpu", iteration=3)
+
+
+def test_explain_many_reuses_one_model(tmp_path, spot_model):
+    pictures = [spot_image(tmp_path / f"{i}.png", seed=i) for i in range(3)]
+    engine = Engine(spot_model, device="cpu")
+    results = list(engine.explain_many(pictures))
+    assert [r.image for r in results] == [str(p) for p in pictures]
+    for result in results:
+        assert_sufficient(spot_model, engine, result)
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(spot_model):
+    import onnxruntime as ort
+
+    from pytest_mps.errors import MPSInputError
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has the CUDA provider")
+    with pytest.raises(MPSInputError, match="cuda requested"):
+        Engine(spot_model, device="cuda")
+
+
+def test_auto_device_names_the_provider_used(spot_model):
+    engine = Engine(spot_model, device="auto")
+    assert engine.provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
+    assert engine.provider.split("ExecutionProvider")[0] in engine.oracle.provider_note
