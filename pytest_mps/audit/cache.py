@@ -1,0 +1,75 @@
+"""The result cache: one file per (model, image, settings, engine version), written atomically.
+
+Entries live under pytest's cache directory. A corrupt, partial or mismatched entry is treated
+as missing (and removed), so it is recomputed, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_mps.engine.result import Explanation
+from pytest_mps.fileio import write_bytes_atomic
+
+ARRAYS = ("mask", "original_mask", "responsibility")
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(model_sha256: str, image_sha256: str, settings: dict[str, Any]) -> str:
+    """A key that changes whenever anything that decides the MPS changes."""
+    payload = json.dumps([model_sha256, image_sha256, settings], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class ResultCache:
+    """Explanations stored as ``<key>.npz`` files in ``folder`` (``None`` disables caching)."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+
+    def load(self, key: str, image: str) -> Explanation | None:
+        """The cached explanation, or ``None`` when absent or unusable."""
+        if self.folder is None:
+            return None
+        path = self.folder / f"{key}.npz"
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                fields = json.loads(str(stored["fields"]))
+                if fields.pop("key") != key:
+                    raise ValueError("key mismatch")
+                arrays = {name: stored[name] for name in ARRAYS}
+            return Explanation(image=image, **fields, **arrays)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
+            path.unlink(missing_ok=True)
+            return None
+
+    def store(self, key: str, result: Explanation) -> None:
+        """Save an explanation (atomically: a reader never sees half a file)."""
+        if self.folder is None:
+            return
+        fields = {
+            name: getattr(result, name)
+            for name in Explanation.__dataclass_fields__
+            if name not in ARRAYS and name != "image"
+        }
+        buffer = io.BytesIO()
+        arrays = {name: getattr(result, name) for name in ARRAYS}
+        np.savez_compressed(buffer, fields=json.dumps({**fields, "key": key}), **arrays)
+        write_bytes_atomic(self.folder / f"{key}.npz", buffer.getvalue())

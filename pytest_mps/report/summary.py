@@ -1,0 +1,81 @@
+"""Audit reports as plain data (shipped between xdist workers) and the terminal summary table."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import Any
+
+from pytest_mps.audit.session import MPSSession
+
+
+def audit_reports(session: MPSSession, process: str = "main") -> dict[str, Any]:
+    """This process's audits as JSON-ready data, with its engines' evaluation count."""
+    audits = []
+    for identity, audit in session.audits.items():
+        audits.append(
+            {
+                "id": hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16],
+                "name": audit.name,
+                "model": audit.model,
+                "model_sha256": audit.model_sha256,
+                "provider": audit.provider,
+                "settings": audit.settings,
+                "summary": audit.summary(),
+                "images": [record.as_dict() for record in audit.records],
+                "flagged": [record.path for record in audit.flagged],
+                "checks": [outcome.as_dict() for outcome in audit.outcomes],
+            }
+        )
+    return {"process": process, "evaluations": session.evaluations, "audits": audits}
+
+
+def merge_audit_reports(payloads: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """One entry per audit (xdist workers that shared an audit each sent their own checks),
+    and the model evaluations of all processes together."""
+    merged: dict[str, dict[str, Any]] = {}
+    for payload in payloads:
+        for audit in payload["audits"]:
+            current = merged.setdefault(audit["id"], {**audit, "checks": [], "flagged": []})
+            current["checks"] += [c for c in audit["checks"] if c not in current["checks"]]
+            current["flagged"] = sorted(set(current["flagged"]) | set(audit["flagged"]))
+    return list(merged.values()), sum(payload["evaluations"] for payload in payloads)
+
+
+def render_summary(reports: list[dict[str, Any]], evaluations: int, width: int = 120) -> str:
+    """The rich table printed at the end of the pytest run."""
+    from rich.console import Console
+    from rich.table import Table
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=max(width, 100), force_terminal=False, color_system=None)
+    for report in reports:
+        summary = report["summary"]
+        table = Table(title=report["name"], title_justify="left", show_header=False, box=None)
+        table.add_column("what", style="bold")
+        table.add_column("value")
+        table.add_row("model", f"{report['model']} (sha256 {report['model_sha256'][:12]})")
+        table.add_row("provider", report["provider"])
+        table.add_row("images", str(summary["n"]))
+        if summary.get("accuracy") is not None:
+            table.add_row("accuracy", f"{summary['accuracy']:.3f}")
+        table.add_row("MPS ratio", f"mean {summary['mean']:.4f}, median {summary['median']:.4f}")
+        if summary.get("median_correct") is not None or summary.get("median_incorrect") is not None:
+            table.add_row(
+                "median correct / incorrect",
+                f"{_fmt(summary.get('median_correct'))} / {_fmt(summary.get('median_incorrect'))}",
+            )
+        table.add_row("anomalies", ", ".join(report["flagged"]) or "none flagged")
+        table.add_row("model evaluations", f"{summary['queries']} to compute these MPS")
+        table.add_row("seconds", f"{summary['seconds']:.1f}")
+        for check in report["checks"]:
+            verdict = "PASS" if check["passed"] else "FAIL"
+            table.add_row(f"{verdict} {check['check']}", check["message"])
+        console.print(table)
+        console.print()
+    console.print(f"model evaluations in this run: {evaluations}")
+    return buffer.getvalue()
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
