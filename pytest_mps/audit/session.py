@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -77,7 +78,9 @@ class MPSSession:
             engine_key = json.dumps([str(model_path), str(config_path), options], default=str)
             results = self._explain_all(engine_key, model_path, config_path, options, paths)
             records = [
-                _record(result, truth[path], self._relative(path))
+                dataclasses.replace(
+                    ImageRecord.from_explanation(result, truth[path]), path=self._relative(path)
+                )
                 for path, result in zip(paths, results, strict=True)
             ]
             first = results[0]
@@ -159,24 +162,6 @@ def _fingerprint(
         "provider": provider,
         "model_yaml": sha(yaml_file) if yaml_file is not None else None,
     }
-
-
-def _record(result: Explanation, label: int | None, path: str) -> ImageRecord:
-    return ImageRecord(
-        path=path,
-        target=result.target,
-        target_label=result.target_label,
-        label=label,
-        correct=None if label is None else result.target == label,
-        ratio=result.ratio,
-        pixels=result.pixels,
-        target_confidence=result.target_confidence,
-        mps_confidence=result.mps_confidence,
-        queries=result.queries,
-        seconds=result.seconds,
-        default_class=result.default_class,
-        sufficient=result.sufficient,
-    )
 
 
 def _describe_images(images: ImageSpec) -> str:
