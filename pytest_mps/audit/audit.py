@@ -285,7 +285,7 @@ class Audit:
         )
         unlabelled = len(self.records) - len(correct) - len(incorrect)
         if unlabelled:
-            message += f" {_images(unlabelled)} without labels were left out."
+            message += f" Left out {_images(unlabelled)} without labels."
         measured = counts | {
             f"median_{first}": result.median_a,
             f"median_{second}": result.median_b,
