@@ -182,28 +182,7 @@ class Audit:
             return self._no_images("concentration", thresholds)
 
         ratios = self.ratios
-        measured: dict[str, Any] = {"n": ratios.size}
-        problems, fine, low = [], [], False
-        for label, (statistic, (lo, hi)) in bounds.items():
-            value = float(statistic(ratios))
-            measured[label] = value
-            text = f"{label} MPS ratio {_r(value)}"
-            if lo <= value <= hi:
-                fine.append(f"{text} within [{lo:g}, {hi:g}]")
-            else:
-                problems.append(f"{text} outside [{lo:g}, {hi:g}]")
-                low = low or value < lo
-        if floor is not None:
-            below = int(np.count_nonzero(ratios < floor))
-            share = below / ratios.size
-            measured |= {"below_floor": below, "share_below_floor": share}
-            text = f"{below} of {ratios.size} images ({_pct(share)}) below floor {floor:g}"
-            if share > allowed:
-                problems.append(f"{text}, more than the allowed {_pct(allowed)}")
-                low = True
-            else:
-                fine.append(f"{text} (allowed {_pct(allowed)})")
-
+        problems, fine, low, measured = _judge_concentration(ratios, bounds, floor, allowed)
         passed = not problems
         message = f"concentration: {'; '.join(problems or fine)} (n={ratios.size})."
         images: list[str] = []
@@ -272,8 +251,10 @@ class Audit:
         else:
             claim = f"{first} images have larger MPS"
             denial = f"{first} images do not have larger MPS"
-        if passed or not significant:
-            headline = claim if passed else denial
+        if passed:
+            headline = claim
+        elif not significant:
+            headline = denial
         else:
             headline = f"{denial} by at least min_effect {min_effect:g}"
         message = (
@@ -333,9 +314,12 @@ class Audit:
         stats = _stats()
         try:
             result = stats.flag_anomalies(
-                self.ratios, reference=normal, method=method, threshold=threshold,
+                self.ratios,
+                reference=normal,
+                method=method,
+                threshold=threshold,
                 min_n=MIN_REFERENCE,
-            )  # fmt: skip
+            )
         except stats.InsufficientData:
             return self._fail(
                 "anomalies",
@@ -399,28 +383,51 @@ class Audit:
         if not self.records:
             return self._no_images("baseline", thresholds)
         target = self._resolve(path)
-        shown = self.name_of(target)
-        n = len(self.records)
         if self.update_baselines or not target.exists():
-            existed = target.exists()
-            self._write_baseline(target)
-            if self.update_baselines:
-                message = (
-                    f"baseline: wrote {shown} with {_images(n)} (--mps-update-baselines); later "
-                    f"runs compare against it."
-                )
-            else:
-                message = (
-                    f"baseline: {shown} did not exist, so it was written with {_images(n)} "
-                    f"(median MPS ratio {_r(float(np.median(self.ratios)))}). The next run will "
-                    f"compare against it; commit it with your tests."
-                )
-            written = {"n": n, "written": True, "existed": existed}
-            return self._conclude(
-                CheckOutcome("baseline", self.update_baselines, message, written, thresholds)
-            )
+            return self._write_baseline(target, thresholds)
+        return self._compare_baseline(target, max_median_shift, alpha, thresholds)
 
+    # ------------------------------------------------------------------ helpers
+
+    def _write_baseline(self, target: Path, thresholds: dict[str, Any]) -> CheckOutcome:
+        """Write this run as the baseline: a pass when asked to update, else a failure."""
+        existed = target.exists()
+        baseline = make_baseline(
+            model_path=self.name_of(self.model),
+            model_sha256=self.model_sha256,
+            engine_version=self.engine_version,
+            provider=self.provider,
+            settings=self.settings,
+            records={self.name_of(r.path): r for r in self.records},
+        )
+        write_baseline(target, baseline)
+        shown, n = self.name_of(target), len(self.records)
+        if self.update_baselines:
+            message = (
+                f"baseline: wrote {shown} with {_images(n)} (--mps-update-baselines); later "
+                f"runs compare against it."
+            )
+        else:
+            message = (
+                f"baseline: {shown} did not exist, so it was written with {_images(n)} "
+                f"(median MPS ratio {_r(float(np.median(self.ratios)))}). The next run will "
+                f"compare against it; commit it with your tests."
+            )
+        measured = {"n": n, "written": True, "existed": existed}
+        return self._conclude(
+            CheckOutcome("baseline", self.update_baselines, message, measured, thresholds)
+        )
+
+    def _compare_baseline(
+        self,
+        target: Path,
+        max_median_shift: float | None,
+        alpha: float,
+        thresholds: dict[str, Any],
+    ) -> CheckOutcome:
+        """Pair this run's images with the baseline's and test the ratio changes."""
         baseline = read_baseline(target)
+        shown, n = self.name_of(target), len(self.records)
         current = {self.name_of(r.path): r for r in self.records}
         paired = sorted(current.keys() & baseline.images.keys())
         new = sorted(current.keys() - baseline.images.keys())
@@ -460,23 +467,12 @@ class Audit:
             images = [paired[i] for i in order[:SHOWN]]
             listed = [f"{paired[i]} {_r(then[i])} → {_r(now[i])}" for i in order]
             message += f" Largest changes: {_listing(listed)}."
-        message += notes
-        if not passed:
-            message += f" {UPDATE_HINT}"
+        message += notes if passed else f"{notes} {UPDATE_HINT}"
         measured["median_shift"] = result.median_shift
+        statistics = dataclasses.asdict(result)
         return self._conclude(
-            CheckOutcome(
-                "baseline",
-                passed,
-                message,
-                measured,
-                thresholds,
-                dataclasses.asdict(result),
-                images,
-            )
+            CheckOutcome("baseline", passed, message, measured, thresholds, statistics, images)
         )
-
-    # ------------------------------------------------------------------ helpers
 
     def _reference(self, reference: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
         """The ratios that define "normal" for anomaly flags, and how to name them."""
@@ -525,17 +521,6 @@ class Audit:
         if moved:
             notes.append(f"{_images(len(moved))} changed top-1 class: {_listing(moved)}")
         return f" Note: {'; '.join(notes)}." if notes else ""
-
-    def _write_baseline(self, target: Path) -> None:
-        baseline = make_baseline(
-            model_path=self.name_of(self.model),
-            model_sha256=self.model_sha256,
-            engine_version=self.engine_version,
-            provider=self.provider,
-            settings=self.settings,
-            records={self.name_of(r.path): r for r in self.records},
-        )
-        write_baseline(target, baseline)
 
     def _resolve(self, path: PathLike) -> Path:
         given = Path(path)
@@ -586,6 +571,38 @@ def _concentration_bounds(
             _interval(interval, f"quantiles[{q}]"),
         )
     return bounds
+
+
+def _judge_concentration(
+    ratios: np.ndarray,
+    bounds: dict[str, tuple[Any, Interval]],
+    floor: float | None,
+    allowed: float,
+) -> tuple[list[str], list[str], bool, dict[str, Any]]:
+    """Broken and kept bounds as message parts, whether a break is on the low side, and the
+    measured values."""
+    measured: dict[str, Any] = {"n": ratios.size}
+    problems, fine, low = [], [], False
+    for label, (statistic, (lo, hi)) in bounds.items():
+        value = float(statistic(ratios))
+        measured[label] = value
+        text = f"{label} MPS ratio {_r(value)}"
+        if lo <= value <= hi:
+            fine.append(f"{text} within [{lo:g}, {hi:g}]")
+        else:
+            problems.append(f"{text} outside [{lo:g}, {hi:g}]")
+            low = low or value < lo
+    if floor is not None:
+        below = int(np.count_nonzero(ratios < floor))
+        share = below / ratios.size
+        measured |= {"below_floor": below, "share_below_floor": share}
+        text = f"{below} of {ratios.size} images ({_pct(share)}) below floor {floor:g}"
+        if share > allowed:
+            problems.append(f"{text}, more than the allowed {_pct(allowed)}")
+            low = True
+        else:
+            fine.append(f"{text} (allowed {_pct(allowed)})")
+    return problems, fine, low, measured
 
 
 def _interval(value: Any, name: str) -> Interval:
