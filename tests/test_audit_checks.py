@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pytest_mps.audit.audit import Audit, MPSCheckFailed
+from pytest_mps.audit.audit import Audit, MPSCheckFailed, validate_check_arguments
 from pytest_mps.audit.baseline import make_baseline, write_baseline
 from pytest_mps.audit.records import CheckOutcome, ImageRecord
 from pytest_mps.errors import MPSInputError
@@ -371,3 +371,47 @@ def test_constant_reference_stays_json_ready(tmp_path):
 def test_anomalies_reject_bad_arguments(tmp_path, options, problem):
     with pytest.raises(ValueError, match=problem):
         labelled(tmp_path).check_anomalies(**options)
+
+
+# ------------------------------------------------------------------ arguments without images
+
+
+@pytest.mark.parametrize(
+    ("check", "arguments"),
+    [
+        ("concentration", {"mean_between": [0.03, 0.4], "quantiles": {0.95: [0, 0.5]}}),
+        ("correct_vs_incorrect", {"direction": "different", "alpha": 0.01}),
+        ("anomalies", {"method": "iqr", "reference": "baselines/ref.json"}),
+        ("baseline", {"path": "baselines/never-written.json", "max_median_shift": 0.02}),
+    ],
+)
+def test_valid_arguments_pass_validation_without_touching_files(
+    tmp_path, monkeypatch, check, arguments
+):
+    monkeypatch.chdir(tmp_path)
+    validate_check_arguments(check, arguments)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("check", "arguments", "problem"),
+    [
+        ("concentration", {"mean_between": [0.4, 0.03]}, "low <= high"),
+        ("concentration", {"median_between": ["0.1", 0.2]}, "must be a finite number, got '0.1'"),
+        ("correct_vs_incorrect", {"alpha": "0.05"}, "alpha must be a finite number"),
+        ("correct_vs_incorrect", {"alpha": True}, "alpha must be a finite number"),
+        ("anomalies", {"max_fraction": -0.5}, "max_fraction must be in"),
+        ("baseline", {"path": "b.json", "max_median_shift": -1}, "max_median_shift must be >= 0"),
+        ("sharpness", {}, "unknown check 'sharpness'"),
+    ],
+)
+def test_bad_arguments_are_found_without_images(check, arguments, problem):
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        validate_check_arguments(check, arguments)
+
+
+def test_unknown_and_missing_arguments_are_type_errors():
+    with pytest.raises(TypeError):
+        validate_check_arguments("anomalies", {"maximum": 0.1})
+    with pytest.raises(TypeError):
+        validate_check_arguments("baseline", {})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 from collections.abc import Mapping, Sequence
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 PathLike = str | os.PathLike[str]
 Interval = tuple[float, float]
 
+CHECKS = ("concentration", "correct_vs_incorrect", "anomalies", "baseline")
 DIRECTIONS = ("incorrect_larger", "correct_larger", "different")
 METHODS = ("mad", "iqr")
 MIN_GROUP = 3  # images per group for a Mann-Whitney test
@@ -169,8 +172,7 @@ class Audit:
                 "or floor"
             )
         allowed = _fraction(max_below_floor or 0.0, "max_below_floor")
-        if floor is not None:
-            _fraction(floor, "floor")
+        floor = None if floor is None else _fraction(floor, "floor")
         thresholds = {
             "mean_between": mean_between,
             "median_between": median_between,
@@ -206,9 +208,8 @@ class Audit:
         """
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
-        _check_alpha(alpha)
-        if not (math.isfinite(min_effect) and min_effect >= 0):
-            raise ValueError(f"min_effect must be a finite number >= 0, got {min_effect}")
+        alpha = _alpha(alpha)
+        min_effect = _non_negative(min_effect, "min_effect")
         thresholds = {"direction": direction, "alpha": alpha, "min_effect": min_effect}
         correct, incorrect = self.correct, self.incorrect
         counts = {"correct": len(correct), "incorrect": len(incorrect)}
@@ -298,9 +299,9 @@ class Audit:
         """
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-        if threshold is not None and not (math.isfinite(threshold) and threshold > 0):
-            raise ValueError(f"threshold must be a positive number, got {threshold}")
-        _fraction(max_fraction, "max_fraction")
+        if threshold is not None and not _number(threshold, "threshold") > 0:
+            raise ValueError(f"threshold must be a positive number, got {threshold!r}")
+        max_fraction = _fraction(max_fraction, "max_fraction")
         thresholds = {
             "method": method,
             "threshold": threshold,
@@ -374,11 +375,9 @@ class Audit:
         minus baseline). A relative ``path`` is taken from the rootdir. A missing baseline is
         written and the check fails once; with ``update_baselines`` it is rewritten and passes.
         """
-        _check_alpha(alpha)
-        if max_median_shift is not None and not (
-            math.isfinite(max_median_shift) and max_median_shift >= 0
-        ):
-            raise ValueError(f"max_median_shift must be a number >= 0, got {max_median_shift}")
+        alpha = _alpha(alpha)
+        if max_median_shift is not None:
+            max_median_shift = _non_negative(max_median_shift, "max_median_shift")
         thresholds = {"path": os.fspath(path), "alpha": alpha, "max_median_shift": max_median_shift}
         if not self.records:
             return self._no_images("baseline", thresholds)
@@ -545,6 +544,17 @@ class Audit:
         return outcome
 
 
+def validate_check_arguments(check: str, arguments: Mapping[str, Any]) -> None:
+    """Raise `ValueError` (or `TypeError`) when ``check_<check>(**arguments)`` would reject its
+    arguments, without any images: lets the YAML layer report bad checks at collection time."""
+    if check not in CHECKS:
+        raise ValueError(f"unknown check {check!r} (one of {', '.join(CHECKS)})")
+    empty = Audit("arguments", "", "", "", {}, [])
+    # Arguments are validated first; an audit without images then always fails.
+    with contextlib.suppress(MPSCheckFailed):
+        getattr(empty, f"check_{check}")(**arguments)
+
+
 def _stats() -> ModuleType:
     # SciPy loads with the first check, not with this module: the plugin imports Audit eagerly.
     from pytest_mps.audit import stats
@@ -563,9 +573,10 @@ def _concentration_bounds(
         bounds["mean"] = (np.mean, _interval(mean_between, "mean_between"))
     if median_between is not None:
         bounds["median"] = (np.median, _interval(median_between, "median_between"))
-    for q, interval in (quantiles or {}).items():
+    for key, interval in (quantiles or {}).items():
+        q = _number(key, "quantiles")
         if not 0.0 <= q <= 1.0:
-            raise ValueError(f"quantiles: {q} is not a quantile in [0, 1]")
+            raise ValueError(f"quantiles: {q:g} is not a quantile in [0, 1]")
         bounds[f"q{q * 100:02g}"] = (
             lambda x, q=q: np.quantile(x, q),
             _interval(interval, f"quantiles[{q}]"),
@@ -606,24 +617,40 @@ def _judge_concentration(
 
 
 def _interval(value: Any, name: str) -> Interval:
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (low, high), got {value!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-        raise ValueError(f"{name} must be finite with low <= high, got [{lo:g}, {hi:g}]")
+    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ValueError(f"{name} must be a pair (low, high), got {value!r}")
+    lo, hi = (_number(v, name) for v in value)
+    if lo > hi:
+        raise ValueError(f"{name} must have low <= high, got [{lo:g}, {hi:g}]")
     return lo, hi
 
 
-def _fraction(value: float, name: str) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
+def _number(value: Any, name: str) -> float:
+    # Arguments also come from YAML, where a quoted number or a boolean slips in easily.
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
 
-def _check_alpha(alpha: float) -> None:
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+def _non_negative(value: Any, name: str) -> float:
+    number = _number(value, name)
+    if number < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return number
+
+
+def _fraction(value: Any, name: str) -> float:
+    number = _number(value, name)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return number
+
+
+def _alpha(value: Any) -> float:
+    number = _number(value, "alpha")
+    if not 0.0 < number < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {value!r}")
+    return number
 
 
 def _setting_changes(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
