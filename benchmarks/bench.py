@@ -28,6 +28,7 @@ import datetime as dt
 import json
 import platform
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -119,20 +120,44 @@ def dump_tensors(engine: Any, images: list[Path], folder: Path) -> list[dict[str
     return manifest
 
 
+# ---------------------------------------------------------------- time limit
+
+
+class ImageTimeout(BaseException):  # not caught by the tools' own "except Exception"
+    """One explanation ran past --timeout seconds."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise ImageTimeout
+
+
+def with_time_limit(seconds: int, function: Any, *args: Any) -> Any:
+    """``function(*args)``, interrupted (between model calls) after ``seconds`` (0: no limit)."""
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(seconds)
+    try:
+        return function(*args)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 # ---------------------------------------------------------------- our engine
 
 
-def run_ours(spec: ModelSpec, images: list[Path], seed: int, out: Path) -> tuple[ToolRun, list]:
+def run_ours(
+    spec: ModelSpec, images: list[Path], opts: argparse.Namespace, out: Path
+) -> tuple[ToolRun, list]:
     from pytest_mps import Engine
 
     load_start = time.perf_counter()
-    engine = Engine(ROOT / spec.model, config=None, device="cpu", preset="default", seed=seed)
+    engine = Engine(ROOT / spec.model, config=None, device="cpu", preset="default", seed=opts.seed)
     load_seconds = time.perf_counter() - load_start
     manifest = dump_tensors(engine, images, out / "tensors")
     mask_dir = out / "ours" / "masks"
     mask_dir.mkdir(parents=True, exist_ok=True)
     before = os.getloadavg()[0]
-    records = [_explain_ours(engine, image, mask_dir) for image in images]
+    records = [_explain_ours(engine, image, mask_dir, opts.timeout) for image in images]
     run = ToolRun(
         tool="pytest-mps",
         load_seconds=load_seconds,
@@ -145,9 +170,14 @@ def run_ours(spec: ModelSpec, images: list[Path], seed: int, out: Path) -> tuple
     return run, manifest
 
 
-def _explain_ours(engine: Any, image: Path, mask_dir: Path) -> Record:
+def _explain_ours(engine: Any, image: Path, mask_dir: Path, timeout: int) -> Record:
     start = time.perf_counter()
-    result = engine.explain(image)
+    try:
+        result = with_time_limit(timeout, engine.explain, image)
+    except ImageTimeout:
+        wall = time.perf_counter() - start
+        print(f"ours {image.name}: no result after {wall:.0f}s (--timeout {timeout})")
+        return Record(image=str(image), seconds=wall, error=f"timeout after {wall:.0f} s")
     wall = time.perf_counter() - start
     mask_path = mask_dir / f"{image.stem}.npy"
     np.save(mask_path, np.asarray(result.mask, dtype=bool))
@@ -177,7 +207,7 @@ def _explain_ours(engine: Any, image: Path, mask_dir: Path) -> Record:
 def run_rex(
     spec: ModelSpec, manifest: list[dict[str, str]], opts: argparse.Namespace, out: Path
 ) -> ToolRun:
-    rex_out = out / "rex"
+    rex_out = out / rex_folder(opts.rex_batch_size)
     if not opts.skip_rex:
         _call_rex_runner(spec, manifest, opts, rex_out)
     results_file = rex_out / "results.json"
@@ -218,6 +248,7 @@ def _call_rex_runner(
         "--intra-op-threads", str(opts.threads),
         "--inter-op-threads", "1",
         "--torch-threads", "1",
+        "--timeout", str(opts.timeout),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     before = os.getloadavg()[0]
@@ -350,7 +381,8 @@ def machine_lines(rex: ToolRun) -> list[str]:
         ),
         platform.processor() or "unknown",
     )
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # nproc obeys it
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True, env=env).stdout.strip()
     return [
         f"- Machine: `nproc` = {nproc}, {cpu}, Python {platform.python_version()}, "
         f"onnxruntime {ort.__version__} (ours) / {rex.versions.get('onnxruntime')} (ReX venv, "
@@ -485,12 +517,23 @@ def settings_lines(ours: ToolRun, rex: ToolRun, threads: int) -> list[str]:
     ]
 
 
-def section(spec: ModelSpec, images: list[Path], ours: ToolRun, rex: ToolRun, threads: int) -> str:
+def rex_folder(batch_size: int) -> str:
+    return "rex" if batch_size == 1 else f"rex-batch{batch_size}"
+
+
+def section_key(spec: ModelSpec, opts: argparse.Namespace) -> str:
+    """One RESULTS.md section per model and ReX batch size (1, ReX's default, is the plain name)."""
+    return spec.name if opts.rex_batch_size == 1 else f"{spec.name}-rex-batch{opts.rex_batch_size}"
+
+
+def section(
+    key: str, spec: ModelSpec, images: list[Path], ours: ToolRun, rex: ToolRun, threads: int
+) -> str:
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = shlex.join(["python", "benchmarks/bench.py", *sys.argv[1:]])
     lines = [
-        f"<!-- bench:{spec.name}:start -->",
-        f"## {spec.name}: `{spec.model}`, {len(images)} images from `{spec.images}`",
+        f"<!-- bench:{key}:start -->",
+        f"## {key}: `{spec.model}`, {len(images)} images from `{spec.images}`",
         "",
         f"- Run {when}: `{command}`{REUSED if rex.reused else ''}",
         *machine_lines(rex),
@@ -507,7 +550,7 @@ def section(spec: ModelSpec, images: list[Path], ours: ToolRun, rex: ToolRun, th
         *per_image_table(ours, rex),
         "",
         "</details>",
-        f"<!-- bench:{spec.name}:end -->",
+        f"<!-- bench:{key}:end -->",
     ]
     return "\n".join(lines) + "\n"
 
@@ -551,14 +594,15 @@ def bench_model(spec: ModelSpec, opts: argparse.Namespace) -> None:
     images = list_images(ROOT / spec.images, opts.limit or spec.limit)
     out = OUT / spec.name
     print(f"== {spec.name}: {len(images)} images, model {spec.model}")
-    ours, manifest = run_ours(spec, images, opts.seed, out)
+    ours, manifest = run_ours(spec, images, opts, out)
     rex = run_rex(spec, manifest, opts, out)
     verifier = Verifier(model, opts.threads)
     verify_all(verifier, ours, manifest)
     verify_all(verifier, rex, manifest)
     _save_run(ours, out / "ours" / "results.json")
-    text = section(spec, images, ours, rex, opts.threads)
-    write_section(text, spec.name)
+    key = section_key(spec, opts)
+    text = section(key, spec, images, ours, rex, opts.threads)
+    write_section(text, key)
     print(text)
 
 
@@ -570,6 +614,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--rex-batch-size", type=int, default=1, help="ReX batch_size (its default: 1)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=900,
+        help="seconds one explanation may take, per tool, before it is recorded as an error",
     )
     parser.add_argument(
         "--cores",

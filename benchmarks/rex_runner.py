@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -85,6 +86,14 @@ class CountingSession:
         return getattr(self._session, name)
 
 
+class ImageTimeout(BaseException):  # not caught by the tools' own "except Exception"
+    """One explanation ran past --timeout seconds."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise ImageTimeout("no result after the --timeout limit")
+
+
 @dataclass
 class ImageResult:
     image: str
@@ -138,10 +147,13 @@ def run_image(
     predict: Any,
     model_shape: list[Any],
     mask_dir: Path,
+    timeout: int = 0,
 ) -> ImageResult:
     result = ImageResult(image=entry["image"])
     tensor = np.load(entry["tensor"]).astype(np.float32, copy=False)
     session.reset()
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(timeout)
     start = time.perf_counter()
     try:
         data = Data(tensor, model_shape, "cpu", mode="RGB")
@@ -154,7 +166,9 @@ def run_image(
         explanation = Explanation(maps, predict, data, args, stats)
         explanation.extract()
         result.seconds = time.perf_counter() - start
-    except Exception as exc:  # ReX crashes are results too
+        signal.alarm(0)
+    except (Exception, ImageTimeout) as exc:  # ReX crashes and time-outs are results too
+        signal.alarm(0)
         result.seconds = time.perf_counter() - start
         result.error = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
@@ -200,6 +214,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--inter-op-threads", type=int, default=1)
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--timeout", type=int, default=0, help="seconds per image (0: none)")
     return parser.parse_args(argv)
 
 
@@ -222,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     for entry in entries:
-        result = run_image(entry, args, session, predict, list(model_shape), mask_dir)
+        result = run_image(entry, args, session, predict, list(model_shape), mask_dir, opts.timeout)
         print(
             f"rex {result.image}: {result.seconds:.2f}s evals={result.evals} "
             f"pixels={result.mps_pixels} error={result.error}",
