@@ -120,6 +120,17 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     return None
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Bad audit input (a missing model, a malformed baseline...) reads as one line."""
+    report = yield
+    from pytest_mps.errors import MPSInputError
+
+    if call.excinfo is not None and isinstance(call.excinfo.value, MPSInputError):
+        report.longrepr = f"pytest-mps: {call.excinfo.value}"
+    return report
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if SESSION_KEY not in config.stash:

@@ -53,11 +53,15 @@ def spot_detector(
     batch: int | str = "batch",
     output: str = "logits",
     size: tuple[int, int] = (SIZE, SIZE),
+    pool: str = "max",
+    threshold: float = 0.5,
 ) -> Path:
     """A fixed-weight classifier: class 1 exactly when a red (or, greyscale, bright) pixel shows.
 
-    Per pixel it scores ``r - g - b`` (greyscale: the value); class 1's logit is the maximum
-    score minus 0.5 and class 0's is 0.5 minus it. One clearly red pixel is therefore enough.
+    Per pixel it scores ``r - g - b`` (greyscale: the value); class 1's logit is the pooled
+    score minus ``threshold`` and class 0's is ``threshold`` minus it. With ``pool="max"`` one
+    clearly red pixel is enough; with ``pool="sum"`` the red must add up to ``threshold``, so the
+    MPS of a square of intensity ``v`` has ``ceil(threshold / v)`` pixels.
     """
     height, width = size
     shape = (
@@ -71,7 +75,10 @@ def spot_detector(
         source = "nchw"
     nodes += [
         helper.make_node("Conv", [source, "redness_w"], ["redness"]),
-        helper.make_node("GlobalMaxPool", ["redness"], ["peak"]),
+        helper.make_node(
+            "GlobalMaxPool" if pool == "max" else "GlobalAveragePool", ["redness"], ["pooled"]
+        ),
+        helper.make_node("Mul", ["pooled", "pool_scale"], ["peak"]),
         helper.make_node("Flatten", ["peak"], ["peak2d"]),
         helper.make_node("MatMul", ["peak2d", "head_w"], ["scaled"]),
         helper.make_node("Add", ["scaled", "head_b"], ["logits" if output == "logits" else "raw"]),
@@ -81,7 +88,10 @@ def spot_detector(
     initializers = [
         numpy_helper.from_array(weights.reshape(1, channels, 1, 1), "redness_w"),
         numpy_helper.from_array(np.array([[-1.0, 1.0]], dtype=np.float32), "head_w"),
-        numpy_helper.from_array(np.array([0.5, -0.5], dtype=np.float32), "head_b"),
+        numpy_helper.from_array(np.array([threshold, -threshold], dtype=np.float32), "head_b"),
+        numpy_helper.from_array(
+            np.array(1.0 if pool == "max" else height * width, dtype=np.float32), "pool_scale"
+        ),
     ]
     graph = helper.make_graph(
         nodes,
@@ -109,4 +119,12 @@ def spot_image(path: Path, *, channels: int = 3, seed: int = 0, size: int = SIZE
         pixels = rng.integers(0, 90, (size, size)).astype(np.uint8)
         pixels[SQUARE] = 240
         Image.fromarray(pixels, "L").save(path)
+    return path
+
+
+def red_mass_image(path: Path, intensity: float) -> Path:
+    """Black, with an 8 x 8 red square of the given intensity (0..1) at ``SQUARE``."""
+    pixels = np.zeros((SIZE, SIZE, 3), dtype=np.uint8)
+    pixels[SQUARE] = (round(255 * intensity), 0, 0)
+    Image.fromarray(pixels, "RGB").save(path)
     return path

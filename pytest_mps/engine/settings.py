@@ -18,7 +18,13 @@ from pytest_mps.engine.responsibility import ResponsibilitySettings
 PRESETS: dict[str, dict[str, Any]] = {
     # Fewer iterations (stopping once the ranking is stable), a batched prefix search and
     # pruning down to single pixels: smaller sets for fewer model calls than ReX.
-    "default": {"iterations": 12, "wave": 3, "stable_overlap": 0.8, "prune_budget": 400},
+    "default": {
+        "iterations": 8,
+        "wave": 2,
+        "stable_overlap": 0.7,
+        "prune_blocks": (16, 8, 4, 2, 1),
+        "prune_budget": 500,
+    },
     # ReX 0.4.1's defaults: 20 iterations, prefixes grown 10 pixels at a time, no pruning.
     "rex": {"iterations": 20, "prefix_step": 10, "prune_blocks": ()},
 }

@@ -1,0 +1,253 @@
+"""The pytest plugin end to end, through pytester: checks, YAML audits, baselines, cache, xdist.
+
+The audits use a hand-built "red mass" model whose MPS size is known: class 1 needs the red in
+view to add up to a threshold, so a dim square needs more pixels than a bright one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from support import red_mass_image, spot_detector
+
+BRIGHT = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75]  # labelled 1: correct, MPS 13-16 pixels
+DIM = [0.45, 0.4, 0.35, 0.3]  # labelled 0: incorrect, MPS 27-40 pixels
+OUTLIER = 0.2  # labelled 1: MPS 60 pixels, an anomaly among the correct ones
+
+
+@pytest.fixture
+def project(pytester):
+    """A project folder with the model, 11 labelled images and an ini file."""
+    (pytester.path / "data").mkdir()
+    spot_detector(pytester.path / "model.onnx", pool="sum", threshold=12.0)
+    rows = ["image,label"]
+    for i, value in enumerate(BRIGHT):
+        red_mass_image(pytester.path / "data" / f"bright{i}.png", value)
+        rows.append(f"bright{i}.png,1")
+    for i, value in enumerate(DIM):
+        red_mass_image(pytester.path / "data" / f"dim{i}.png", value)
+        rows.append(f"dim{i}.png,0")
+    red_mass_image(pytester.path / "data" / "faint.png", OUTLIER)
+    rows.append("faint.png,1")
+    (pytester.path / "data" / "labels.csv").write_text("\n".join(rows) + "\n")
+    pytester.makeini("[pytest]\nmps_device = cpu\n")
+    return pytester
+
+
+AUDIT = 'mps_audit("model.onnx", "data", labels="data/labels.csv")'
+
+
+def run_python_audit(pytester, body: str, *args: str):
+    pytester.makepyfile(test_gate=f"def test_gate(mps_audit):\n    audit = {AUDIT}\n{body}")
+    return pytester.runpytest(*args)
+
+
+def test_concentration_passes_and_fails_with_numbers_and_images(project):
+    passing = run_python_audit(
+        project, "    audit.check_concentration(mean_between=(0.005, 0.5))\n"
+    )
+    passing.assert_outcomes(passed=1)
+    failing = run_python_audit(
+        project, "    audit.check_concentration(median_between=(0.2, 0.9))\n"
+    )
+    failing.assert_outcomes(failed=1)
+    text = failing.stdout.str()
+    assert re.search(r"median MPS ratio 0\.0\d+ outside \[0\.2, 0\.9\]", text)
+    assert "n=11" in text
+    assert "bright0.png" in text
+
+
+def test_correct_vs_incorrect_passes_and_fails(project):
+    body = "    audit.check_correct_vs_incorrect(direction='incorrect_larger', alpha=0.05)\n"
+    run_python_audit(project, body).assert_outcomes(passed=1)
+    failing = run_python_audit(
+        project, "    audit.check_correct_vs_incorrect(direction='correct_larger', alpha=0.05)\n"
+    )
+    failing.assert_outcomes(failed=1)
+    text = failing.stdout.str()
+    assert "Mann-Whitney" in text and "p=" in text
+    assert "n=4 incorrect" in text.replace(", ", " ") or "4 incorrect" in text
+
+
+def test_anomalies_flag_the_faint_image(project):
+    failing = run_python_audit(project, "    audit.check_anomalies(max_fraction=0.0)\n")
+    failing.assert_outcomes(failed=1)
+    assert "faint.png" in failing.stdout.str()
+    body = (
+        "    audit.check_anomalies(max_fraction=0.5)\n"
+        "    flagged = [r.path for r in audit.flagged]\n"
+        "    assert 'data/faint.png' in flagged and 'data/bright0.png' not in flagged\n"
+    )
+    run_python_audit(project, body).assert_outcomes(passed=1)
+
+
+def test_baseline_written_then_compared_then_updated(project):
+    body = "    audit.check_baseline('baselines/gate.json', max_median_shift=0.01)\n"
+    first = run_python_audit(project, body)
+    first.assert_outcomes(failed=1)
+    assert "was written" in first.stdout.str()
+    stored = json.loads((project.path / "baselines" / "gate.json").read_text())
+    assert stored["format"] == "pytest-mps-baseline"
+    run_python_audit(project, body).assert_outcomes(passed=1)
+
+    # A "new model version": a lower threshold shrinks every MPS.
+    spot_detector(project.path / "model.onnx", pool="sum", threshold=6.0)
+    shifted = run_python_audit(project, body)
+    shifted.assert_outcomes(failed=1)
+    text = shifted.stdout.str()
+    assert "--mps-update-baselines" in text
+    assert "Wilcoxon" in text
+    updated = run_python_audit(project, body, "--mps-update-baselines")
+    updated.assert_outcomes(passed=1)
+    run_python_audit(project, body).assert_outcomes(passed=1)
+
+
+YAML_AUDIT = """\
+model: model.onnx
+images: data
+labels: data/labels.csv
+checks:
+  - concentration: {median_between: [0.2, 0.9]}
+  - correct_vs_incorrect: {direction: incorrect_larger, alpha: 0.05}
+  - anomalies: {max_fraction: 0.0}
+"""
+
+
+def test_yaml_audit_matches_the_python_audit(project):
+    project.makefile(".mps.yaml", gate=YAML_AUDIT)
+    project.makepyfile(
+        test_gate=f"""
+import pytest
+
+def test_concentration(mps_audit):
+    {AUDIT}.check_concentration(median_between=(0.2, 0.9))
+
+def test_correct_vs_incorrect(mps_audit):
+    {AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger", alpha=0.05)
+
+def test_anomalies(mps_audit):
+    {AUDIT}.check_anomalies(max_fraction=0.0)
+"""
+    )
+    result = project.runpytest("-rA")
+    result.assert_outcomes(passed=2, failed=4)
+    text = result.stdout.str()
+    assert "gate.mps.yaml::concentration" in text
+    messages = re.findall(r"(?:FAIL|PASS) (\w+)\s+(\1: .*)", text)
+    by_check: dict[str, set[str]] = {}
+    for check, message in messages:
+        by_check.setdefault(check, set()).add(message.strip())
+    # The one audit (same model, images, options) ran each check twice with identical results.
+    assert set(by_check) == {"concentration", "correct_vs_incorrect", "anomalies"}
+    assert all(len(found) == 1 for found in by_check.values()), by_check
+
+
+def test_second_run_makes_no_model_evaluations(project):
+    body = "    audit.check_concentration(mean_between=(0.005, 0.5))\n"
+    first = run_python_audit(project, body)
+    first.assert_outcomes(passed=1)
+    assert re.search(r"model evaluations in this run: [1-9]\d*", first.stdout.str())
+    second = run_python_audit(project, body)
+    second.assert_outcomes(passed=1)
+    assert "model evaluations in this run: 0" in second.stdout.str()
+    third = run_python_audit(project, body, "--mps-no-cache")
+    assert re.search(r"model evaluations in this run: [1-9]\d*", third.stdout.str())
+
+
+def test_corrupt_cache_entries_are_recomputed(project):
+    body = "    audit.check_concentration(mean_between=(0.005, 0.5))\n"
+    run_python_audit(project, body).assert_outcomes(passed=1)
+    entries = list((project.path / ".pytest_cache" / "d" / "mps").glob("*.npz"))
+    assert len(entries) == 11
+    entries[0].write_bytes(entries[0].read_bytes()[:100])  # a partial write
+    again = run_python_audit(project, body)
+    again.assert_outcomes(passed=1)
+    assert re.search(r"model evaluations in this run: [1-9]\d*", again.stdout.str())
+
+
+def test_xdist_runs_and_prints_one_combined_summary(project):
+    project.makefile(".mps.yaml", gate=YAML_AUDIT.replace("[0.2, 0.9]", "[0.001, 0.9]"))
+    project.makepyfile(
+        test_gate=f"""
+def test_one(mps_audit):
+    {AUDIT}.check_concentration(mean_between=(0.005, 0.5))
+
+def test_two(mps_audit):
+    {AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger", alpha=0.05)
+"""
+    )
+    result = project.runpytest("-n", "2", "-p", "xdist")
+    result.assert_outcomes(passed=4, failed=1)
+    text = result.stdout.str()
+    assert text.count("MPS audit summary") == 1
+    assert text.count("model.onnx on data") == 1
+    assert "PASS concentration" in text and "FAIL anomalies" in text
+
+
+def _empty_folder(path):
+    (path / "empty").mkdir()
+
+
+def _labels_naming_a_ghost(path):
+    (path / "bad.csv").write_text("image,label\nghost.png,1\n")
+
+
+def _broken_baseline(path):
+    (path / "b.json").write_text("{not json")
+
+
+@pytest.mark.parametrize(
+    ("setup", "call", "expected"),
+    [
+        (None, 'mps_audit("missing.onnx", "data")', "missing.onnx: model file not found"),
+        (_empty_folder, 'mps_audit("model.onnx", "empty")', "empty: folder contains no images"),
+        (
+            _labels_naming_a_ghost,
+            'mps_audit("model.onnx", "data", labels="bad.csv")',
+            "bad.csv: labels name images that are not in the audit: ghost.png",
+        ),
+        (_broken_baseline, 'mps_audit("model.onnx", "data").check_baseline("b.json")', "b.json:"),
+    ],
+)
+def test_bad_audit_input_fails_with_one_line_naming_the_file(project, setup, call, expected):
+    if setup is not None:
+        setup(project.path)
+    project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    {call}\n")
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    assert expected in result.stdout.str()
+
+
+def test_unknown_yaml_check_is_a_collection_error(project):
+    project.makefile(
+        ".mps.yaml", gate="model: model.onnx\nimages: data\nchecks:\n  - sharpness: {}\n"
+    )
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    text = result.stdout.str()
+    assert "gate.mps.yaml: unknown check 'sharpness'" in text
+    assert "Traceback" not in text
+
+
+def test_bad_yaml_argument_is_a_collection_error(project):
+    project.makefile(
+        ".mps.yaml",
+        gate="model: model.onnx\nimages: data\nchecks:\n  - anomalies: {max_fraktion: 0.1}\n",
+    )
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    assert re.search(r"gate.mps.yaml: check 'anomalies': .*max_fraktion", result.stdout.str())
+
+
+def test_plugin_module_stays_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pytest_mps.plugin; "
+        "print(any(m in sys.modules for m in ('onnxruntime', 'scipy', 'onnx')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
