@@ -384,10 +384,23 @@ def machine_lines(rex: ToolRun) -> list[str]:
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # nproc obeys it
     nproc = subprocess.run(["nproc"], capture_output=True, text=True, env=env).stdout.strip()
     return [
+        f"- pytest-mps: {engine_revision()}.",
         f"- Machine: `nproc` = {nproc}, {cpu}, Python {platform.python_version()}, "
         f"onnxruntime {ort.__version__} (ours) / {rex.versions.get('onnxruntime')} (ReX venv, "
         f"with torch {rex.versions.get('torch')}).",
     ]
+
+
+def engine_revision() -> str:
+    """The commit our engine ran from, and whether pytest_mps/ had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown commit"
+    dirty = git("status", "--porcelain", "--", "pytest_mps")
+    return f"commit {commit}" + (" plus uncommitted changes in pytest_mps/" if dirty else "")
 
 
 def summary_table(ours: ToolRun, rex: ToolRun) -> list[str]:
