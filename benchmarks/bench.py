@@ -142,6 +142,18 @@ def with_time_limit(seconds: int, function: Any, *args: Any) -> Any:
         signal.signal(signal.SIGALRM, previous)
 
 
+def wait_for_quiet(limit_seconds: int, threshold: float = 0.5) -> float:
+    """Wait (up to ``limit_seconds``) for the 1-minute load average to fall below ``threshold``.
+
+    Other work on a 2-core machine distorts both tools' timings (onnxruntime's spinning thread
+    pool suffers most), so a run can wait for a quiet machine first. Returns the load average.
+    """
+    deadline = time.monotonic() + limit_seconds
+    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
+        time.sleep(5)
+    return os.getloadavg()[0]
+
+
 # ---------------------------------------------------------------- our engine
 
 
@@ -156,7 +168,7 @@ def run_ours(
     manifest = dump_tensors(engine, images, out / "tensors")
     mask_dir = out / "ours" / "masks"
     mask_dir.mkdir(parents=True, exist_ok=True)
-    before = os.getloadavg()[0]
+    before = wait_for_quiet(opts.wait_quiet)
     records = [_explain_ours(engine, image, mask_dir, opts.timeout) for image in images]
     run = ToolRun(
         tool="pytest-mps",
@@ -251,7 +263,7 @@ def _call_rex_runner(
         "--timeout", str(opts.timeout),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    before = os.getloadavg()[0]
+    before = wait_for_quiet(opts.wait_quiet)
     with open(rex_out / "log.txt", "w") as log:
         process = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     after = os.getloadavg()[0]
@@ -548,6 +560,7 @@ def section(
         f"<!-- bench:{key}:start -->",
         f"## {key}: `{spec.model}`, {len(images)} images from `{spec.images}`",
         "",
+        f"- Model sha256 {str(ours.settings.get('model_sha256'))[:16]}…",
         f"- Run {when}: `{command}`{REUSED if rex.reused else ''}",
         *machine_lines(rex),
         *settings_lines(ours, rex, threads),
@@ -633,6 +646,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=900,
         help="seconds one explanation may take, per tool, before it is recorded as an error",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="before each tool, wait up to SECONDS for the 1-minute load average to drop below 0.5",
     )
     parser.add_argument(
         "--cores",

@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     torch.set_num_threads(opts.torch_threads)
     rex_logger.setLevel("WARNING")
-    out_dir = Path(opts.out_dir)
+    out_dir = Path(opts.out_dir).resolve()
     mask_dir = out_dir / "masks"
     mask_dir.mkdir(parents=True, exist_ok=True)
     entries = json.loads(Path(opts.manifest).read_text())
