@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2
 
 audit: $(STAMP)
-	$(BIN)/pytest-mps explain fixtures/imagenet/efficientnet_lite0.onnx fixtures/photos
+	$(BIN)/python -m pytest -n 2 audits/
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -70,7 +70,7 @@ def mps_session(config: pytest.Config) -> MPSSession:
     if SESSION_KEY not in config.stash:
         from pytest_mps.audit.session import MPSSession, SessionOptions
 
-        cache = config.cache.mkdir("mps") if config.cache is not None else None
+        cache = config.cache.mkdir("mps") if getattr(config, "cache", None) else None
         options = SessionOptions(
             device=config.getoption("mps_device") or config.getini("mps_device") or "auto",
             seed=_int_option(config, "mps_seed"),

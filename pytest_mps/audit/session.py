@@ -70,7 +70,13 @@ class MPSSession:
         truth = resolve_labels(labels, paths, base, classifier.labels)
         options = self._engine_options(engine_options)
         identity = json.dumps(
-            [str(model_path), str(config_path), [str(p) for p in paths], str(labels), options],
+            [
+                str(model_path.resolve()),
+                str(config_path and config_path.resolve()),
+                [str(p.resolve()) for p in paths],
+                str(labels and _absolute(labels, base).resolve()),
+                options,
+            ],
             sort_keys=True,
             default=str,
         )
@@ -85,7 +91,7 @@ class MPSSession:
             ]
             first = results[0]
             self.audits[identity] = Audit(
-                name=f"{self._relative(model_path)} on {_describe_images(images)}",
+                name=f"{self._relative(model_path)} on {self._describe_images(images, base)}",
                 model=self._relative(model_path),
                 model_sha256=classifier.sha256,
                 provider=first.provider,
@@ -137,6 +143,11 @@ class MPSSession:
             self._hashes[marker] = file_sha256(path)
         return self._hashes[marker]
 
+    def _describe_images(self, images: ImageSpec, base: Path) -> str:
+        if isinstance(images, str | os.PathLike):
+            return self._relative(_absolute(images, base))
+        return f"{len(images)} images"
+
     def _relative(self, path: Path) -> str:
         try:
             return path.resolve().relative_to(self.options.rootdir.resolve()).as_posix()
@@ -162,12 +173,6 @@ def _fingerprint(
         "provider": provider,
         "model_yaml": sha(yaml_file) if yaml_file is not None else None,
     }
-
-
-def _describe_images(images: ImageSpec) -> str:
-    if isinstance(images, str | os.PathLike):
-        return os.fspath(images)
-    return f"{len(images)} images"
 
 
 def _absolute(path: str | os.PathLike[str], base: Path) -> Path:
