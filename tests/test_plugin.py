@@ -251,3 +251,18 @@ def test_plugin_module_stays_light():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_yaml_xfail_marks_a_documented_known_failure(project):
+    check = "  - correct_vs_incorrect: {direction: correct_larger, xfail: known property}\n"
+    project.makefile(
+        ".mps.yaml",
+        gate=f"model: model.onnx\nimages: data\nlabels: data/labels.csv\nchecks:\n{check}",
+    )
+    project.runpytest().assert_outcomes(xfailed=1)
+    project.makefile(
+        ".mps.yaml",
+        gate=f"model: model.onnx\nimages: data\nlabels: data/labels.csv\n"
+        f"checks:\n{check.replace('correct_larger', 'incorrect_larger')}",
+    )
+    project.runpytest().assert_outcomes(failed=1)  # strict: passing now is reported
