@@ -126,7 +126,11 @@ def _table(records: list[dict[str, Any]], engine: Any) -> Any:
 
     table = Table(title=f"MPS of {len(records)} image(s) — {engine.classifier.path.name}")
     for column in ("image", "top-1", "confidence", "MPS pixels", "MPS ratio", "MPS conf."):
-        table.add_column(column, justify="left" if column in ("image", "top-1") else "right")
+        table.add_column(
+            column,
+            justify="left" if column in ("image", "top-1") else "right",
+            overflow="fold" if column == "image" else "ellipsis",
+        )
     table.add_column("evaluations", justify="right")
     table.add_column("seconds", justify="right")
     for record in records:

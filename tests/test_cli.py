@@ -193,5 +193,5 @@ def test_console_script_runs_as_a_process(tmp_path, spot_model, spot_picture):
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "spot.png" in done.stdout
+    assert "MPS of 1 image(s)" in done.stdout
     assert "provider: CPU execution provider" in done.stderr
