@@ -3,10 +3,11 @@
 Runs in the project's virtualenv (``.venv``, with pytest_mps installed). For each model:
 
 1. our engine preprocesses every image; the tensors are saved as ``.npy`` for ReX;
-2. our engine explains every image (``Engine.explain``), timed from outside the call;
-3. ``rex_runner.py`` explains the same tensors inside ``benchmarks/.venv-rex``;
-4. every mask of both tools is re-verified with a plain onnxruntime session on the original model;
-5. a Markdown section for the model is written into ``benchmarks/RESULTS.md``.
+2. image by image, alternating which tool goes first, our engine explains the image
+   (``Engine.explain``, timed from outside the call) and ``rex_runner.py --serve``, a process in
+   ``benchmarks/.venv-rex`` with the model already loaded, explains the same tensor with ReX;
+3. every mask of both tools is re-verified with a plain onnxruntime session on the original model;
+4. a Markdown section for the model is written into ``benchmarks/RESULTS.md``.
 
 Usage::
 
@@ -157,32 +158,16 @@ def wait_for_quiet(limit_seconds: int, threshold: float = 0.5) -> float:
 # ---------------------------------------------------------------- our engine
 
 
-def run_ours(
-    spec: ModelSpec, images: list[Path], opts: argparse.Namespace, out: Path
-) -> tuple[ToolRun, list]:
+def load_engine(spec: ModelSpec, seed: int) -> tuple[Any, float]:
+    """Our engine with its model loaded (the start-up, timed but excluded from the figures)."""
     from pytest_mps import Engine
 
-    load_start = time.perf_counter()
-    engine = Engine(ROOT / spec.model, config=None, device="cpu", preset="default", seed=opts.seed)
-    load_seconds = time.perf_counter() - load_start
-    manifest = dump_tensors(engine, images, out / "tensors")
-    mask_dir = out / "ours" / "masks"
-    mask_dir.mkdir(parents=True, exist_ok=True)
-    before = wait_for_quiet(opts.wait_quiet)
-    records = [_explain_ours(engine, image, mask_dir, opts.timeout) for image in images]
-    run = ToolRun(
-        tool="pytest-mps",
-        load_seconds=load_seconds,
-        records=records,
-        settings=_jsonable(engine.describe()),
-        versions={"onnxruntime": ort.__version__, "provider": engine.provider},
-        loadavg=(before, os.getloadavg()[0]),
-    )
-    _save_run(run, out / "ours" / "results.json")
-    return run, manifest
+    start = time.perf_counter()
+    engine = Engine(ROOT / spec.model, config=None, device="cpu", preset="default", seed=seed)
+    return engine, time.perf_counter() - start
 
 
-def _explain_ours(engine: Any, image: Path, mask_dir: Path, timeout: int) -> Record:
+def explain_ours(engine: Any, image: Path, mask_dir: Path, timeout: int) -> Record:
     start = time.perf_counter()
     try:
         result = with_time_limit(timeout, engine.explain, image)
@@ -213,15 +198,78 @@ def _explain_ours(engine: Any, image: Path, mask_dir: Path, timeout: int) -> Rec
     )
 
 
+def ours_run(engine: Any, load_seconds: float, records: list[Record], loadavg: Any) -> ToolRun:
+    return ToolRun(
+        tool="pytest-mps",
+        load_seconds=load_seconds,
+        records=records,
+        settings=_jsonable(engine.describe()),
+        versions={"onnxruntime": ort.__version__, "provider": engine.provider},
+        loadavg=tuple(loadavg),
+    )
+
+
 # ---------------------------------------------------------------- ReX
 
 
-def run_rex(
-    spec: ModelSpec, manifest: list[dict[str, str]], opts: argparse.Namespace, out: Path
-) -> ToolRun:
-    rex_out = out / rex_folder(opts.rex_batch_size)
-    if not opts.skip_rex:
-        _call_rex_runner(spec, manifest, opts, rex_out)
+class RexServer:
+    """rex_runner.py --serve in the ReX venv: one loaded model, one image per request."""
+
+    def __init__(self, spec: ModelSpec, opts: argparse.Namespace, rex_out: Path) -> None:
+        if not REX_PYTHON.exists():
+            raise SystemExit(f"{REX_PYTHON} missing: run `bash benchmarks/setup_rex.sh` first")
+        rex_out.mkdir(parents=True, exist_ok=True)
+        command = [
+            str(REX_PYTHON), str(HERE / "rex_runner.py"),
+            "--model", str(ROOT / spec.model),
+            "--serve",
+            "--out-dir", str(rex_out),
+            "--seed", str(opts.seed),
+            "--batch-size", str(opts.rex_batch_size),
+            "--intra-op-threads", str(opts.threads),
+            "--inter-op-threads", "1",
+            "--torch-threads", "1",
+            "--timeout", str(opts.timeout),
+        ]  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        self.rex_out = rex_out
+        self.log = open(rex_out / "log.txt", "w")  # noqa: SIM115 (closed in close())
+        self.process = subprocess.Popen(
+            command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+            text=True,
+        )  # fmt: skip
+        self._read()  # the "ready" line, after ReX's imports and the model load
+
+    def _read(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"rex_runner.py stopped; see {self.rex_out}/log.txt")
+        return json.loads(line)
+
+    def explain(self, entry: dict[str, str]) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(entry) + "\n")
+        self.process.stdin.flush()
+        reply = self._read()
+        print(
+            f"rex  {Path(entry['image']).name}: {reply['seconds']:.2f}s evals={reply['evals']} "
+            f"pixels={reply['mps_pixels']}" + (f" error={reply['error']}" if reply["error"] else "")
+        )
+        return reply
+
+    def close(self) -> None:
+        """End the runner; it writes results.json (read back by load_rex) as it exits."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        code = self.process.wait()
+        self.log.close()
+        if code != 0:
+            raise SystemExit(f"rex_runner.py failed ({code}); see {self.rex_out}/log.txt")
+
+
+def load_rex(manifest: list[dict[str, str]], rex_out: Path, reused: bool) -> ToolRun:
+    """ReX's figures from the results.json rex_runner.py wrote (now or in an earlier run)."""
     results_file = rex_out / "results.json"
     if not results_file.exists():
         raise SystemExit(f"no ReX results at {results_file}: run without --skip-rex first")
@@ -238,48 +286,11 @@ def run_rex(
         settings=data["settings"],
         versions={k: data[k] for k in ("version", "onnxruntime", "torch")},
         loadavg=tuple(data.get("loadavg", (float("nan"), float("nan")))),
-        reused=opts.skip_rex,
+        reused=reused,
     )
-
-
-def _call_rex_runner(
-    spec: ModelSpec, manifest: list[dict[str, str]], opts: argparse.Namespace, rex_out: Path
-) -> None:
-    if not REX_PYTHON.exists():
-        raise SystemExit(f"{REX_PYTHON} missing: run `bash benchmarks/setup_rex.sh` first")
-    rex_out.mkdir(parents=True, exist_ok=True)
-    manifest_path = rex_out / "manifest.json"
-    manifest_path.write_text(json.dumps(manifest, indent=1))
-    command = [
-        str(REX_PYTHON), str(HERE / "rex_runner.py"),
-        "--model", str(ROOT / spec.model),
-        "--manifest", str(manifest_path),
-        "--out-dir", str(rex_out),
-        "--seed", str(opts.seed),
-        "--batch-size", str(opts.rex_batch_size),
-        "--intra-op-threads", str(opts.threads),
-        "--inter-op-threads", "1",
-        "--torch-threads", "1",
-        "--timeout", str(opts.timeout),
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    before = wait_for_quiet(opts.wait_quiet)
-    with open(rex_out / "log.txt", "w") as log:
-        process = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    after = os.getloadavg()[0]
-    if process.returncode != 0:
-        raise SystemExit(f"rex_runner.py failed ({process.returncode}); see {rex_out}/log.txt")
-    results_file = rex_out / "results.json"
-    data = json.loads(results_file.read_text())
-    data["loadavg"] = [before, after]
-    results_file.write_text(json.dumps(data, indent=2))
 
 
 def _rex_record(item: dict[str, Any]) -> Record:
-    print(
-        f"rex  {Path(item['image']).name}: {item['seconds']:.2f}s evals={item['evals']} "
-        f"pixels={item['mps_pixels']}" + (f" error={item['error']}" if item["error"] else "")
-    )
     return Record(
         image=item["image"],
         target=item["target"],
@@ -295,6 +306,43 @@ def _rex_record(item: dict[str, Any]) -> Record:
             for k in ("evals_responsibility", "evals_extraction", "onnx_calls", "mps_confidence")
         },
     )
+
+
+def _note_loadavg(rex_out: Path, loadavg: tuple[float, float]) -> None:
+    results_file = rex_out / "results.json"
+    data = json.loads(results_file.read_text())
+    data["loadavg"] = list(loadavg)
+    results_file.write_text(json.dumps(data, indent=2))
+
+
+# ---------------------------------------------------------------- both, image by image
+
+
+def run_both(
+    spec: ModelSpec, images: list[Path], opts: argparse.Namespace, out: Path
+) -> tuple[ToolRun, ToolRun, list[dict[str, str]]]:
+    """Alternate the tools image by image (ours first on even images, ReX first on odd ones),
+    so that whatever else the machine is doing weighs on both alike."""
+    engine, load_seconds = load_engine(spec, opts.seed)
+    manifest = dump_tensors(engine, images, out / "tensors")
+    mask_dir = out / "ours" / "masks"
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    rex_out = out / rex_folder(opts.rex_batch_size)
+    server = None if opts.skip_rex else RexServer(spec, opts, rex_out)
+    before = wait_for_quiet(opts.wait_quiet)
+    records = []
+    for index, (image, entry) in enumerate(zip(images, manifest, strict=True)):
+        if server is not None and index % 2:
+            server.explain(entry)
+        records.append(explain_ours(engine, image, mask_dir, opts.timeout))
+        if server is not None and not index % 2:
+            server.explain(entry)
+    loadavg = (before, os.getloadavg()[0])
+    if server is not None:
+        server.close()
+        _note_loadavg(rex_out, loadavg)
+    ours = ours_run(engine, load_seconds, records, loadavg)
+    return ours, load_rex(manifest, rex_out, reused=opts.skip_rex), manifest
 
 
 # ---------------------------------------------------------------- verification
@@ -396,7 +444,7 @@ def machine_lines(rex: ToolRun) -> list[str]:
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # nproc obeys it
     nproc = subprocess.run(["nproc"], capture_output=True, text=True, env=env).stdout.strip()
     return [
-        f"- pytest-mps: {engine_revision()}.",
+        f"- Engine under test: pytest-mps at {engine_revision()}.",
         f"- Machine: `nproc` = {nproc}, {cpu}, Python {platform.python_version()}, "
         f"onnxruntime {ort.__version__} (ours) / {rex.versions.get('onnxruntime')} (ReX venv, "
         f"with torch {rex.versions.get('torch')}).",
@@ -443,7 +491,7 @@ def summary_table(ours: ToolRun, rex: ToolRun) -> list[str]:
         f"| {pct(ort_share(rex))} | |",
         f"| masks verified sufficient | {verified_count(ours)} | {verified_count(rex)} | |",
         f"| errors | {errors_a} | {errors_b} | |",
-        f"| start-up incl. model load (excluded above) | {fmt(ours.load_seconds)} s "
+        f"| model load, excluded above (ours: + batch-size probe) | {fmt(ours.load_seconds)} s "
         f"| {fmt(rex.load_seconds)} s | |",
     ]
     return lines
@@ -620,8 +668,7 @@ def bench_model(spec: ModelSpec, opts: argparse.Namespace) -> None:
     images = list_images(ROOT / spec.images, opts.limit or spec.limit)
     out = OUT / spec.name
     print(f"== {spec.name}: {len(images)} images, model {spec.model}")
-    ours, manifest = run_ours(spec, images, opts, out)
-    rex = run_rex(spec, manifest, opts, out)
+    ours, rex, manifest = run_both(spec, images, opts, out)
     verifier = Verifier(model, opts.threads)
     verify_all(verifier, ours, manifest)
     verify_all(verifier, rex, manifest)

@@ -21,6 +21,10 @@ default), plus ``progress_bar = false``.
 Usage::
 
     .venv-rex/bin/python rex_runner.py --model m.onnx --manifest manifest.json --out-dir DIR
+    .venv-rex/bin/python rex_runner.py --model m.onnx --serve --out-dir DIR   # used by bench.py
+
+With ``--serve`` it reads one ``{"image", "tensor"}`` JSON object per stdin line and answers each
+with one JSON line, so that bench.py can alternate the two tools image by image.
 """
 
 from __future__ import annotations
@@ -202,7 +206,13 @@ def _float_or_none(value: Any) -> float | None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="ONNX model")
-    parser.add_argument("--manifest", required=True, help='JSON list of {"image", "tensor"}')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--manifest", help='JSON list of {"image", "tensor"}')
+    source.add_argument(
+        "--serve",
+        action="store_true",
+        help='read one {"image", "tensor"} JSON object per stdin line, answer one JSON line each',
+    )
     parser.add_argument("--out-dir", required=True, help="where results.json and masks go")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=1, help="ReX batch_size (default 1)")
@@ -218,45 +228,80 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    opts = parse_args(argv)
-    torch.set_num_threads(opts.torch_threads)
-    rex_logger.setLevel("WARNING")
-    out_dir = Path(opts.out_dir).resolve()
-    mask_dir = out_dir / "masks"
-    mask_dir.mkdir(parents=True, exist_ok=True)
-    entries = json.loads(Path(opts.manifest).read_text())
+class Runner:
+    """One loaded model and ReX configuration, explaining tensors one at a time."""
 
-    args = make_args(opts.seed, opts.batch_size, out_dir)
-    load_start = time.perf_counter()
-    session = make_session(opts.model, opts.intra_op_threads, opts.inter_op_threads)
-    predict, model_shape = OnnxRunner(session, Setup.PYTORCH, "cpu").gen_prediction_function()
-    load_seconds = time.perf_counter() - load_start
-    if isinstance(model_shape[0], int) and model_shape[0] < args.batch_size:
-        args.batch_size = model_shape[0]  # as ReX's explanation() does for fixed-batch models
+    def __init__(self, opts: argparse.Namespace) -> None:
+        self.opts = opts
+        self.out_dir = Path(opts.out_dir).resolve()
+        self.mask_dir = self.out_dir / "masks"
+        self.mask_dir.mkdir(parents=True, exist_ok=True)
+        self.args = make_args(opts.seed, opts.batch_size, self.out_dir)
+        start = time.perf_counter()
+        self.session = make_session(opts.model, opts.intra_op_threads, opts.inter_op_threads)
+        runner = OnnxRunner(self.session, Setup.PYTORCH, "cpu")
+        self.predict, shape = runner.gen_prediction_function()
+        self.model_shape = list(shape)
+        self.load_seconds = time.perf_counter() - start
+        if isinstance(shape[0], int) and shape[0] < self.args.batch_size:
+            self.args.batch_size = shape[0]  # as ReX's explanation() does for fixed-batch models
+        self.results: list[dict[str, Any]] = []
 
-    results = []
-    for entry in entries:
-        result = run_image(entry, args, session, predict, list(model_shape), mask_dir, opts.timeout)
+    def explain(self, entry: dict[str, str]) -> dict[str, Any]:
+        result = run_image(
+            entry,
+            self.args,
+            self.session,
+            self.predict,
+            self.model_shape,
+            self.mask_dir,
+            self.opts.timeout,
+        )
         print(
             f"rex {result.image}: {result.seconds:.2f}s evals={result.evals} "
             f"pixels={result.mps_pixels} error={result.error}",
             file=sys.stderr,
             flush=True,
         )
-        results.append(asdict(result))
+        self.results.append(asdict(result))
+        return self.results[-1]
 
-    summary = {
-        "tool": "rex-xai",
-        "version": _rex_version(),
-        "onnxruntime": ort.__version__,
-        "torch": torch.__version__,
-        "model": opts.model,
-        "load_seconds": load_seconds,
-        "settings": _settings(args, opts),
-        "images": results,
-    }
-    (out_dir / "results.json").write_text(json.dumps(summary, indent=2))
+    def save(self) -> None:
+        summary = {
+            "tool": "rex-xai",
+            "version": _rex_version(),
+            "onnxruntime": ort.__version__,
+            "torch": torch.__version__,
+            "model": self.opts.model,
+            "load_seconds": self.load_seconds,
+            "settings": _settings(self.args, self.opts),
+            "images": self.results,
+        }
+        (self.out_dir / "results.json").write_text(json.dumps(summary, indent=2))
+
+
+def serve(runner: Runner, replies: Any) -> None:
+    """Line protocol for bench.py: a "ready" line, then one result line per request line."""
+    replies.write(json.dumps({"ready": True, "load_seconds": runner.load_seconds}) + "\n")
+    replies.flush()
+    for line in sys.stdin:
+        if line.strip():
+            replies.write(json.dumps(runner.explain(json.loads(line))) + "\n")
+            replies.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    torch.set_num_threads(opts.torch_threads)
+    rex_logger.setLevel("WARNING")
+    replies, sys.stdout = sys.stdout, sys.stderr  # nothing but protocol lines on stdout
+    runner = Runner(opts)
+    if opts.serve:
+        serve(runner, replies)
+    else:
+        for entry in json.loads(Path(opts.manifest).read_text()):
+            runner.explain(entry)
+    runner.save()
     return 0
 
 
