@@ -127,11 +127,12 @@ class _Run:
             prepared.values, settings.baseline, engine.classifier.config, engine.classifier.channels
         )
         image = engine.classifier.to_layout(prepared.values)
-        self.oracle.set_image(image, engine.classifier.to_layout(baseline), 0)
+        baseline = engine.classifier.to_layout(baseline)
+        self.oracle.set_image(image, baseline, 0)
         answers = self._count("target", self.oracle.evaluate, np.ones((1, *self.shape), bool))
         self.target = int(answers.top1[0])
         self.target_confidence = float(answers.top1_confidence[0])
-        self.oracle.set_image(image, engine.classifier.to_layout(baseline), self.target)
+        self.oracle.set_image(image, baseline, self.target)
         self.threshold = settings.sufficiency.threshold(self.target_confidence)
 
     def passes(self, masks: np.ndarray) -> np.ndarray:

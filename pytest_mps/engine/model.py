@@ -47,6 +47,10 @@ class Classifier:
         return self.config.labels
 
     @property
+    def channel_count(self) -> int:
+        return 1 if self.channels == "L" else 3
+
+    @property
     def pixels(self) -> int:
         return self.height * self.width
 

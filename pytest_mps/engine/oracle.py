@@ -42,7 +42,7 @@ def wrap_model(classifier: Classifier) -> onnx.ModelProto:
         )
     inner = onnx.compose.add_prefix(classifier.proto, "model/")
     height, width = classifier.height, classifier.width
-    channels = 1 if classifier.channels == "L" else 3
+    channels = classifier.channel_count
     nchw = classifier.layout == "NCHW"
     image_shape = [1, channels, height, width] if nchw else [1, height, width, channels]
     mask_shape = [-1, 1, height, width] if nchw else [-1, height, width, 1]
@@ -176,13 +176,9 @@ class MaskedOracle:
         10% of the best one measured.
         """
         height, width = self.classifier.height, self.classifier.width
-        channels = 1 if self.classifier.channels == "L" else 3
-        shape = (
-            (1, channels, height, width)
-            if self.classifier.layout == "NCHW"
-            else (1, height, width, channels)
+        zeros = self.classifier.to_layout(
+            np.zeros((height, width, self.classifier.channel_count), dtype=np.float32)
         )
-        zeros = np.zeros(shape, dtype=np.float32)
         self.set_image(zeros, zeros, 0)
         largest = self._largest_batch_that_runs(height, width)
         if self.provider != CPU:
