@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRA),test]"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRA),report,test]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -21,8 +21,9 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2
 
+# Writes reports/index.html and reports/mps-report.json (pass or fail) and prints the path.
 audit: $(STAMP)
-	$(BIN)/python -m pytest -n 2 audits/
+	$(BIN)/python -m pytest -n 2 audits/ --mps-report reports
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

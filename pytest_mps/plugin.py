@@ -16,7 +16,12 @@ if TYPE_CHECKING:
 
 SESSION_KEY = pytest.StashKey["MPSSession"]()
 WORKER_AUDITS_KEY = pytest.StashKey[list]()  # per-process audit payloads (controller)
+REPORT_KEY = pytest.StashKey[Path]()  # the HTML report written at the end of the session
+OUTCOME_COUNTS_KEY = pytest.StashKey[dict]()  # per item: each audit's check count at setup
 WORKER_OUTPUT = "mps_audits"
+REPORT_PACKAGES = ("matplotlib", "jinja2")
+# Runs that stopped early keep the previous report rather than replacing it with a partial one.
+KEEP_REPORT_ON = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,6 +68,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[WORKER_AUDITS_KEY] = []
+    if report_folder(config) is not None:
+        from importlib.util import find_spec
+
+        missing = [name for name in REPORT_PACKAGES if find_spec(name) is None]
+        if missing:
+            raise pytest.UsageError(
+                f"--mps-report needs {' and '.join(missing)}: pip install 'pytest-mps[report]'"
+            )
+
+
+def report_folder(config: pytest.Config) -> Path | None:
+    """The report folder: ``--mps-report`` from the invocation folder, else ini ``mps_report``
+    from the rootdir; None when no report is asked for."""
+    given = config.getoption("mps_report")
+    if given:
+        return Path(config.invocation_params.dir, given)
+    ini = str(config.getini("mps_report")).strip()
+    return Path(config.rootpath, ini) if ini else None
 
 
 def mps_session(config: pytest.Config) -> MPSSession:
@@ -120,29 +143,81 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     return None
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[OUTCOME_COUNTS_KEY] = _outcome_counts(item.config)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """Bad audit input (a missing model, a malformed baseline...) reads as one line."""
+    """Bad audit input (a missing model, a malformed baseline...) reads as one line; the call's
+    report carries what the test's checks measured (JUnit properties, pytest-html extras)."""
+    used = _audits_used(item) if call.when == "call" else []
+    if used:
+        from pytest_mps.report.extras import junit_properties
+
+        item.user_properties.extend(junit_properties(used))  # what record_property does
     report = yield
     from pytest_mps.errors import MPSInputError
 
     if call.excinfo is not None and isinstance(call.excinfo.value, MPSInputError):
         report.longrepr = f"pytest-mps: {call.excinfo.value}"
+    if used and _html_extras_wanted(item.config):
+        from pytest_mps.report.extras import html_extras
+
+        report.extras = [*getattr(report, "extras", []), *html_extras(used)]
     return report
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
+def _outcome_counts(config: pytest.Config) -> dict[str, int]:
     if SESSION_KEY not in config.stash:
-        return
-    from pytest_mps.report.summary import audit_reports
+        return {}
+    return {key: len(audit.outcomes) for key, audit in config.stash[SESSION_KEY].audits.items()}
 
+
+def _audits_used(item: pytest.Item) -> list[tuple[Any, list[Any]]]:
+    """The audits this test built or checked, each with the check outcomes it added."""
+    if SESSION_KEY not in item.config.stash:
+        return []
+    before = item.stash.get(OUTCOME_COUNTS_KEY, {})
+    used = []
+    for key, audit in item.config.stash[SESSION_KEY].audits.items():
+        if key not in before or len(audit.outcomes) > before[key]:
+            used.append((audit, audit.outcomes[before.get(key, 0) :]))
+    return used
+
+
+def _html_extras_wanted(config: pytest.Config) -> bool:
+    """pytest-html writes a report in this run and the plotting packages are there."""
+    from importlib.util import find_spec
+
+    if not config.pluginmanager.hasplugin("html") or not config.getoption("htmlpath", None):
+        return False
+    return all(find_spec(name) is not None for name in REPORT_PACKAGES)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Each process turns its audits into a payload (writing its pictures into the report
+    folder); the controller then writes the report from every process's payload."""
+    config = session.config
+    folder = report_folder(config)
     worker = getattr(config, "workerinput", {}).get("workerid")
-    payload = audit_reports(config.stash[SESSION_KEY], process=worker or "main")
-    if worker is not None:
-        config.workeroutput[WORKER_OUTPUT] = payload
-    else:
-        config.stash[WORKER_AUDITS_KEY].append(payload)
+    if SESSION_KEY in config.stash:
+        from pytest_mps.report.summary import audit_reports
+
+        payload = audit_reports(config.stash[SESSION_KEY], worker or "main", pictures=folder)
+        if worker is not None:
+            config.workeroutput[WORKER_OUTPUT] = payload
+        else:
+            config.stash[WORKER_AUDITS_KEY].append(payload)
+    if worker is None and folder is not None and exitstatus not in KEEP_REPORT_ON:
+        from pytest_mps.report.document import build_document, session_info, write_report
+
+        device = config.getoption("mps_device") or config.getini("mps_device") or "auto"
+        document = build_document(
+            config.stash[WORKER_AUDITS_KEY], session_info(device, int(exitstatus)), config.rootpath
+        )
+        config.stash[REPORT_KEY] = write_report(folder, document)
 
 
 def pytest_testnodedown(node: Any, error: Any) -> None:
@@ -156,14 +231,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if hasattr(config, "workerinput"):
         return
     payloads = config.stash[WORKER_AUDITS_KEY]
-    if not payloads:
-        return
-    from pytest_mps.report.summary import merge_audit_reports, render_summary
+    if payloads:
+        from pytest_mps.report.summary import merge_audit_reports, render_summary
 
-    audits, evaluations = merge_audit_reports(payloads)
-    if not audits:
-        return
-    terminalreporter.write_sep("=", "MPS audit summary")
-    terminalreporter.write(
-        render_summary(audits, evaluations, width=terminalreporter._tw.fullwidth)
-    )
+        audits, evaluations = merge_audit_reports(payloads)
+        if audits:
+            terminalreporter.write_sep("=", "MPS audit summary")
+            terminalreporter.write(
+                render_summary(audits, evaluations, width=terminalreporter._tw.fullwidth)
+            )
+    if REPORT_KEY in config.stash:
+        terminalreporter.write_line(f"MPS report: {config.stash[REPORT_KEY]}")

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import io
+from pathlib import Path
 from typing import Any
 
 from pytest_mps.audit.session import MPSSession
 
 
-def audit_reports(session: MPSSession, process: str = "main") -> dict[str, Any]:
-    """This process's audits as JSON-ready data, with its engines' evaluation count."""
+def audit_reports(
+    session: MPSSession, process: str = "main", pictures: Path | None = None
+) -> dict[str, Any]:
+    """This process's audits as JSON-ready data, with its engines' evaluation count.
+
+    With a ``pictures`` folder (the report's), each image's pictures are written there (only
+    this process has the masks) and each image entry names them relative to that folder.
+    """
     audits = []
     for identity, audit in session.audits.items():
+        images = [record.as_dict() for record in audit.records]
+        if pictures is not None:
+            from pytest_mps.report.pictures import write_pictures
+
+            written = write_pictures(audit, pictures)
+            images = [{**image, "pictures": written.get(image["path"])} for image in images]
         audits.append(
             {
                 "id": hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16],
@@ -22,7 +35,7 @@ def audit_reports(session: MPSSession, process: str = "main") -> dict[str, Any]:
                 "provider": audit.provider,
                 "settings": audit.settings,
                 "summary": audit.summary(),
-                "images": [record.as_dict() for record in audit.records],
+                "images": images,
                 "flagged": [record.path for record in audit.flagged],
                 "checks": [outcome.as_dict() for outcome in audit.outcomes],
             }

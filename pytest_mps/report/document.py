@@ -1,0 +1,156 @@
+"""The JSON report (``mps-report.json``): a versioned document built from the audits' payloads,
+and writing the report folder so that readers never see a half-written file."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pytest_mps import __version__
+from pytest_mps.fileio import write_bytes_atomic, write_json_atomic
+from pytest_mps.report.pictures import FOLDER as PICTURES
+from pytest_mps.report.summary import merge_audit_reports
+
+FORMAT = "pytest-mps-report"
+VERSION = 1
+JSON_NAME = "mps-report.json"
+HTML_NAME = "index.html"
+SCHEMA = Path(__file__).with_name("schema.json")
+
+
+def session_info(device: str, exitstatus: int | None = None) -> dict[str, Any]:
+    """When and with what the report was made."""
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "pytest_mps": __version__,
+        "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
+        "pytest": _version("pytest"),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "device": device,
+        "exitstatus": exitstatus,
+    }
+
+
+def build_document(
+    payloads: list[dict[str, Any]], session: dict[str, Any], rootdir: Path
+) -> dict[str, Any]:
+    """The report of every process's audits (each audit once), as JSON-ready data."""
+    audits, evaluations = merge_audit_reports(payloads)
+    entries = [_audit_entry(audit, rootdir) for audit in audits]
+    providers = sorted({audit["provider"] for audit in entries})
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "session": {**session, "providers": providers, "evaluations": evaluations},
+        "audits": entries,
+    }
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    """Read a JSON report, refusing other files and other versions with a one-line reason."""
+    from pytest_mps.errors import MPSInputError
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MPSInputError(path, f"cannot read the report ({exc.strerror})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MPSInputError(path, f"not a JSON file ({exc})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise MPSInputError(path, f'not a pytest-mps report (no "format": "{FORMAT}")')
+    if document.get("version") != VERSION:
+        raise MPSInputError(
+            path, f"report version {document.get('version')!r}, this pytest-mps reads {VERSION}"
+        )
+    return document
+
+
+def write_report(folder: Path, document: dict[str, Any]) -> Path:
+    """Write ``mps-report.json`` and ``index.html`` into ``folder``; returns the HTML's path.
+
+    The HTML is rendered in memory first, so a failure leaves the previous report untouched;
+    each file is then replaced atomically, and only afterwards are the pictures that no report
+    shows any more deleted.
+    """
+    from pytest_mps.report.html import render_html
+
+    page = render_html(document, folder, folder)
+    write_json_atomic(folder / JSON_NAME, document)
+    index = write_bytes_atomic(folder / HTML_NAME, page.encode("utf-8"))
+    _prune_pictures(folder, document)
+    return index
+
+
+def _audit_entry(audit: dict[str, Any], rootdir: Path) -> dict[str, Any]:
+    flagged = set(audit["flagged"])
+    scores = {
+        entry["image"]: entry["score"]
+        for check in audit["checks"]
+        if check["check"] == "anomalies"
+        for entry in check["measured"].get("images", [])
+    }
+    images = [
+        {
+            **image,
+            "anomaly": image["path"] in flagged,
+            "anomaly_score": scores.get(image["path"]),
+            "pictures": image.get("pictures"),
+        }
+        for image in audit["images"]
+    ]
+    return {
+        "id": audit["id"],
+        "name": audit["name"],
+        "model": {"path": audit["model"], "sha256": audit["model_sha256"]},
+        "provider": audit["provider"],
+        "config": audit["settings"],
+        "figures": audit["summary"],
+        "checks": [
+            {**check, "verdict": "pass" if check["passed"] else "fail"} for check in audit["checks"]
+        ],
+        "flagged": audit["flagged"],
+        "baseline": baseline_ratios(audit["checks"], rootdir),
+        "images": images,
+    }
+
+
+def baseline_ratios(checks: list[dict[str, Any]], rootdir: Path) -> dict[str, Any] | None:
+    """The ratios of the baseline the audit was compared with, for the current-vs-baseline plot;
+    None when no comparison ran (a baseline written by this run equals the current ratios)."""
+    from pytest_mps.audit.baseline import read_baseline
+    from pytest_mps.errors import MPSInputError
+
+    for check in checks:
+        if check["check"] != "baseline" or "pairs" not in check["measured"]:
+            continue
+        path = rootdir / check["thresholds"]["path"]
+        try:
+            return {"path": check["thresholds"]["path"], "ratios": read_baseline(path).ratios}
+        except MPSInputError:  # changed since the check read it: the plot goes without
+            return None
+    return None
+
+
+def _prune_pictures(folder: Path, document: dict[str, Any]) -> None:
+    """Delete pictures of earlier reports that the new one no longer shows."""
+    shown = {
+        folder / relative
+        for audit in document["audits"]
+        for image in audit["images"]
+        for relative in (image["pictures"] or {}).values()
+    }
+    for path in (folder / PICTURES).glob("*/*.png"):
+        if path not in shown:
+            path.unlink(missing_ok=True)
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
