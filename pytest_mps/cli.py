@@ -1,4 +1,5 @@
-"""The ``pytest-mps`` command: explain images from the shell and write JSON and mask PNGs."""
+"""The ``pytest-mps`` command: explain images from the shell and write JSON and mask PNGs, and
+rebuild a report's HTML from its JSON."""
 
 from __future__ import annotations
 
@@ -47,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--preset", choices=("default", "rex"), default="default")
     explain.set_defaults(run=_explain)
+    report = commands.add_parser("report", help="rebuild the HTML report from mps-report.json")
+    report.add_argument("json", type=Path, help="a JSON report (mps-report.json)")
+    report.add_argument(
+        "--html", type=Path, required=True, help="the HTML file to write (a folder: its index.html)"
+    )
+    report.set_defaults(run=_report)
     return parser
 
 
@@ -78,6 +85,37 @@ def _explain(args: argparse.Namespace) -> int:
 
         write_json_atomic(args.json, records)
         errors.print(f"[dim]wrote {args.json}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from importlib.util import find_spec
+
+    from pytest_mps.fileio import write_bytes_atomic
+    from pytest_mps.report.document import HTML_NAME, load_document, missing_pictures
+
+    if find_spec("jinja2") is None or find_spec("matplotlib") is None:
+        print(
+            "pytest-mps: error: report needs matplotlib and jinja2: "
+            "pip install 'pytest-mps[report]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from pytest_mps.report.html import render_html
+
+    document = load_document(args.json)
+    target = args.html / HTML_NAME if args.html.is_dir() else args.html
+    folder = args.json.resolve().parent
+    page = render_html(document, folder, target.resolve().parent)
+    write_bytes_atomic(target, page.encode("utf-8"))
+    missing = missing_pictures(folder, document)
+    if missing:
+        print(
+            f"pytest-mps: warning: {len(missing)} pictures named in {args.json} are missing "
+            f"(first: {missing[0]}); the page shows them as broken images",
+            file=sys.stderr,
+        )
+    print(target)
     return 0
 
 

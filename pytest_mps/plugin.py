@@ -220,6 +220,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         config.stash[REPORT_KEY] = write_report(folder, document)
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist must not refuse it
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist controller: collect each worker's audits for the one combined summary."""
     payload = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)

@@ -128,3 +128,30 @@ def red_mass_image(path: Path, intensity: float) -> Path:
     pixels[SQUARE] = (round(255 * intensity), 0, 0)
     Image.fromarray(pixels, "RGB").save(path)
     return path
+
+
+BRIGHT = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75]  # labelled 1: correct, MPS 13-16 pixels
+DIM = [0.45, 0.4, 0.35, 0.3]  # labelled 0: incorrect, MPS 27-40 pixels
+OUTLIER = 0.2  # labelled 1: MPS 60 pixels, an anomaly among the correct ones
+
+
+def red_mass_project(folder: Path) -> Path:
+    """A project folder with ``model.onnx``, 11 labelled images in ``data/`` and a pytest.ini.
+
+    The "red mass" model's MPS size is known: class 1 needs the red in view to add up to a
+    threshold, so a dim square needs more pixels than a bright one.
+    """
+    (folder / "data").mkdir()
+    spot_detector(folder / "model.onnx", pool="sum", threshold=12.0)
+    rows = ["image,label"]
+    for i, value in enumerate(BRIGHT):
+        red_mass_image(folder / "data" / f"bright{i}.png", value)
+        rows.append(f"bright{i}.png,1")
+    for i, value in enumerate(DIM):
+        red_mass_image(folder / "data" / f"dim{i}.png", value)
+        rows.append(f"dim{i}.png,0")
+    red_mass_image(folder / "data" / "faint.png", OUTLIER)
+    rows.append("faint.png,1")
+    (folder / "data" / "labels.csv").write_text("\n".join(rows) + "\n")
+    (folder / "pytest.ini").write_text("[pytest]\nmps_device = cpu\n")
+    return folder

@@ -136,17 +136,26 @@ def baseline_ratios(checks: list[dict[str, Any]], rootdir: Path) -> dict[str, An
     return None
 
 
+def missing_pictures(folder: Path, document: dict[str, Any]) -> list[str]:
+    """The pictures the document names that are not in ``folder``."""
+    return sorted(relative for relative in _pictures(document) if not (folder / relative).is_file())
+
+
 def _prune_pictures(folder: Path, document: dict[str, Any]) -> None:
     """Delete pictures of earlier reports that the new one no longer shows."""
-    shown = {
-        folder / relative
+    shown = {folder / relative for relative in _pictures(document)}
+    for path in (folder / PICTURES).glob("*/*.png"):
+        if path not in shown:
+            path.unlink(missing_ok=True)
+
+
+def _pictures(document: dict[str, Any]) -> set[str]:
+    return {
+        relative
         for audit in document["audits"]
         for image in audit["images"]
         for relative in (image["pictures"] or {}).values()
     }
-    for path in (folder / PICTURES).glob("*/*.png"):
-        if path not in shown:
-            path.unlink(missing_ok=True)
 
 
 def _version(distribution: str) -> str | None:

@@ -51,7 +51,8 @@ def merge_audit_reports(payloads: list[dict[str, Any]]) -> tuple[list[dict[str, 
         for audit in payload["audits"]:
             current = merged.setdefault(audit["id"], {**audit, "checks": [], "flagged": []})
             current["checks"] += [c for c in audit["checks"] if c not in current["checks"]]
-            current["flagged"] = sorted(set(current["flagged"]) | set(audit["flagged"]))
+            # Most anomalous first, as the audit ranks them.
+            current["flagged"] += [p for p in audit["flagged"] if p not in current["flagged"]]
     return list(merged.values()), sum(payload["evaluations"] for payload in payloads)
 
 

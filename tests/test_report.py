@@ -1,0 +1,324 @@
+"""Reports end to end: the JSON against its schema and the audit's own results, the HTML in a
+real headless browser, JUnit properties, pytest-html extras, the ``report`` command, atomic
+writes and xdist."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+from browser import assert_renders, check_page, screenshot
+from PIL import Image
+from support import SIZE, red_mass_project, spot_detector
+
+from pytest_mps.cli import main
+from pytest_mps.report.document import SCHEMA
+from pytest_mps.report.pictures import display_size
+
+AUDIT = 'mps_audit("model.onnx", "data", labels="data/labels.csv")'
+GATE = f"""
+import json
+
+
+def test_concentration(mps_audit):
+    {AUDIT}.check_concentration(mean_between=(0.005, 0.5))
+
+
+def test_correct_vs_incorrect(mps_audit):
+    {AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger", alpha=0.05)
+
+
+def test_anomalies(mps_audit):
+    {AUDIT}.check_anomalies(max_fraction=0.0)  # fails: the faint and dim images are flagged
+
+
+def test_baseline(mps_audit):
+    {AUDIT}.check_baseline("baselines/gate.json")
+
+
+def test_zz_record_the_audit(mps_audit):
+    # Runs last: the audit's own results, for the test to compare with the report.
+    with open("expected.json", "w") as stream:
+        json.dump({AUDIT}.as_dict(), stream)
+"""
+
+
+def run_pytest(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """pytest in ``folder``, in a fresh process, without this suite's own pytest settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def gate(tmp_path_factory) -> Path:
+    """A project whose gate ran with a report, JUnit XML and pytest-html (after a first run
+    that wrote the baseline, so the report compares with one)."""
+    folder = red_mass_project(tmp_path_factory.mktemp("gate"))
+    (folder / "test_gate.py").write_text(GATE)
+    run_pytest(folder, "--mps-update-baselines", "-q")
+    done = run_pytest(
+        folder, "--mps-report", "report", "--junitxml", "junit.xml", "--html", "pytest.html"
+    )
+    assert done.returncode == 1, done.stdout + done.stderr  # exactly the anomalies check fails
+    assert "1 failed, 4 passed" in done.stdout, done.stdout
+    assert f"MPS report: {folder / 'report' / 'index.html'}" in done.stdout
+    return folder
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_json_report_follows_its_schema(gate):
+    report = load(gate / "report" / "mps-report.json")
+    jsonschema.validate(report, load(SCHEMA))
+    assert report["format"] == "pytest-mps-report" and report["version"] == 1
+    session = report["session"]
+    assert session["device"] == "cpu" and session["providers"] == ["CPUExecutionProvider"]
+    assert session["exitstatus"] == 1 and session["evaluations"] == 0  # all from the cache
+    assert session["onnxruntime"] and session["pytest_mps"]
+
+
+def test_json_report_numbers_are_the_audits(gate):
+    expected = load(gate / "expected.json")
+    (audit,) = load(gate / "report" / "mps-report.json")["audits"]
+    assert audit["name"] == expected["name"] == "model.onnx on data"
+    model_hash = hashlib.sha256((gate / "model.onnx").read_bytes()).hexdigest()
+    assert audit["model"] == {"path": "model.onnx", "sha256": model_hash}
+    assert audit["provider"] == expected["provider"]
+    assert audit["config"] == expected["settings"]
+    assert audit["figures"] == expected["summary"]
+    assert [{k: v for k, v in c.items() if k != "verdict"} for c in audit["checks"]] == expected[
+        "outcomes"
+    ]
+    assert [c["verdict"] for c in audit["checks"]] == ["pass", "pass", "fail", "pass"]
+    assert audit["flagged"] == expected["flagged"]
+
+    anomalies = {i["image"]: i["score"] for i in expected["outcomes"][2]["measured"]["images"]}
+    for image, record in zip(audit["images"], expected["records"], strict=True):
+        assert {k: image[k] for k in record} == record
+        assert image["anomaly"] is (image["path"] in expected["flagged"])
+        assert image["anomaly_score"] == anomalies.get(image["path"])
+    assert "data/faint.png" in audit["flagged"]
+
+    baseline = load(gate / "baselines" / "gate.json")
+    ratios = {name: entry["ratio"] for name, entry in baseline["images"].items()}
+    assert audit["baseline"] == {"path": "baselines/gate.json", "ratios": ratios}
+
+
+def test_pictures_show_the_photo_its_mps_and_the_heat_map(gate):
+    (audit,) = load(gate / "report" / "mps-report.json")["audits"]
+    on_disk = {p.relative_to(gate / "report").as_posix() for p in (gate / "report").rglob("*.png")}
+    named = {path for image in audit["images"] for path in image["pictures"].values()}
+    assert named == on_disk  # every picture exists, and nothing else is there
+    size = display_size((SIZE, SIZE))
+    for image in audit["images"]:
+        pictures = {
+            kind: np.asarray(Image.open(gate / "report" / path).convert("RGB"))
+            for kind, path in image["pictures"].items()
+        }
+        assert all(p.shape == (size[1], size[0], 3) for p in pictures.values())
+        assert image["pictures"]["overlay"].startswith("pictures/model/data__")
+        original, overlay = pictures["original"].astype(int), pictures["overlay"].astype(int)
+        lit = original.sum(axis=2) > 0  # the red square; the MPS lies inside it
+        kept = (overlay == original).all(axis=2) & lit
+        scale = (size[0] // SIZE) ** 2
+        assert kept.sum() == image["pixels"] * scale
+        assert (overlay[lit & ~kept] < original[lit & ~kept]).any(axis=-1).all()  # dimmed
+
+
+def test_html_report_renders_in_a_real_browser(gate, tmp_path):
+    page = gate / "report" / "index.html"
+    check = assert_renders(page)
+    (audit,) = load(gate / "report" / "mps-report.json")["audits"]
+    sources = {image["src"] for image in check.images}
+    faint = next(i for i in audit["images"] if i["path"] == "data/faint.png")
+    assert set(faint["pictures"].values()) <= sources  # the flagged image is in the gallery
+    assert sum(src.startswith("data:image/png") for src in sources) == 1  # the distribution
+
+    shot = screenshot(page, tmp_path / "report.png")
+    assert Image.open(shot).size == (1400, 2400)
+    artefacts = os.environ.get("MPS_ARTIFACTS")
+    if artefacts:
+        Path(artefacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(artefacts) / "report.png")
+
+
+def test_browser_check_fails_on_a_missing_image_or_an_error(tmp_path):
+    Image.new("RGB", (4, 4)).save(tmp_path / "here.png")
+    missing = tmp_path / "missing.html"
+    missing.write_text('<html><head></head><body><img src="here.png"><img src="gone.png">')
+    check = check_page(missing)
+    assert check.broken == ["gone.png"]
+    with pytest.raises(AssertionError, match="did not load"):
+        assert_renders(missing)
+
+    failing = tmp_path / "failing.html"
+    failing.write_text(
+        '<html><head></head><body><img src="here.png">'
+        "<script>console.error('bad thing'); undefinedFunction();</script>"
+    )
+    check = check_page(failing)
+    assert not check.broken
+    assert any("bad thing" in error for error in check.errors)
+    assert any("undefinedFunction" in error for error in check.errors)
+    with pytest.raises(AssertionError, match="errors in the browser"):
+        assert_renders(failing)
+
+
+def test_report_command_rebuilds_the_html(gate, tmp_path, capsys):
+    folder = gate / "report"
+    rebuilt = folder / "rebuilt.html"
+    assert main(["report", str(folder / "mps-report.json"), "--html", str(rebuilt)]) == 0
+    try:
+        assert rebuilt.read_bytes() == (folder / "index.html").read_bytes()
+    finally:
+        rebuilt.unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert main(["report", str(folder / "mps-report.json"), "--html", str(elsewhere)]) == 0
+    assert capsys.readouterr().out.strip().endswith("index.html")
+    assert_renders(elsewhere / "index.html")  # the pictures, found from another folder
+
+
+def test_report_command_refuses_other_files(tmp_path, capsys):
+    other = tmp_path / "other.json"
+    other.write_text('{"format": "something-else"}')
+    assert main(["report", str(other), "--html", str(tmp_path / "x.html")]) == 2
+    assert "not a pytest-mps report" in capsys.readouterr().err
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_junit_xml_records_each_checks_values(gate):
+    expected = {o["check"]: o for o in load(gate / "expected.json")["outcomes"]}
+    cases = {
+        case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+        for case in ET.parse(gate / "junit.xml").getroot().iter("testcase")
+    }
+    mann_whitney = cases["test_correct_vs_incorrect"]
+    assert mann_whitney["mps.correct_vs_incorrect.verdict"] == "pass"
+    assert mann_whitney["mps.correct_vs_incorrect.audit"] == "model.onnx on data"
+    statistics = expected["correct_vs_incorrect"]["statistics"]
+    assert float(mann_whitney["mps.correct_vs_incorrect.statistics.p_value"]) == pytest.approx(
+        statistics["p_value"], rel=1e-12
+    )
+    assert mann_whitney["mps.correct_vs_incorrect.thresholds.alpha"] == "0.05"
+    anomalies = cases["test_anomalies"]
+    assert anomalies["mps.anomalies.verdict"] == "fail"
+    assert int(anomalies["mps.anomalies.measured.flagged"]) == len(expected["anomalies"]["images"])
+    assert "mps.baseline.measured.median_shift" in cases["test_baseline"]
+    assert not any(name.startswith("mps.") for name in cases["test_zz_record_the_audit"])
+
+
+def test_pytest_html_rows_carry_plots_and_pictures(gate):
+    page = (gate / "pytest.html").read_text(encoding="utf-8")
+    assert page.count("MPS ratios: model.onnx on data") == 4  # one per check's row
+    assert "data:image/png;base64," in page  # the gallery, inline
+    assert len(list((gate / "assets").glob("*.png"))) == 4  # the plots
+
+
+def test_under_xdist_the_report_holds_every_audit_once(project):
+    other = 'mps_audit("model.onnx", "data", labels="data/labels.csv", seed=1)'
+    project.makefile(
+        ".mps.yaml",
+        gate="model: model.onnx\nimages: data\nlabels: data/labels.csv\n"
+        "checks:\n  - concentration: {mean_between: [0.005, 0.5]}\n  - anomalies: {}\n",
+    )
+    project.makepyfile(
+        test_gate=f"""
+def test_a(mps_audit):
+    {AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger")
+
+def test_b(mps_audit):
+    {other}.check_concentration(median_between=(0.005, 0.5))
+
+def test_c(mps_audit):
+    {other}.check_correct_vs_incorrect(direction="incorrect_larger")
+"""
+    )
+    result = project.runpytest("-n", "2", "-p", "xdist", "--mps-report", "report")
+    result.assert_outcomes(passed=4, failed=1)
+    report = load(project.path / "report" / "mps-report.json")
+    jsonschema.validate(report, load(SCHEMA))
+    audits = {audit["config"]["seed"]: audit for audit in report["audits"]}
+    assert len(report["audits"]) == len(audits) == 2
+    assert sorted(c["check"] for c in audits[0]["checks"]) == [
+        "anomalies",
+        "concentration",
+        "correct_vs_incorrect",
+    ]
+    assert sorted(c["check"] for c in audits[1]["checks"]) == [
+        "concentration",
+        "correct_vs_incorrect",
+    ]
+    assert audits[0]["flagged"] and all(a["images"] for a in audits.values())
+    assert_renders(project.path / "report" / "index.html")
+
+
+FAIL_RENDERING = """
+import pytest_mps.report.html
+
+
+def boom(*args, **kwargs):
+    raise RuntimeError("rendering failed")
+
+
+pytest_mps.report.html.render_html = boom
+"""
+
+
+def test_failing_or_interrupted_runs_keep_the_previous_report(project):
+    project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    {AUDIT}\n")
+    project.runpytest("--mps-report", "report").assert_outcomes(passed=1)
+    folder = project.path / "report"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    spot_detector(project.path / "model.onnx", pool="sum", threshold=6.0)  # new sizes
+
+    project.makeconftest(FAIL_RENDERING)
+    failed = project.runpytest("--mps-report", "report")
+    assert failed.ret != 0 and "rendering failed" in failed.stderr.str() + failed.stdout.str()
+    (project.path / "conftest.py").unlink()
+    project.makepyfile(
+        test_gate=f"def test_gate(mps_audit):\n    {AUDIT}\n    raise KeyboardInterrupt"
+    )
+    assert project.runpytest("--mps-report", "report").ret == pytest.ExitCode.INTERRUPTED
+    for path, data in before.items():  # every file the old report shows is still there, intact
+        assert path.read_bytes() == data
+    assert not list(folder.rglob("*.tmp"))
+
+    project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    {AUDIT}\n")
+    project.runpytest("--mps-report", "report").assert_outcomes(passed=1)
+    assert (folder / "index.html").read_bytes() != before[folder / "index.html"]
+    (audit,) = load(folder / "mps-report.json")["audits"]
+    named = {path for image in audit["images"] for path in image["pictures"].values()}
+    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*.png")}
+    assert named == on_disk  # the old report's pictures are gone once it is replaced
+
+
+def test_report_without_its_packages_is_a_usage_error(project, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "jinja2" else real(name, *a)
+    )
+    project.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = project.runpytest_inprocess("--mps-report", "report")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "pip install 'pytest-mps[report]'" in result.stderr.str()
