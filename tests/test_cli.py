@@ -87,37 +87,31 @@ def test_not_an_onnx_model(tmp_path, spot_picture, capsys):
     assert "fake.onnx: not an ONNX model" in err
 
 
-def test_unsupported_input_shape(tmp_path, spot_picture, capsys):
+def _identity_model(path, shape: list) -> str:
+    """A model that returns its input: rank and shape chosen to break the contract."""
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["y"])],
-        "flat",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 10])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 10])],
+        "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    path = tmp_path / "flat.onnx"
     path.write_bytes(model.SerializeToString())
-    err = _one_line_error(capsys, ["explain", str(path), str(spot_picture)])
+    return str(path)
+
+
+def test_unsupported_input_shape(tmp_path, spot_picture, capsys):
+    model = _identity_model(tmp_path / "flat.onnx", ["n", 10])
+    err = _one_line_error(capsys, ["explain", model, str(spot_picture)])
     assert "flat.onnx: unsupported input shape [n, 10]" in err
 
 
 def test_unsupported_output_shape(tmp_path, spot_picture, capsys):
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        "image_out",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 32, 32])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, 32, 32])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path / "seg.onnx"
-    path.write_bytes(model.SerializeToString())
-    err = _one_line_error(capsys, ["explain", str(path), str(spot_picture)])
+    model = _identity_model(tmp_path / "seg.onnx", ["n", 3, 32, 32])
+    err = _one_line_error(capsys, ["explain", model, str(spot_picture)])
     assert "seg.onnx: unsupported output shape" in err
 
 
