@@ -26,6 +26,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
 import datetime as dt
+import fcntl
 import json
 import platform
 import shlex
@@ -711,8 +712,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def hold_lock() -> Any:
+    """One benchmark at a time: two runs would share benchmarks/out/ and each other's cores."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    lock = open(OUT / "bench.lock", "w")  # noqa: SIM115 (held until the process exits)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit("another bench.py is running (benchmarks/out/bench.lock)") from None
+    return lock
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
+    lock = hold_lock()  # noqa: F841 (kept open for the lifetime of the run)
     if opts.cores:
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: opts.cores])
     # Our engine sizes its onnxruntime pool to the usable cores; ReX gets the same number.
