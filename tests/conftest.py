@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import red_mass_project, spot_detector, spot_image
+from support import (
+    assert_cached_results_sufficient,
+    red_mass_project,
+    spot_detector,
+    spot_image,
+)
 
 
 @pytest.fixture
@@ -21,6 +26,8 @@ def spot_picture(tmp_path: Path) -> Path:
 @pytest.fixture
 def project(pytester):
     """A pytester project: the "red mass" model, 11 labelled images and an ini file (see
-    `support.red_mass_project`)."""
+    `support.red_mass_project`). Afterwards every MPS its runs computed (all land in the
+    project's cache) is re-checked with a plain onnxruntime session."""
     red_mass_project(pytester.path)
-    return pytester
+    yield pytester
+    assert_cached_results_sufficient(pytester.path)

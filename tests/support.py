@@ -155,3 +155,32 @@ def red_mass_project(folder: Path) -> Path:
     (folder / "data" / "labels.csv").write_text("\n".join(rows) + "\n")
     (folder / "pytest.ini").write_text("[pytest]\nmps_device = cpu\n")
     return folder
+
+
+def assert_cached_results_sufficient(project: Path) -> int:
+    """Re-check every MPS in a project's pytest cache with plain onnxruntime sessions.
+
+    Each entry names the image that produced it and the model's sha256; the model is found
+    among the project's ``.onnx`` files. Returns how many entries were checked.
+    """
+    import hashlib
+    import json
+
+    from pytest_mps.engine.model import load_classifier
+
+    models = {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in project.glob("*.onnx")}
+    checked = 0
+    for entry in (project / ".pytest_cache" / "d" / "mps").glob("*.npz"):
+        with np.load(entry) as stored:
+            fields = json.loads(str(stored["fields"]))
+            mask = stored["mask"]
+        model = models[fields["config"]["model_sha256"]]
+        classifier = load_classifier(model)
+        image = classifier.to_layout(classifier.prepare(fields["source"]).values)
+        layout_mask = mask[None, None] if classifier.layout == "NCHW" else mask[None, :, :, None]
+        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        masked = np.where(layout_mask, image, 0).astype(np.float32)
+        scores = session.run(None, {session.get_inputs()[0].name: masked})[0]
+        assert int(np.argmax(scores[0])) == fields["target"], f"{entry}: MPS not sufficient"
+        checked += 1
+    return checked

@@ -10,7 +10,7 @@ import json
 import re
 
 import pytest
-from support import spot_detector
+from support import assert_cached_results_sufficient, spot_detector
 
 AUDIT = 'mps_audit("model.onnx", "data", labels="data/labels.csv")'
 
@@ -68,7 +68,9 @@ def test_baseline_written_then_compared_then_updated(project):
     assert stored["format"] == "pytest-mps-baseline"
     run_python_audit(project, body).assert_outcomes(passed=1)
 
-    # A "new model version": a lower threshold shrinks every MPS.
+    # A "new model version": a lower threshold shrinks every MPS (the old one is kept so that
+    # its cached MPS can still be re-checked).
+    (project.path / "old_model.onnx").write_bytes((project.path / "model.onnx").read_bytes())
     spot_detector(project.path / "model.onnx", pool="sum", threshold=6.0)
     shifted = run_python_audit(project, body)
     shifted.assert_outcomes(failed=1)
@@ -125,6 +127,7 @@ def test_second_run_makes_no_model_evaluations(project):
     first = run_python_audit(project, body)
     first.assert_outcomes(passed=1)
     assert re.search(r"model evaluations in this run: [1-9]\d*", first.stdout.str())
+    assert assert_cached_results_sufficient(project.path) == 11
     second = run_python_audit(project, body)
     second.assert_outcomes(passed=1)
     assert "model evaluations in this run: 0" in second.stdout.str()

@@ -104,10 +104,11 @@ def test_json_report_numbers_are_the_audits(gate):
     assert audit["provider"] == expected["provider"]
     assert audit["config"] == expected["settings"]
     assert audit["figures"] == expected["summary"]
-    assert [{k: v for k, v in c.items() if k != "verdict"} for c in audit["checks"]] == expected[
-        "outcomes"
-    ]
+    added = ("verdict", "expected_failure")
+    checks = [{k: v for k, v in c.items() if k not in added} for c in audit["checks"]]
+    assert checks == expected["outcomes"]
     assert [c["verdict"] for c in audit["checks"]] == ["pass", "pass", "fail", "pass"]
+    assert all(c["expected_failure"] is None for c in audit["checks"])
     assert audit["flagged"] == expected["flagged"]
 
     anomalies = {i["image"]: i["score"] for i in expected["outcomes"][2]["measured"]["images"]}
@@ -238,7 +239,8 @@ def test_under_xdist_the_report_holds_every_audit_once(project):
     project.makefile(
         ".mps.yaml",
         gate="model: model.onnx\nimages: data\nlabels: data/labels.csv\n"
-        "checks:\n  - concentration: {mean_between: [0.005, 0.5]}\n  - anomalies: {}\n",
+        "checks:\n  - concentration: {mean_between: [0.005, 0.5]}\n  - anomalies: {}\n"
+        "  - correct_vs_incorrect: {direction: correct_larger, xfail: a known property}\n",
     )
     project.makepyfile(
         test_gate=f"""
@@ -253,16 +255,19 @@ def test_c(mps_audit):
 """
     )
     result = project.runpytest("-n", "2", "-p", "xdist", "--mps-report", "report")
-    result.assert_outcomes(passed=4, failed=1)
+    result.assert_outcomes(passed=4, failed=1, xfailed=1)
     report = load(project.path / "report" / "mps-report.json")
     jsonschema.validate(report, load(SCHEMA))
     audits = {audit["config"]["seed"]: audit for audit in report["audits"]}
     assert len(report["audits"]) == len(audits) == 2
-    assert sorted(c["check"] for c in audits[0]["checks"]) == [
-        "anomalies",
-        "concentration",
-        "correct_vs_incorrect",
+    assert sorted((c["check"], c["verdict"]) for c in audits[0]["checks"]) == [
+        ("anomalies", "fail"),
+        ("concentration", "pass"),
+        ("correct_vs_incorrect", "pass"),
+        ("correct_vs_incorrect", "xfail"),
     ]
+    (expected,) = [c for c in audits[0]["checks"] if c["verdict"] == "xfail"]
+    assert expected["expected_failure"] == "a known property"
     assert sorted(c["check"] for c in audits[1]["checks"]) == [
         "concentration",
         "correct_vs_incorrect",
@@ -288,7 +293,9 @@ def test_failing_or_interrupted_runs_keep_the_previous_report(project):
     project.runpytest("--mps-report", "report").assert_outcomes(passed=1)
     folder = project.path / "report"
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    spot_detector(project.path / "model.onnx", pool="sum", threshold=6.0)  # new sizes
+    # New sizes; the old model stays so that its cached MPS can still be re-checked.
+    (project.path / "old_model.onnx").write_bytes((project.path / "model.onnx").read_bytes())
+    spot_detector(project.path / "model.onnx", pool="sum", threshold=6.0)
 
     project.makeconftest(FAIL_RENDERING)
     failed = project.runpytest("--mps-report", "report")

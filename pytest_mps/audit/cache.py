@@ -54,6 +54,7 @@ class ResultCache:
                 fields = json.loads(str(stored["fields"]))
                 if fields.pop("key") != key:
                     raise ValueError("key mismatch")
+                fields.pop("source")
                 arrays = {name: stored[name] for name in ARRAYS}
             return Explanation(image=image, **fields, **arrays)
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
@@ -71,5 +72,7 @@ class ResultCache:
         }
         buffer = io.BytesIO()
         arrays = {name: getattr(result, name) for name in ARRAYS}
-        np.savez_compressed(buffer, fields=json.dumps({**fields, "key": key}), **arrays)
+        # "source": the file that produced the entry, for people (and tests) inspecting the cache.
+        record = {**fields, "key": key, "source": result.image}
+        np.savez_compressed(buffer, fields=json.dumps(record), **arrays)
         write_bytes_atomic(self.folder / f"{key}.npz", buffer.getvalue())
