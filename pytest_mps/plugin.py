@@ -18,6 +18,7 @@ SESSION_KEY = pytest.StashKey["MPSSession"]()
 WORKER_AUDITS_KEY = pytest.StashKey[list]()  # per-process audit payloads (controller)
 REPORT_KEY = pytest.StashKey[Path]()  # the HTML report written at the end of the session
 OUTCOME_COUNTS_KEY = pytest.StashKey[dict]()  # per item: each audit's check count at setup
+EXPECTED_FAILURES_KEY = pytest.StashKey[dict]()  # id(CheckOutcome) -> xfail reason
 WORKER_OUTPUT = "mps_audits"
 REPORT_PACKAGES = ("matplotlib", "jinja2")
 # Runs that stopped early keep the previous report rather than replacing it with a partial one.
@@ -68,6 +69,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[WORKER_AUDITS_KEY] = []
+    config.stash[EXPECTED_FAILURES_KEY] = {}
     if report_folder(config) is not None:
         from importlib.util import find_spec
 
@@ -148,7 +150,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     item.stash[OUTCOME_COUNTS_KEY] = _outcome_counts(item.config)
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: sees the report xfail made
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Bad audit input (a missing model, a malformed baseline...) reads as one line; the call's
     report carries what the test's checks measured (JUnit properties, pytest-html extras)."""
@@ -166,6 +168,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         from pytest_mps.report.extras import html_extras
 
         report.extras = [*getattr(report, "extras", []), *html_extras(used)]
+    if used and getattr(report, "wasxfail", None) is not None:
+        # A documented known failure: the reports show it as expected, not as a broken gate.
+        for _, outcomes in used:
+            for outcome in outcomes:
+                if not outcome.passed:
+                    item.config.stash[EXPECTED_FAILURES_KEY][id(outcome)] = report.wasxfail
     return report
 
 
@@ -205,7 +213,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if SESSION_KEY in config.stash:
         from pytest_mps.report.summary import audit_reports
 
-        payload = audit_reports(config.stash[SESSION_KEY], worker or "main", pictures=folder)
+        payload = audit_reports(
+            config.stash[SESSION_KEY],
+            worker or "main",
+            pictures=folder,
+            expected_failures=config.stash[EXPECTED_FAILURES_KEY],
+        )
         if worker is not None:
             config.workeroutput[WORKER_OUTPUT] = payload
         else:

@@ -13,7 +13,7 @@ from typing import Any
 from pytest_mps import __version__
 from pytest_mps.fileio import write_bytes_atomic, write_json_atomic
 from pytest_mps.report.pictures import FOLDER as PICTURES
-from pytest_mps.report.summary import merge_audit_reports
+from pytest_mps.report.summary import merge_audit_reports, verdict
 
 FORMAT = "pytest-mps-report"
 VERSION = 1
@@ -110,9 +110,7 @@ def _audit_entry(audit: dict[str, Any], rootdir: Path) -> dict[str, Any]:
         "provider": audit["provider"],
         "config": audit["settings"],
         "figures": audit["summary"],
-        "checks": [
-            {**check, "verdict": "pass" if check["passed"] else "fail"} for check in audit["checks"]
-        ],
+        "checks": [{**check, "verdict": verdict(check)} for check in audit["checks"]],
         "flagged": audit["flagged"],
         "baseline": baseline_ratios(audit["checks"], rootdir),
         "images": images,

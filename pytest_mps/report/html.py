@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def _audit_view(audit: dict[str, Any]) -> dict[str, Any]:
         if images
         else None,
         "gallery": gallery(images, audit["flagged"]),
-        "failed": sum(not check["passed"] for check in audit["checks"]),
+        "verdicts": Counter(check["verdict"] for check in audit["checks"]),
         "labelled": any(image["correct"] is not None for image in images),
     }
 

@@ -33,8 +33,10 @@ def gallery(
     images: Sequence[dict[str, Any]], flagged: Sequence[str]
 ) -> list[tuple[dict[str, Any], list[str]]]:
     """The flagged images, then the smallest and the largest MPS, each once with the reasons it
-    is shown."""
-    by_ratio = sorted(images, key=lambda image: image["ratio"])
+    is shown. Empty MPS (the model's default class) have nothing to show and are left out."""
+    by_ratio = sorted(
+        (image for image in images if not image["default_class"]), key=lambda i: i["ratio"]
+    )
     by_path = {image["path"]: image for image in images}
     chosen: dict[str, list[str]] = {}
     for path in list(flagged)[:GALLERY_FLAGGED]:

@@ -11,13 +11,19 @@ from pytest_mps.audit.session import MPSSession
 
 
 def audit_reports(
-    session: MPSSession, process: str = "main", pictures: Path | None = None
+    session: MPSSession,
+    process: str = "main",
+    pictures: Path | None = None,
+    expected_failures: dict[int, str] | None = None,
 ) -> dict[str, Any]:
     """This process's audits as JSON-ready data, with its engines' evaluation count.
 
     With a ``pictures`` folder (the report's), each image's pictures are written there (only
     this process has the masks) and each image entry names them relative to that folder.
+    ``expected_failures`` maps ``id(outcome)`` of checks that failed under an xfail marker to
+    its reason; each check entry carries it as ``expected_failure`` (else None).
     """
+    expected_failures = expected_failures or {}
     audits = []
     for identity, audit in session.audits.items():
         images = [record.as_dict() for record in audit.records]
@@ -37,23 +43,29 @@ def audit_reports(
                 "summary": audit.summary(),
                 "images": images,
                 "flagged": [record.path for record in audit.flagged],
-                "checks": [outcome.as_dict() for outcome in audit.outcomes],
+                "checks": [
+                    {**outcome.as_dict(), "expected_failure": expected_failures.get(id(outcome))}
+                    for outcome in audit.outcomes
+                ],
             }
         )
     return {"process": process, "evaluations": session.evaluations, "audits": audits}
 
 
 def merge_audit_reports(payloads: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """One entry per audit (xdist workers that shared an audit each sent their own checks),
-    and the model evaluations of all processes together."""
+    """One entry per audit, by name (xdist workers that shared an audit each sent their own
+    checks), and the model evaluations of all processes together."""
     merged: dict[str, dict[str, Any]] = {}
     for payload in payloads:
         for audit in payload["audits"]:
             current = merged.setdefault(audit["id"], {**audit, "checks": [], "flagged": []})
-            current["checks"] += [c for c in audit["checks"] if c not in current["checks"]]
+            for check in audit["checks"]:  # the same check run by several tests: once
+                if check not in current["checks"]:
+                    current["checks"].append(check)
             # Most anomalous first, as the audit ranks them.
             current["flagged"] += [p for p in audit["flagged"] if p not in current["flagged"]]
-    return list(merged.values()), sum(payload["evaluations"] for payload in payloads)
+    audits = sorted(merged.values(), key=lambda audit: (audit["name"], audit["id"]))
+    return audits, sum(payload["evaluations"] for payload in payloads)
 
 
 def render_summary(reports: list[dict[str, Any]], evaluations: int, width: int = 120) -> str:
@@ -83,12 +95,18 @@ def render_summary(reports: list[dict[str, Any]], evaluations: int, width: int =
         table.add_row("model evaluations", f"{summary['queries']} to compute these MPS")
         table.add_row("seconds", f"{summary['seconds']:.1f}")
         for check in report["checks"]:
-            verdict = "PASS" if check["passed"] else "FAIL"
-            table.add_row(f"{verdict} {check['check']}", check["message"])
+            table.add_row(f"{verdict(check).upper()} {check['check']}", check["message"])
         console.print(table)
         console.print()
     console.print(f"model evaluations in this run: {evaluations}")
     return buffer.getvalue()
+
+
+def verdict(check: dict[str, Any]) -> str:
+    """``pass``, ``fail``, or ``xfail`` for a failure its test expected (a documented one)."""
+    if check["passed"]:
+        return "pass"
+    return "xfail" if check.get("expected_failure") is not None else "fail"
 
 
 def _fmt(value: float | None) -> str:
