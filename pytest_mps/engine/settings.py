@@ -20,10 +20,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # pruning down to single pixels: smaller sets for fewer model calls than ReX.
     "default": {
         "iterations": 6,
-        "wave": 2,
-        "stable_overlap": 0.7,
+        "wave": 1,
+        "stable_overlap": 0.6,
         "prune_blocks": (16, 8, 4, 2, 1),
-        "prune_budget": 250,
+        "prune_budget": 200,
     },
     # ReX 0.4.1's defaults: 20 iterations, prefixes grown 10 pixels at a time, no pruning.
     "rex": {"iterations": 20, "prefix_step": 10, "prune_blocks": ()},
