@@ -1,7 +1,7 @@
 """pytest hooks and fixtures only: wires the MPS session, audits and reports into pytest.
 
 This module is imported whenever pytest starts, so it imports nothing heavy: the engine
-(onnxruntime) and the statistics (scipy) load on first use.
+(onnxruntime), the statistics (scipy) and the reports (matplotlib, jinja2) load on first use.
 """
 
 from __future__ import annotations
