@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html.parser
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -89,8 +90,12 @@ def check_page(page: Path) -> PageCheck:
     """Open ``page`` (from disk) in headless chromium and report what loaded and what failed."""
     page = page.resolve()
     text = page.read_text(encoding="utf-8")
-    probe = page.with_name(f".{page.stem}.probe.html")  # beside it: relative paths still work
-    probe.write_text(text.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
+    # Beside the page, so that its relative paths still work; a unique name, so that two
+    # checks of one page at once do not meet.
+    handle, name = tempfile.mkstemp(prefix=f".{page.stem}.", suffix=".probe.html", dir=page.parent)
+    probe = Path(name)
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(text.replace("<head>", "<head>" + PROBE, 1))
     try:
         dom = _run(["--dump-dom", "--virtual-time-budget=10000", probe.as_uri()])
     finally:

@@ -4,6 +4,7 @@ writes and xdist."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 from browser import assert_renders, check_page, screenshot
 from PIL import Image
-from support import SIZE, red_mass_project, spot_detector
+from support import SIZE, assert_cached_results_sufficient, red_mass_project, spot_detector
 
 from pytest_mps.cli import main
 from pytest_mps.report.document import SCHEMA
@@ -68,8 +69,24 @@ def run_pytest(folder: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def gate(tmp_path_factory) -> Path:
     """A project whose gate ran with a report, JUnit XML and pytest-html (after a first run
-    that wrote the baseline, so the report compares with one)."""
-    folder = red_mass_project(tmp_path_factory.mktemp("gate"))
+    that wrote the baseline, so the report compares with one). Made once per session: xdist
+    workers share it through their common temporary folder, under a lock."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    with (shared / "gate.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        folder = shared / "gate"
+        if not (folder / "done").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed half way
+            folder.mkdir()
+            make_gate(folder)
+            (folder / "done").touch()
+    return folder
+
+
+def make_gate(folder: Path) -> None:
+    red_mass_project(folder)
     (folder / "test_gate.py").write_text(GATE)
     run_pytest(folder, "--mps-update-baselines", "-q")
     done = run_pytest(
@@ -78,7 +95,7 @@ def gate(tmp_path_factory) -> Path:
     assert done.returncode == 1, done.stdout + done.stderr  # exactly the anomalies check fails
     assert "1 failed, 4 passed" in done.stdout, done.stdout
     assert f"MPS report: {folder / 'report' / 'index.html'}" in done.stdout
-    return folder
+    assert assert_cached_results_sufficient(folder) == 11  # every MPS it reports is one
 
 
 def load(path: Path) -> dict:
@@ -185,7 +202,7 @@ def test_browser_check_fails_on_a_missing_image_or_an_error(tmp_path):
 
 def test_report_command_rebuilds_the_html(gate, tmp_path, capsys):
     folder = gate / "report"
-    rebuilt = folder / "rebuilt.html"
+    rebuilt = folder / f"rebuilt-{os.getpid()}.html"  # the gate is shared between workers
     assert main(["report", str(folder / "mps-report.json"), "--html", str(rebuilt)]) == 0
     try:
         assert rebuilt.read_bytes() == (folder / "index.html").read_bytes()
