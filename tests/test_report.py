@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -145,6 +146,11 @@ def test_pictures_show_the_photo_its_mps_and_the_heat_map(gate):
     on_disk = {p.relative_to(gate / "report").as_posix() for p in (gate / "report").rglob("*.png")}
     named = {path for image in audit["images"] for path in image["pictures"].values()}
     assert named == on_disk  # every picture exists, and nothing else is there
+    umask = os.umask(0)
+    os.umask(umask)
+    report = [gate / "report" / name for name in ("index.html", "mps-report.json")]
+    for path in [*(gate / "report").rglob("*.png"), *report]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path  # not mkstemp's 0600
     size = display_size((SIZE, SIZE))
     for image in audit["images"]:
         pictures = {
