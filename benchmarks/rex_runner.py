@@ -264,6 +264,7 @@ class Runner:
             flush=True,
         )
         self.results.append(asdict(result))
+        self.save()  # after every image, so that an interrupted run keeps what it measured
         return self.results[-1]
 
     def save(self) -> None:
@@ -301,7 +302,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for entry in json.loads(Path(opts.manifest).read_text()):
             runner.explain(entry)
-    runner.save()
     return 0
 
 
