@@ -57,10 +57,10 @@ def _gallery_html(audit: Any, images: list[dict[str, Any]]) -> str:
     """The gallery's images as inline pictures (a pytest-html row has no folder of its own)."""
     from html import escape
 
-    from pytest_mps.audit.audit import _r as format_ratio
     from pytest_mps.report.html import png_data_uri
     from pytest_mps.report.pictures import render_pictures
     from pytest_mps.report.selection import gallery
+    from pytest_mps.report.summary import ratio
 
     figures = []
     for image, reasons in gallery(images, [record.path for record in audit.flagged]):
@@ -71,8 +71,9 @@ def _gallery_html(audit: Any, images: list[dict[str, Any]]) -> str:
             f'<img src="{png_data_uri(data)}" alt="{kind}" title="{kind}" width="160">'
             for kind, data in render_pictures(explanation).items()
         )
-        ratio = format_ratio(image["ratio"])
-        caption = escape(f"{image['path']}: {', '.join(reasons)}, MPS ratio {ratio}")
+        caption = escape(
+            f"{image['path']}: {', '.join(reasons)}, MPS ratio {ratio(image['ratio'])}"
+        )
         figures.append(f"<figure>{pictures}<figcaption>{caption}</figcaption></figure>")
     return f"<div><p>{escape(audit.name)}</p>{''.join(figures)}</div>"
 

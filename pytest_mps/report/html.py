@@ -9,9 +9,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pytest_mps.audit.audit import _r as format_ratio  # the checks' own 4-significant-digit form
 from pytest_mps.report.plots import distribution_png
 from pytest_mps.report.selection import distribution_groups, gallery
+from pytest_mps.report.summary import ratio
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -28,7 +28,7 @@ def render_html(document: dict[str, Any], json_folder: Path, page_folder: Path) 
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters.update(ratio=_ratio, value=_value, percent=_percent)
+    environment.filters.update(ratio=ratio, value=_value, percent=_percent)
     environment.globals["picture"] = lambda relative: _relative(json_folder / relative, page_folder)
     audits = [_audit_view(audit) for audit in document["audits"]]
     return environment.get_template("index.html.j2").render(
@@ -73,10 +73,6 @@ def _overview_plot(audits: list[dict[str, Any]]) -> str | None:
 
 def _relative(target: Path, folder: Path) -> str:
     return Path(os.path.relpath(target, folder)).as_posix()
-
-
-def _ratio(value: float | None) -> str:
-    return "—" if value is None else format_ratio(value)
 
 
 def _percent(value: float | None) -> str:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_mps.audit.session import MPSSession
+from pytest_mps.audit.audit import _r
+
+if TYPE_CHECKING:
+    from pytest_mps.audit.session import MPSSession
 
 
 def audit_reports(
@@ -85,11 +88,14 @@ def render_summary(reports: list[dict[str, Any]], evaluations: int, width: int =
         table.add_row("images", str(summary["n"]))
         if summary.get("accuracy") is not None:
             table.add_row("accuracy", f"{summary['accuracy']:.3f}")
-        table.add_row("MPS ratio", f"mean {summary['mean']:.4f}, median {summary['median']:.4f}")
+        table.add_row(
+            "MPS ratio", f"mean {ratio(summary['mean'])}, median {ratio(summary['median'])}"
+        )
         if summary.get("median_correct") is not None or summary.get("median_incorrect") is not None:
             table.add_row(
                 "median correct / incorrect",
-                f"{_fmt(summary.get('median_correct'))} / {_fmt(summary.get('median_incorrect'))}",
+                f"{ratio(summary.get('median_correct'))} / "
+                f"{ratio(summary.get('median_incorrect'))}",
             )
         table.add_row("anomalies", ", ".join(report["flagged"]) or "none flagged")
         table.add_row("model evaluations", f"{summary['queries']} to compute these MPS")
@@ -109,5 +115,6 @@ def verdict(check: dict[str, Any]) -> str:
     return "xfail" if check.get("expected_failure") is not None else "fail"
 
 
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
+def ratio(value: float | None) -> str:
+    """An MPS ratio with 4 significant digits, as the checks' messages give it; — for none."""
+    return "—" if value is None else _r(value)
