@@ -253,8 +253,8 @@ def test_junit_xml_records_each_checks_values(gate):
 def test_pytest_html_rows_carry_plots_and_pictures(gate):
     page = (gate / "pytest.html").read_text(encoding="utf-8")
     assert page.count("MPS ratios: model.onnx on data") == 4  # one per check's row
-    assert "data:image/png;base64," in page  # the gallery, inline
-    assert len(list((gate / "assets").glob("*.png"))) == 4  # the plots
+    # The plot and the gallery's three pictures per image, inline.
+    assert page.count("data:image/png;base64,") >= 4 * (1 + 3 * 5)
 
 
 def test_under_xdist_the_report_holds_every_audit_once(project):

@@ -19,6 +19,31 @@ TEMPLATES = Path(__file__).with_name("templates")
 def render_html(document: dict[str, Any], json_folder: Path, page_folder: Path) -> str:
     """The page for ``document``. Plots are inlined; pictures are linked by their path relative
     to ``page_folder`` (they live beside the JSON report, in ``json_folder``)."""
+    environment = _environment()
+    environment.globals["picture"] = lambda relative: _relative(json_folder / relative, page_folder)
+    audits = [_audit_view(audit) for audit in document["audits"]]
+    return environment.get_template("index.html.j2").render(
+        session=document["session"],
+        version=document["version"],
+        audits=audits,
+        overview=_overview_plot(document["audits"]),
+    )
+
+
+def render_row_extra(name: str, plot: bytes, figures: list[dict[str, Any]]) -> str:
+    """The HTML that a pytest-html row shows for one audit: its plot and its gallery, inline.
+
+    ``figures`` hold an ``image`` entry, the ``reasons`` it is shown and its ``pictures``
+    (kind -> PNG bytes).
+    """
+    return (
+        _environment()
+        .get_template("row_extra.html.j2")
+        .render(name=name, plot=png_data_uri(plot), figures=figures, data_uri=png_data_uri)
+    )
+
+
+def _environment() -> Any:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     environment = Environment(
@@ -29,14 +54,7 @@ def render_html(document: dict[str, Any], json_folder: Path, page_folder: Path) 
         lstrip_blocks=True,
     )
     environment.filters.update(ratio=ratio, value=_value, percent=_percent)
-    environment.globals["picture"] = lambda relative: _relative(json_folder / relative, page_folder)
-    audits = [_audit_view(audit) for audit in document["audits"]]
-    return environment.get_template("index.html.j2").render(
-        session=document["session"],
-        version=document["version"],
-        audits=audits,
-        overview=_overview_plot(document["audits"]),
-    )
+    return environment
 
 
 def png_data_uri(data: bytes) -> str:
