@@ -333,7 +333,9 @@ def test_failing_or_interrupted_runs_keep_the_previous_report(project):
     assert not list(folder.rglob("*.tmp"))
 
     project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    {AUDIT}\n")
-    project.runpytest("--mps-report", "report").assert_outcomes(passed=1)
+    ini = project.path / "pytest.ini"
+    ini.write_text(ini.read_text() + "mps_report = report\n")  # the ini key, like the option
+    project.runpytest().assert_outcomes(passed=1)
     assert (folder / "index.html").read_bytes() != before[folder / "index.html"]
     (audit,) = load(folder / "mps-report.json")["audits"]
     named = {path for image in audit["images"] for path in image["pictures"].values()}
