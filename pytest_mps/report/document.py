@@ -59,7 +59,7 @@ def load_document(path: Path) -> dict[str, Any]:
         document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise MPSInputError(path, f"cannot read the report ({exc.strerror})") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # bad JSON or bad UTF-8
         raise MPSInputError(path, f"not a JSON file ({exc})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise MPSInputError(path, f'not a pytest-mps report (no "format": "{FORMAT}")')
