@@ -635,6 +635,11 @@ HEADER = """# Benchmark results: pytest-mps against ReX 0.4.1
 
 Written by `benchmarks/bench.py` (see `benchmarks/README.md` for what is measured and how).
 Each section is replaced when its model is benchmarked again.
+
+Timings depend heavily on what else the machine is doing (ReX, with one model call per
+mutant, suffers most). Quote time ratios only from runs whose load average starts below 1 (each
+section records it). Evaluation counts and MPS sizes do not depend on load (both tools are
+seeded and deterministic): the evaluation ratio is the robust part of the speed-up.
 """
 
 
