@@ -236,9 +236,8 @@ def _open_session(ort, model_bytes: bytes, device: str, classifier: Classifier):
     try:
         session = ort.InferenceSession(model_bytes, options, providers=[CPU])
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MPSInputError(
-            classifier.path, f"onnxruntime cannot run this model ({reason})"
+            classifier.path, f"onnxruntime cannot run this model ({first_line(exc)})"
         ) from None
     threads = options.intra_op_num_threads
     summary = f"CPU execution provider, {threads} threads"
