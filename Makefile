@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# The browser test leaves its screenshot of a rendered report in test-artifacts/report.png.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2
+	MPS_ARTIFACTS=$${MPS_ARTIFACTS:-$(CURDIR)/test-artifacts} $(BIN)/python -m pytest -n 2
 
 # Writes reports/index.html and reports/mps-report.json (pass or fail) and prints the path.
 audit: $(STAMP)
