@@ -70,7 +70,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[WORKER_AUDITS_KEY] = []
     config.stash[EXPECTED_FAILURES_KEY] = {}
-    if report_folder(config) is not None:
+    folder = report_folder(config)
+    if folder is not None:
         from importlib.util import find_spec
 
         missing = [name for name in REPORT_PACKAGES if find_spec(name) is None]
@@ -78,6 +79,23 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 f"--mps-report needs {' and '.join(missing)}: pip install 'pytest-mps[report]'"
             )
+        _check_writable(folder)
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse a report folder that cannot be written now, not after the audits have run."""
+    import tempfile
+
+    from pytest_mps.errors import first_line
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise pytest.UsageError(
+            f"{folder}: cannot write the MPS report there ({first_line(exc)})"
+        ) from None
 
 
 def report_folder(config: pytest.Config) -> Path | None:

@@ -354,3 +354,14 @@ def test_report_without_its_packages_is_a_usage_error(project, monkeypatch):
     result = project.runpytest_inprocess("--mps-report", "report")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "pip install 'pytest-mps[report]'" in result.stderr.str()
+
+
+def test_a_report_folder_that_cannot_be_written_is_refused_before_the_audits(project):
+    project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    {AUDIT}\n")
+    (project.path / "taken").write_text("a file where the report folder should be")
+    result = project.runpytest("--mps-report", "taken/report")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    (line,) = [text for text in result.stderr.lines if "cannot write the MPS report" in text]
+    assert "taken/report" in line
+    assert "Traceback" not in result.stderr.str()
+    assert "model evaluations" not in result.stdout.str()  # refused before any model work
