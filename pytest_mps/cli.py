@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_mps.errors import MPSInputError
+from pytest_mps.errors import MPSInputError, first_line
 
 EXIT_USAGE = 2
 
@@ -27,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # a bad option value, found while building the settings
         print(f"pytest-mps: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # an output that failed mid-write (e.g. a full disk)
+        print(f"pytest-mps: error: {first_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("pytest-mps: interrupted", file=sys.stderr)
         return 130
@@ -62,10 +65,16 @@ def _explain(args: argparse.Namespace) -> int:
 
     from pytest_mps.engine.explainer import Engine
     from pytest_mps.engine.images import check_images, list_images
+    from pytest_mps.fileio import ensure_writable_folder, write_json_atomic
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     errors = Console(stderr=True)
     images = check_images(list_images(args.images))
+    if args.json is not None and args.json.is_dir():
+        raise MPSInputError(args.json, "is a folder; --json needs a file name")
+    for folder in (args.json.parent if args.json else None, args.masks):
+        if folder is not None:
+            ensure_writable_folder(folder)  # fail now, not after the model work
     engine = Engine(
         args.model,
         args.config,
@@ -81,8 +90,6 @@ def _explain(args: argparse.Namespace) -> int:
     ]
     console.print(_table(records, engine))
     if args.json is not None:
-        from pytest_mps.fileio import write_json_atomic
-
         write_json_atomic(args.json, records)
         errors.print(f"[dim]wrote {args.json}")
     return 0
@@ -91,7 +98,7 @@ def _explain(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from importlib.util import find_spec
 
-    from pytest_mps.fileio import write_bytes_atomic
+    from pytest_mps.fileio import ensure_writable_folder, write_bytes_atomic
     from pytest_mps.report.document import HTML_NAME, load_document, missing_pictures
 
     if find_spec("jinja2") is None or find_spec("matplotlib") is None:
@@ -106,6 +113,7 @@ def _report(args: argparse.Namespace) -> int:
     document = load_document(args.json)
     target = args.html / HTML_NAME if args.html.is_dir() else args.html
     folder = args.json.resolve().parent
+    ensure_writable_folder(target.parent)
     page = render_html(document, folder, target.resolve().parent)
     write_bytes_atomic(target, page.encode("utf-8"))
     missing = missing_pictures(folder, document)

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pytest_mps.errors import MPSInputError, first_line
+
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it."""
@@ -31,6 +33,19 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented UTF-8 JSON, atomically."""
     text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def ensure_writable_folder(folder: str | os.PathLike[str]) -> None:
+    """Create ``folder`` if needed and prove a file can be written there, before long work.
+
+    Raises :class:`MPSInputError` naming the folder when it cannot be written.
+    """
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise MPSInputError(folder, f"cannot write files here ({first_line(exc)})") from None
 
 
 def _umask() -> int:

@@ -84,18 +84,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_writable(folder: Path) -> None:
     """Refuse a report folder that cannot be written now, not after the audits have run."""
-    import tempfile
-
-    from pytest_mps.errors import first_line
+    from pytest_mps.errors import MPSInputError
+    from pytest_mps.fileio import ensure_writable_folder
 
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise pytest.UsageError(
-            f"{folder}: cannot write the MPS report there ({first_line(exc)})"
-        ) from None
+        ensure_writable_folder(folder)
+    except MPSInputError as exc:
+        raise pytest.UsageError(f"--mps-report {exc}") from None
 
 
 def report_folder(config: pytest.Config) -> Path | None:
@@ -108,12 +103,29 @@ def report_folder(config: pytest.Config) -> Path | None:
     return Path(config.rootpath, ini) if ini else None
 
 
+def _cache_folder(config: pytest.Config) -> Path | None:
+    """The result cache's folder in pytest's cache; None (with a warning, as pytest's own cache
+    does) when the cache plugin is off or the folder cannot be made."""
+    if not getattr(config, "cache", None):
+        return None
+    try:
+        return config.cache.mkdir("mps")
+    except OSError as exc:
+        import warnings
+
+        from pytest_mps.errors import first_line
+
+        message = f"MPS results are not cached ({first_line(exc)})"
+        warnings.warn(pytest.PytestCacheWarning(message), stacklevel=2)
+        return None
+
+
 def mps_session(config: pytest.Config) -> MPSSession:
     """The session's MPS state, created on first use (so plain test runs never load it)."""
     if SESSION_KEY not in config.stash:
         from pytest_mps.audit.session import MPSSession, SessionOptions
 
-        cache = config.cache.mkdir("mps") if getattr(config, "cache", None) else None
+        cache = _cache_folder(config)
         options = SessionOptions(
             device=config.getoption("mps_device") or config.getini("mps_device") or "auto",
             seed=_int_option(config, "mps_seed"),

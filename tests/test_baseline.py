@@ -97,6 +97,14 @@ def test_update_mode_replaces_a_malformed_baseline(tmp_path):
     assert len(stored_ratios(tmp_path / BASELINE)) == 10
 
 
+def test_a_baseline_that_cannot_be_written_names_the_file_in_one_line(tmp_path):
+    (tmp_path / "baselines").write_text("a file where the baselines folder should be")
+    audit = make_audit(tmp_path, RATIOS, update_baselines=True)
+    with pytest.raises(MPSInputError, match=r"release\.json: cannot write baseline") as raised:
+        audit.check_baseline(BASELINE)
+    assert "\n" not in str(raised.value)
+
+
 def test_a_baseline_round_trips(tmp_path):
     records = {"a.jpg": record(tmp_path, "a.jpg", 0.25, target=7)}
     settings = {"baseline": (1, 2, 3), "seed": 4}

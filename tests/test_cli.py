@@ -170,6 +170,24 @@ def test_bad_baseline_is_a_usage_error(spot_model, spot_picture, capsys):
     assert "unknown baseline 'purple'" in err
 
 
+@pytest.mark.parametrize(
+    ("option", "target", "expected"),
+    [
+        ("--json", "taken/out.json", "taken: cannot write files here"),
+        ("--masks", "taken/masks", "taken/masks: cannot write files here"),
+        ("--json", ".", ".: is a folder; --json needs a file name"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_the_model_work(
+    tmp_path, spot_model, spot_picture, capsys, monkeypatch, option, target, expected
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").write_text("a file where a folder should be")
+    err = _one_line_error(capsys, ["explain", str(spot_model), str(spot_picture), option, target])
+    assert expected in err
+    assert "provider:" not in err  # refused before the model was loaded
+
+
 def test_console_script_runs_as_a_process(tmp_path, spot_model, spot_picture):
     done = subprocess.run(
         [

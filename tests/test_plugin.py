@@ -10,7 +10,7 @@ import json
 import re
 
 import pytest
-from support import assert_cached_results_sufficient, spot_detector
+from support import assert_cached_results_sufficient, assert_sufficient, spot_detector
 
 AUDIT = 'mps_audit("model.onnx", "data", labels="data/labels.csv")'
 
@@ -144,6 +144,30 @@ def test_corrupt_cache_entries_are_recomputed(project):
     again = run_python_audit(project, body)
     again.assert_outcomes(passed=1)
     assert re.search(r"model evaluations in this run: [1-9]\d*", again.stdout.str())
+
+
+def test_a_cache_that_cannot_be_written_warns_and_the_audit_still_runs(project):
+    body = "    audit.check_concentration(mean_between=(0.005, 0.5))\n"
+    cache = project.path / ".pytest_cache" / "d" / "mps"
+    cache.parent.mkdir(parents=True)
+    cache.write_text("a file where the cache folder should be")
+    blocked = run_python_audit(project, body)
+    blocked.assert_outcomes(passed=1, warnings=1)
+    assert "MPS results are not cached" in blocked.stdout.str()
+    cache.unlink()
+    run_python_audit(project, body).assert_outcomes(passed=1)  # the fixture re-checks these
+
+
+def test_a_cache_entry_that_cannot_be_written_is_a_warning(tmp_path, spot_model, spot_picture):
+    from pytest_mps import Engine
+    from pytest_mps.audit.cache import ResultCache
+
+    engine = Engine(spot_model, device="cpu")
+    result = engine.explain(spot_picture)
+    assert_sufficient(spot_model, engine, result)
+    (tmp_path / "taken").write_text("a file where the cache folder should be")
+    with pytest.warns(pytest.PytestCacheWarning, match="MPS result not cached"):
+        ResultCache(tmp_path / "taken").store("key", result)
 
 
 def test_xdist_runs_and_prints_one_combined_summary(project):

@@ -220,6 +220,12 @@ def test_report_command_rebuilds_the_html(gate, tmp_path, capsys):
     assert capsys.readouterr().out.strip().endswith("index.html")
     assert_renders(elsewhere / "index.html")  # the pictures, found from another folder
 
+    (tmp_path / "taken").write_text("a file where a folder should be")
+    taken = tmp_path / "taken" / "index.html"
+    assert main(["report", str(folder / "mps-report.json"), "--html", str(taken)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "taken: cannot write files here" in line
+
 
 def test_report_command_refuses_other_files(tmp_path, capsys):
     other = tmp_path / "other.json"
@@ -361,7 +367,7 @@ def test_a_report_folder_that_cannot_be_written_is_refused_before_the_audits(pro
     (project.path / "taken").write_text("a file where the report folder should be")
     result = project.runpytest("--mps-report", "taken/report")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    (line,) = [text for text in result.stderr.lines if "cannot write the MPS report" in text]
-    assert "taken/report" in line
+    (line,) = [text for text in result.stderr.lines if "cannot write files here" in text]
+    assert "--mps-report" in line and "taken/report" in line
     assert "Traceback" not in result.stderr.str()
     assert "model evaluations" not in result.stdout.str()  # refused before any model work

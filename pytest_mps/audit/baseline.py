@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_mps.audit.records import ImageRecord
-from pytest_mps.errors import MPSInputError
+from pytest_mps.errors import MPSInputError, first_line
 from pytest_mps.fileio import write_json_atomic
 
 FORMAT = "pytest-mps-baseline"
@@ -90,7 +90,10 @@ def make_baseline(
 
 def write_baseline(path: str | os.PathLike[str], baseline: Baseline) -> Path:
     """Write ``baseline`` as JSON, atomically (a crash never leaves half a baseline)."""
-    return write_json_atomic(path, baseline.as_dict())
+    try:
+        return write_json_atomic(path, baseline.as_dict())
+    except OSError as exc:
+        raise MPSInputError(path, f"cannot write baseline ({first_line(exc)})") from None
 
 
 def read_baseline(path: str | os.PathLike[str]) -> Baseline:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from pytest_mps.engine.result import Explanation
+from pytest_mps.errors import first_line
 from pytest_mps.fileio import write_bytes_atomic
 
 ARRAYS = ("mask", "original_mask", "responsibility")
@@ -75,4 +78,12 @@ class ResultCache:
         # "source": the file that produced the entry, for people (and tests) inspecting the cache.
         record = {**fields, "key": key, "source": result.image}
         np.savez_compressed(buffer, fields=json.dumps(record), **arrays)
-        write_bytes_atomic(self.folder / f"{key}.npz", buffer.getvalue())
+        path = self.folder / f"{key}.npz"
+        try:
+            write_bytes_atomic(path, buffer.getvalue())
+        except OSError as exc:  # like pytest's own cache: a cache that cannot be written warns
+            warnings.warn(
+                f"{path}: MPS result not cached ({first_line(exc)})",
+                pytest.PytestCacheWarning,
+                stacklevel=2,
+            )
