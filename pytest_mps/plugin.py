@@ -33,12 +33,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="onnxruntime device for MPS engines (default: ini mps_device or auto)",
     )
-    group.addoption("--mps-seed", type=int, default=None, help="random seed for every audit")
+    group.addoption(
+        "--mps-seed",
+        type=int,
+        default=None,
+        help="random seed for audits that do not set their own (default: ini mps_seed, 0)",
+    )
     group.addoption(
         "--mps-preset",
         choices=("default", "rex"),
         default=None,
-        help="engine preset for every audit (default: default)",
+        help="engine preset for audits that do not set their own (default: ini mps_preset)",
     )
     group.addoption(
         "--mps-no-cache",

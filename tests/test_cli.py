@@ -163,11 +163,18 @@ def test_labels_must_match_the_number_of_classes(tmp_path, spot_picture, capsys)
     assert "other.yaml: labels file has 3 names, the model has 2 classes" in err
 
 
-def test_bad_baseline_is_a_usage_error(spot_model, spot_picture, capsys):
-    err = _one_line_error(
-        capsys, ["explain", str(spot_model), str(spot_picture), "--baseline", "purple"]
-    )
-    assert "unknown baseline 'purple'" in err
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--baseline", "purple", "unknown baseline 'purple'"),
+        ("--seed", "-1", "seed must be an integer >= 0, not -1"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(
+    spot_model, spot_picture, capsys, option, value, expected
+):
+    err = _one_line_error(capsys, ["explain", str(spot_model), str(spot_picture), option, value])
+    assert expected in err
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,9 @@ def test_concentration_passes_and_fails_with_numbers_and_images(project):
     assert re.search(r"median MPS ratio 0\.0\d+ outside \[0\.2, 0\.9\]", text)
     assert "n=11" in text
     assert "bright0.png" in text
+    # The traceback stops at the user's line: the plugin's own frames are left out.
+    assert ">       audit.check_concentration(median_between=(0.2, 0.9))" in text
+    assert "audit.py" not in text
 
 
 def test_correct_vs_incorrect_passes_and_fails(project):

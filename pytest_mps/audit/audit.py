@@ -44,6 +44,15 @@ class MPSCheckFailed(AssertionError):
         self.outcome = outcome
 
 
+def _hide_frames_of_failed_checks(excinfo: Any) -> bool:
+    """pytest leaves this module's frames out of a failed check's traceback: the message says
+    what failed, and the user's own line is what they need to see. Other errors keep them."""
+    return excinfo.errisinstance(MPSCheckFailed)
+
+
+__tracebackhide__ = _hide_frames_of_failed_checks
+
+
 class Audit:
     """The MPS results of one model over a set of images, with the checks a release must pass.
 

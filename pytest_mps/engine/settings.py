@@ -106,7 +106,9 @@ def _pick(cls: type, values: dict[str, Any]) -> Any:
 
 def _validate(settings: Settings) -> None:
     r, e, s = settings.responsibility, settings.extraction, settings.sufficiency
+    seed_ok = isinstance(settings.seed, int) and not isinstance(settings.seed, bool)
     checks = [
+        (seed_ok and settings.seed >= 0, f"seed must be an integer >= 0, not {settings.seed!r}"),
         (r.iterations >= 1, "iterations must be at least 1"),
         (r.min_box_area >= 1, "min_box_area must be at least 1"),
         (r.depth_limit >= 1, "depth_limit must be at least 1"),
