@@ -96,14 +96,14 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from importlib.util import find_spec
-
     from pytest_mps.fileio import ensure_writable_folder, write_bytes_atomic
+    from pytest_mps.report import missing_packages
     from pytest_mps.report.document import HTML_NAME, load_document, missing_pictures
 
-    if find_spec("jinja2") is None or find_spec("matplotlib") is None:
+    missing = missing_packages()
+    if missing:
         print(
-            "pytest-mps: error: report needs matplotlib and jinja2: "
+            f"pytest-mps: error: report needs {' and '.join(missing)}: "
             "pip install 'pytest-mps[report]'",
             file=sys.stderr,
         )

@@ -20,7 +20,6 @@ REPORT_KEY = pytest.StashKey[Path]()  # the HTML report written at the end of th
 OUTCOME_COUNTS_KEY = pytest.StashKey[dict]()  # per item: each audit's check count at setup
 EXPECTED_FAILURES_KEY = pytest.StashKey[dict]()  # id(CheckOutcome) -> xfail reason
 WORKER_OUTPUT = "mps_audits"
-REPORT_PACKAGES = ("matplotlib", "jinja2")
 # Runs that stopped early keep the previous report rather than replacing it with a partial one.
 KEEP_REPORT_ON = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
 
@@ -77,9 +76,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[EXPECTED_FAILURES_KEY] = {}
     folder = report_folder(config)
     if folder is not None:
-        from importlib.util import find_spec
+        from pytest_mps.report import missing_packages
 
-        missing = [name for name in REPORT_PACKAGES if find_spec(name) is None]
+        missing = missing_packages()
         if missing:
             raise pytest.UsageError(
                 f"--mps-report needs {' and '.join(missing)}: pip install 'pytest-mps[report]'"
@@ -232,11 +231,11 @@ def _audits_used(item: pytest.Item) -> list[tuple[Any, list[Any]]]:
 
 def _html_extras_wanted(config: pytest.Config) -> bool:
     """pytest-html writes a report in this run and the plotting packages are there."""
-    from importlib.util import find_spec
+    from pytest_mps.report import missing_packages
 
     if not config.pluginmanager.hasplugin("html") or not config.getoption("htmlpath", None):
         return False
-    return all(find_spec(name) is not None for name in REPORT_PACKAGES)
+    return not missing_packages()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

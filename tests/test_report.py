@@ -349,7 +349,7 @@ def test_failing_or_interrupted_runs_keep_the_previous_report(project):
     assert named == on_disk  # the old report's pictures are gone once it is replaced
 
 
-def test_report_without_its_packages_is_a_usage_error(project, monkeypatch):
+def test_report_without_its_packages_is_a_usage_error(project, monkeypatch, capsys):
     import importlib.util
 
     real = importlib.util.find_spec
@@ -359,7 +359,13 @@ def test_report_without_its_packages_is_a_usage_error(project, monkeypatch):
     project.makepyfile(test_nothing="def test_nothing():\n    pass\n")
     result = project.runpytest_inprocess("--mps-report", "report")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "pip install 'pytest-mps[report]'" in result.stderr.str()
+    assert "--mps-report needs jinja2: pip install 'pytest-mps[report]'" in result.stderr.str()
+
+    report = project.path / "mps-report.json"
+    report.write_text('{"format": "pytest-mps-report", "version": 1}')
+    assert main(["report", str(report), "--html", str(project.path / "index.html")]) == 2
+    assert "report needs jinja2: pip install 'pytest-mps[report]'" in capsys.readouterr().err
+    assert not (project.path / "index.html").exists()
 
 
 def test_a_report_folder_that_cannot_be_written_is_refused_before_the_audits(project):
