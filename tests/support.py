@@ -135,6 +135,10 @@ DIM = [0.45, 0.4, 0.35, 0.3]  # labelled 0: incorrect, MPS 27-40 pixels
 OUTLIER = 0.2  # labelled 1: MPS 60 pixels, an anomaly among the correct ones
 
 
+# The call that audits a `red_mass_project`, for the test files pytester writes into it.
+RED_MASS_AUDIT = 'mps_audit("model.onnx", "data", labels="data/labels.csv")'
+
+
 def red_mass_project(folder: Path) -> Path:
     """A project folder with ``model.onnx``, 11 labelled images in ``data/`` and a pytest.ini.
 

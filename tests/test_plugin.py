@@ -10,13 +10,17 @@ import json
 import re
 
 import pytest
-from support import assert_cached_results_sufficient, assert_sufficient, spot_detector
-
-AUDIT = 'mps_audit("model.onnx", "data", labels="data/labels.csv")'
+from support import (
+    RED_MASS_AUDIT,
+    assert_cached_results_sufficient,
+    assert_sufficient,
+    spot_detector,
+)
 
 
 def run_python_audit(pytester, body: str, *args: str):
-    pytester.makepyfile(test_gate=f"def test_gate(mps_audit):\n    audit = {AUDIT}\n{body}")
+    test = f"def test_gate(mps_audit):\n    audit = {RED_MASS_AUDIT}\n{body}"
+    pytester.makepyfile(test_gate=test)
     return pytester.runpytest(*args)
 
 
@@ -103,13 +107,13 @@ def test_yaml_audit_matches_the_python_audit(project):
 import pytest
 
 def test_concentration(mps_audit):
-    {AUDIT}.check_concentration(median_between=(0.2, 0.9))
+    {RED_MASS_AUDIT}.check_concentration(median_between=(0.2, 0.9))
 
 def test_correct_vs_incorrect(mps_audit):
-    {AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger", alpha=0.05)
+    {RED_MASS_AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger", alpha=0.05)
 
 def test_anomalies(mps_audit):
-    {AUDIT}.check_anomalies(max_fraction=0.0)
+    {RED_MASS_AUDIT}.check_anomalies(max_fraction=0.0)
 """
     )
     result = project.runpytest("-rA")
@@ -178,10 +182,10 @@ def test_xdist_runs_and_prints_one_combined_summary(project):
     project.makepyfile(
         test_gate=f"""
 def test_one(mps_audit):
-    {AUDIT}.check_concentration(mean_between=(0.005, 0.5))
+    {RED_MASS_AUDIT}.check_concentration(mean_between=(0.005, 0.5))
 
 def test_two(mps_audit):
-    {AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger", alpha=0.05)
+    {RED_MASS_AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger", alpha=0.05)
 """
     )
     result = project.runpytest("-n", "2", "-p", "xdist")

@@ -20,37 +20,43 @@ import numpy as np
 import pytest
 from browser import assert_renders, check_page, screenshot
 from PIL import Image
-from support import SIZE, assert_cached_results_sufficient, red_mass_project, spot_detector
+from support import (
+    RED_MASS_AUDIT,
+    SIZE,
+    assert_cached_results_sufficient,
+    red_mass_project,
+    spot_detector,
+)
 
 from pytest_mps.cli import main
 from pytest_mps.report.document import SCHEMA
 from pytest_mps.report.pictures import display_size
 
-AUDIT = 'mps_audit("model.onnx", "data", labels="data/labels.csv")'
 GATE = f"""
 import json
 
 
 def test_concentration(mps_audit):
-    {AUDIT}.check_concentration(mean_between=(0.005, 0.5))
+    {RED_MASS_AUDIT}.check_concentration(mean_between=(0.005, 0.5))
 
 
 def test_correct_vs_incorrect(mps_audit):
-    {AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger", alpha=0.05)
+    {RED_MASS_AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger", alpha=0.05)
 
 
 def test_anomalies(mps_audit):
-    {AUDIT}.check_anomalies(max_fraction=0.0)  # fails: the faint and dim images are flagged
+    # fails: the faint and dim images are flagged
+    {RED_MASS_AUDIT}.check_anomalies(max_fraction=0.0)
 
 
 def test_baseline(mps_audit):
-    {AUDIT}.check_baseline("baselines/gate.json")
+    {RED_MASS_AUDIT}.check_baseline("baselines/gate.json")
 
 
 def test_zz_record_the_audit(mps_audit):
     # Runs last: the audit's own results, for the test to compare with the report.
     with open("expected.json", "w") as stream:
-        json.dump({AUDIT}.as_dict(), stream)
+        json.dump({RED_MASS_AUDIT}.as_dict(), stream)
 """
 
 
@@ -274,7 +280,7 @@ def test_under_xdist_the_report_holds_every_audit_once(project):
     project.makepyfile(
         test_gate=f"""
 def test_a(mps_audit):
-    {AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger")
+    {RED_MASS_AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger")
 
 def test_b(mps_audit):
     {other}.check_concentration(median_between=(0.005, 0.5))
@@ -318,7 +324,7 @@ pytest_mps.report.html.render_html = boom
 
 
 def test_failing_or_interrupted_runs_keep_the_previous_report(project):
-    project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    {AUDIT}\n")
+    project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    {RED_MASS_AUDIT}\n")
     project.runpytest("--mps-report", "report").assert_outcomes(passed=1)
     folder = project.path / "report"
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
@@ -331,14 +337,14 @@ def test_failing_or_interrupted_runs_keep_the_previous_report(project):
     assert failed.ret != 0 and "rendering failed" in failed.stderr.str() + failed.stdout.str()
     (project.path / "conftest.py").unlink()
     project.makepyfile(
-        test_gate=f"def test_gate(mps_audit):\n    {AUDIT}\n    raise KeyboardInterrupt"
+        test_gate=f"def test_gate(mps_audit):\n    {RED_MASS_AUDIT}\n    raise KeyboardInterrupt"
     )
     assert project.runpytest("--mps-report", "report").ret == pytest.ExitCode.INTERRUPTED
     for path, data in before.items():  # every file the old report shows is still there, intact
         assert path.read_bytes() == data
     assert not list(folder.rglob("*.tmp"))
 
-    project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    {AUDIT}\n")
+    project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    {RED_MASS_AUDIT}\n")
     ini = project.path / "pytest.ini"
     ini.write_text(ini.read_text() + "mps_report = report\n")  # the ini key, like the option
     project.runpytest().assert_outcomes(passed=1)
@@ -369,7 +375,7 @@ def test_report_without_its_packages_is_a_usage_error(project, monkeypatch, caps
 
 
 def test_a_report_folder_that_cannot_be_written_is_refused_before_the_audits(project):
-    project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    {AUDIT}\n")
+    project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    {RED_MASS_AUDIT}\n")
     (project.path / "taken").write_text("a file where the report folder should be")
     result = project.runpytest("--mps-report", "taken/report")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
