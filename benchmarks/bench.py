@@ -204,7 +204,8 @@ def ours_run(engine: Any, load_seconds: float, records: list[Record], loadavg: A
         tool="pytest-mps",
         load_seconds=load_seconds,
         records=records,
-        settings=_jsonable(engine.describe()),
+        # The batch size only chooses how fast, not what: recorded beside the settings.
+        settings=_jsonable({**engine.describe(), "batch_size": engine.oracle.batch_size}),
         versions={"onnxruntime": ort.__version__, "provider": engine.provider},
         loadavg=tuple(loadavg),
     )

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_mps.errors import MPSInputError, first_line
+from pytest_mps.choices import DEVICES, PRESETS
+from pytest_mps.errors import MPSError, MPSInputError, first_line, require_onnxruntime
 
 EXIT_USAGE = 2
 
@@ -21,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except MPSInputError as exc:
+    except MPSError as exc:
         print(f"pytest-mps: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:  # a bad option value, found while building the settings
@@ -45,11 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", type=Path, help="write one JSON object per image to this file")
     explain.add_argument("--masks", type=Path, help="write each MPS mask as a PNG into this folder")
     explain.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    explain.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    explain.add_argument("--device", choices=DEVICES, default="auto")
     explain.add_argument(
         "--baseline", default="zero", help="zero (default), mean, blur or a colour #rrggbb"
     )
-    explain.add_argument("--preset", choices=("default", "rex"), default="default")
+    explain.add_argument("--preset", choices=PRESETS, default="default")
     explain.set_defaults(run=_explain)
     report = commands.add_parser("report", help="rebuild the HTML report from mps-report.json")
     report.add_argument("json", type=Path, help="a JSON report (mps-report.json)")
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    require_onnxruntime()  # one line naming the extras, not an import traceback
     from rich.console import Console
 
     from pytest_mps.engine.explainer import Engine

@@ -1,21 +1,38 @@
-"""User-facing errors: one line that names the file and what is wrong with it."""
+"""User-facing errors: one line that says what is wrong and where, never a traceback."""
 
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
+
+from pytest_mps.choices import EXTRAS_HINT
 
 
-class MPSInputError(Exception):
+class MPSError(Exception):
+    """A problem the user can fix, told in one line (the command line and the pytest plugin
+    print it without a traceback)."""
+
+
+class MPSInputError(MPSError):
     """Bad input from the user (a model, image, YAML or audit file).
 
-    The message is always ``"<path>: <problem>"`` so that the command line and the pytest
-    plugin can print it as a single line without a traceback.
+    The message is always ``"<path>: <problem>"``.
     """
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         self.path = os.fspath(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class MPSCacheWarning(UserWarning):
+    """The result cache could not be written or cleaned; results are recomputed instead."""
+
+
+def require_onnxruntime() -> None:
+    """Raise `MPSError` naming the extras to install when no onnxruntime build is installed."""
+    if find_spec("onnxruntime") is None:
+        raise MPSError(f"pytest-mps needs onnxruntime, which is not installed: {EXTRAS_HINT}")
 
 
 def first_line(exc: BaseException) -> str:

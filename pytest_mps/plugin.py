@@ -7,14 +7,13 @@ This module is imported whenever pytest starts, so it imports nothing heavy: the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from pytest_mps.audit.session import MPSSession
+from pytest_mps.choices import DEVICES, PRESETS
+from pytest_mps.pytest_session import SESSION_KEY, device, mps_session, validate_options
 
-SESSION_KEY = pytest.StashKey["MPSSession"]()
 WORKER_AUDITS_KEY = pytest.StashKey[list]()  # per-process audit payloads (controller)
 REPORT_KEY = pytest.StashKey[Path]()  # the HTML report written at the end of the session
 OUTCOME_COUNTS_KEY = pytest.StashKey[dict]()  # per item: each audit's check count at setup
@@ -28,7 +27,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mps", "minimal sufficient pixel sets (pytest-mps)")
     group.addoption(
         "--mps-device",
-        choices=("auto", "cpu", "cuda"),
+        choices=DEVICES,
         default=None,
         help="onnxruntime device for MPS engines (default: ini mps_device or auto)",
     )
@@ -40,7 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--mps-preset",
-        choices=("default", "rex"),
+        choices=PRESETS,
         default=None,
         help="engine preset for audits that do not set their own (default: ini mps_preset)",
     )
@@ -62,18 +61,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write the MPS report (JSON and HTML) into DIR",
     )
-    parser.addini("mps_device", "default device for MPS engines (auto, cpu, cuda)", default="auto")
+    parser.addini("mps_device", f"default MPS device ({', '.join(DEVICES)})", default="auto")
     parser.addini("mps_seed", "default random seed for MPS engines", default="0")
-    parser.addini("mps_preset", "default engine preset (default or rex)", default="default")
+    parser.addini("mps_preset", f"default engine preset ({', '.join(PRESETS)})", default="default")
     parser.addini(
         "mps_cache", "cache MPS results in pytest's cache (true/false)", type="bool", default=True
     )
     parser.addini("mps_report", "folder for the MPS report (like --mps-report)", default="")
+    parser.addini(
+        "mps_progress",
+        "seconds between two progress lines of an audit being computed (0: every image)",
+        default="2",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[WORKER_AUDITS_KEY] = []
     config.stash[EXPECTED_FAILURES_KEY] = {}
+    validate_options(config)
     folder = report_folder(config)
     if folder is not None:
         from pytest_mps.report import missing_packages
@@ -107,65 +112,28 @@ def report_folder(config: pytest.Config) -> Path | None:
     return Path(config.rootpath, ini) if ini else None
 
 
-def _cache_folder(config: pytest.Config) -> Path | None:
-    """The result cache's folder in pytest's cache; None (with a warning, as pytest's own cache
-    does) when the cache plugin is off or the folder cannot be made."""
-    if not getattr(config, "cache", None):
-        return None
-    try:
-        return config.cache.mkdir("mps")
-    except OSError as exc:
-        import warnings
-
-        from pytest_mps.errors import first_line
-
-        message = f"MPS results are not cached ({first_line(exc)})"
-        warnings.warn(pytest.PytestCacheWarning(message), stacklevel=2)
-        return None
-
-
-def mps_session(config: pytest.Config) -> MPSSession:
-    """The session's MPS state, created on first use (so plain test runs never load it)."""
-    if SESSION_KEY not in config.stash:
-        from pytest_mps.audit.session import MPSSession, SessionOptions
-
-        cache = _cache_folder(config)
-        options = SessionOptions(
-            device=config.getoption("mps_device") or config.getini("mps_device") or "auto",
-            seed=_int_option(config, "mps_seed"),
-            preset=config.getoption("mps_preset") or config.getini("mps_preset") or None,
-            use_cache=config.getini("mps_cache") and not config.getoption("mps_no_cache"),
-            update_baselines=config.getoption("mps_update_baselines"),
-            cache_folder=cache,
-            rootdir=Path(config.rootpath),
-            progress=not hasattr(config, "workerinput"),
-        )
-        config.stash[SESSION_KEY] = MPSSession(options)
-    return config.stash[SESSION_KEY]
-
-
-def _int_option(config: pytest.Config, name: str) -> int | None:
-    value = config.getoption(name)
-    if value is not None:
-        return value
-    text = str(config.getini(name)).strip()
-    if not text.lstrip("-").isdigit():
-        raise pytest.UsageError(f"ini option {name} must be an integer, got {text!r}")
-    return int(text)
-
-
-@pytest.fixture(scope="session")
-def mps_audit(pytestconfig: pytest.Config):
-    """A factory: ``mps_audit(model, images, labels=None, config=None, **engine_options)``.
+@pytest.fixture
+def mps_audit(request: pytest.FixtureRequest):
+    """A factory: ``mps_audit(model, images, labels=None, config=None, *, sample=None,
+    **engine_options)``.
 
     Returns an :class:`~pytest_mps.audit.audit.Audit` whose ``check_*`` methods fail the test
-    with a readable message. Relative paths are relative to pytest's rootdir. Each image's MPS
-    is computed once per session (and cached across sessions).
+    with a readable message (``with audit.all_checks():`` runs them all, then fails once).
+    Relative paths are relative to pytest's rootdir. Each image's MPS is computed once per
+    session (and cached across sessions).
     """
-    session = mps_session(pytestconfig)
+    session = mps_session(request.config)
 
-    def factory(model, images, labels=None, config=None, **engine_options: Any):
-        return session.audit(model, images, labels, config, **engine_options)
+    def factory(model, images, labels=None, config=None, *, sample=None, **engine_options: Any):
+        return session.audit(
+            model,
+            images,
+            labels,
+            config,
+            sample=sample,
+            where=request.node.nodeid,
+            **engine_options,
+        )
 
     return factory
 
@@ -173,7 +141,7 @@ def mps_audit(pytestconfig: pytest.Config):
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     name = file_path.name
     if name.endswith(".mps.yaml") or (name.startswith("mps_") and name.endswith(".yaml")):
-        from pytest_mps.audit.yaml_audit import AuditFile
+        from pytest_mps.yaml_items import AuditFile
 
         return AuditFile.from_parent(parent, path=file_path)
     return None
@@ -194,9 +162,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
         item.user_properties.extend(junit_properties(used))  # what record_property does
     report = yield
-    from pytest_mps.errors import MPSInputError
+    from pytest_mps.errors import MPSError
 
-    if call.excinfo is not None and isinstance(call.excinfo.value, MPSInputError):
+    if call.excinfo is not None and isinstance(call.excinfo.value, MPSError):
         report.longrepr = f"pytest-mps: {call.excinfo.value}"
     if used and _html_extras_wanted(item.config):
         from pytest_mps.report.extras import html_extras
@@ -260,9 +228,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if worker is None and folder is not None and exitstatus not in KEEP_REPORT_ON:
         from pytest_mps.report.document import build_document, session_info, write_report
 
-        device = config.getoption("mps_device") or config.getini("mps_device") or "auto"
         document = build_document(
-            config.stash[WORKER_AUDITS_KEY], session_info(device, int(exitstatus)), config.rootpath
+            config.stash[WORKER_AUDITS_KEY], session_info(device(config), int(exitstatus))
         )
         config.stash[REPORT_KEY] = write_report(folder, document)
 

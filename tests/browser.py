@@ -81,7 +81,7 @@ def chromium() -> str:
     found = shutil.which(CHROMIUM)
     if found is None:
         raise AssertionError(
-            "chromium is not installed: .ci/run installs it (apt-get install -y chromium)"
+            "chromium is not installed: make test installs it (.ci/setup: apt-get install chromium)"
         )
     return found
 

@@ -3,6 +3,7 @@ independent check that every MPS is sufficient."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
+# Imported here, not where used: pytester restores sys.modules after each test, and NumPy's
+# extensions (SciPy's FFT, under make_fill) cannot be imported twice in one process.
+from pytest_mps.engine.settings import make_fill
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 LITE0 = FIXTURES / "imagenet" / "efficientnet_lite0.onnx"
@@ -19,18 +24,18 @@ FASHION = FIXTURES / "fashion"
 PHOTOS = FIXTURES / "photos"
 
 
-def assert_sufficient(model_path: Path, engine, result, baseline: np.ndarray | None = None) -> None:
+def assert_sufficient(model_path: Path, engine, result, fill: np.ndarray | None = None) -> None:
     """Re-check an MPS with a plain onnxruntime session on the ORIGINAL model.
 
     The masked input is built here in NumPy (not by the engine's wrapped graph): image pixels
-    where the mask is set, the baseline (default 0) elsewhere; the top-1 must be the target.
+    where the mask is set, the fill (default 0) elsewhere; the top-1 must be the target.
     """
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     model_input = session.get_inputs()[0]
     image = engine.preprocess(result.image)
     nchw = engine.classifier.layout == "NCHW"
     mask = result.mask[None, None] if nchw else result.mask[None, :, :, None]
-    fill = np.zeros_like(image) if baseline is None else baseline
+    fill = np.zeros_like(image) if fill is None else fill
     masked = np.where(mask, image, fill).astype(np.float32)
     batch = model_input.shape[0]
     if isinstance(batch, int) and batch > 1:
@@ -137,6 +142,19 @@ OUTLIER = 0.2  # labelled 1: MPS 60 pixels, an anomaly among the correct ones
 
 # The call that audits a `red_mass_project`, for the test files pytester writes into it.
 RED_MASS_AUDIT = 'mps_audit("model.onnx", "data", labels="data/labels.csv")'
+# A check the red-mass project passes: its misclassified (dim) images need the larger sets.
+INCORRECT_LARGER = 'check_correct_vs_incorrect(direction="incorrect_larger", alpha=0.05)'
+
+
+def red_mass_gate(checks: Sequence[tuple[str, str]], *, header: str = "", footer: str = "") -> str:
+    """The text of a test module that gates a `red_mass_project`: for each ``(name, check)`` a
+    function ``test_<name>`` that calls ``check`` (a check with its arguments, such as
+    ``"check_anomalies(max_fraction=0.0)"``) on `RED_MASS_AUDIT`. ``header`` (imports) comes
+    first, ``footer`` (more tests) last."""
+    tests = [
+        f"def test_{name}(mps_audit):\n    {RED_MASS_AUDIT}.{check}\n" for name, check in checks
+    ]
+    return "\n\n".join(part for part in (header, *tests, footer) if part)
 
 
 def red_mass_project(folder: Path) -> Path:
@@ -157,6 +175,7 @@ def red_mass_project(folder: Path) -> Path:
     red_mass_image(folder / "data" / "faint.png", OUTLIER)
     rows.append("faint.png,1")
     (folder / "data" / "labels.csv").write_text("\n".join(rows) + "\n")
+    (folder / "model.yaml").write_text("output: logits\n")
     (folder / "pytest.ini").write_text("[pytest]\nmps_device = cpu\n")
     return folder
 
@@ -165,7 +184,8 @@ def assert_cached_results_sufficient(project: Path) -> int:
     """Re-check every MPS in a project's pytest cache with plain onnxruntime sessions.
 
     Each entry names the image that produced it and the model's sha256; the model is found
-    among the project's ``.onnx`` files. Returns how many entries were checked.
+    among the project's ``.onnx`` files. Pixels outside the MPS show the fill the entry was
+    computed with. Returns how many entries were checked.
     """
     import hashlib
     import json
@@ -180,10 +200,14 @@ def assert_cached_results_sufficient(project: Path) -> int:
             mask = stored["mask"]
         model = models[fields["config"]["model_sha256"]]
         classifier = load_classifier(model)
-        image = classifier.to_layout(classifier.prepare(fields["source"]).values)
+        values = classifier.prepare(fields["source"]).values
+        fill = make_fill(
+            values, fields["config"]["baseline"], classifier.config, classifier.channels
+        )
+        image, fill = classifier.to_layout(values), classifier.to_layout(fill)
         layout_mask = mask[None, None] if classifier.layout == "NCHW" else mask[None, :, :, None]
         session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-        masked = np.where(layout_mask, image, 0).astype(np.float32)
+        masked = np.where(layout_mask, image, fill).astype(np.float32)
         scores = session.run(None, {session.get_inputs()[0].name: masked})[0]
         assert int(np.argmax(scores[0])) == fields["target"], f"{entry}: MPS not sufficient"
         checked += 1

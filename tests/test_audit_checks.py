@@ -10,8 +10,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pytest_mps.audit.audit import Audit, MPSCheckFailed, validate_check_arguments
+from pytest_mps.audit.audit import Audit, MPSCheckFailed
 from pytest_mps.audit.baseline import make_baseline, write_baseline
+from pytest_mps.audit.checks import make_check
 from pytest_mps.audit.records import CheckOutcome, ImageRecord
 from pytest_mps.errors import MPSInputError
 
@@ -96,7 +97,7 @@ def test_summary_and_groups(tmp_path):
     assert summary["median"] == pytest.approx(np.median(CORRECT + INCORRECT))
     assert summary["median_correct"] == pytest.approx(np.median(CORRECT))
     assert summary["median_incorrect"] == pytest.approx(np.median(INCORRECT))
-    assert (summary["queries"], summary["seconds"]) == (28 * 400, 28 * 0.5)
+    assert (summary["queries"], summary["compute_seconds"]) == (28 * 400, 28 * 0.5)
     assert unlabelled(tmp_path, [0.1, 0.2]).accuracy is None
 
 
@@ -171,7 +172,7 @@ def test_concentration_floor_alone_allows_no_image_below_it(tmp_path):
     )
     outcome = failure(audit.check_concentration, floor=0.01)
     assert "1 of 2 images (50%) below floor 0.01, more than the allowed 0%" in outcome.message
-    assert "Smallest: img/d.jpg 0," in outcome.message
+    assert "Smallest: img/d.jpg empty MPS (default class), img/e.jpg 0.2." in outcome.message
 
 
 @pytest.mark.parametrize(
@@ -389,7 +390,7 @@ def test_valid_arguments_pass_validation_without_touching_files(
     tmp_path, monkeypatch, check, arguments
 ):
     monkeypatch.chdir(tmp_path)
-    validate_check_arguments(check, arguments)
+    make_check(check, arguments)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -407,11 +408,97 @@ def test_valid_arguments_pass_validation_without_touching_files(
 )
 def test_bad_arguments_are_found_without_images(check, arguments, problem):
     with pytest.raises(ValueError, match=re.escape(problem)):
-        validate_check_arguments(check, arguments)
+        make_check(check, arguments)
 
 
-def test_unknown_and_missing_arguments_are_type_errors():
-    with pytest.raises(TypeError):
-        validate_check_arguments("anomalies", {"maximum": 0.1})
-    with pytest.raises(TypeError):
-        validate_check_arguments("baseline", {})
+def test_unknown_and_missing_arguments_name_the_check_and_the_argument():
+    with pytest.raises(ValueError, match=r"anomalies: .*unexpected keyword argument 'maximum'"):
+        make_check("anomalies", {"maximum": 0.1})
+    with pytest.raises(ValueError, match=r"baseline: .*missing 1 required .*'path'"):
+        make_check("baseline", {})
+
+
+# ------------------------------------------------------------------ empty MPS, several checks
+
+
+def with_empty_sets(root: Path, empty: int, total: int = 20) -> Audit:
+    """``empty`` of ``total`` images have an empty MPS (their class is the default class)."""
+    records = [
+        record(root, f"e{i:02d}.jpg", 0.0, pixels=0, default_class=True, target_label="sandal")
+        for i in range(empty)
+    ]
+    records += [record(root, f"n{i:02d}.jpg", 0.05 + 0.001 * i) for i in range(total - empty)]
+    return make_audit(root, records)
+
+
+def test_default_class_fails_above_the_allowed_share_naming_the_empty_sets(tmp_path):
+    audit = with_empty_sets(tmp_path, empty=3)
+    outcome = failure(audit.check_default_class, max_fraction=0.1)
+    assert outcome.message.startswith(
+        "default_class: 3 of 20 images (15%) have an empty MPS (the fill alone gives their "
+        "class), more than the allowed 10%."
+    )
+    assert "Empty: img/e00.jpg, img/e01.jpg, img/e02.jpg (class sandal)." in outcome.message
+    assert outcome.measured == {"n": 20, "default_class": 3, "fraction": 0.15}
+    assert outcome.images == ["img/e00.jpg", "img/e01.jpg", "img/e02.jpg"]
+    assert audit.summary()["default_class"] == 3
+
+
+def test_default_class_passes_within_the_allowed_share(tmp_path):
+    outcome = with_empty_sets(tmp_path, empty=1).check_default_class(max_fraction=0.05)
+    assert outcome.passed and "within the allowed 5%" in outcome.message
+    assert with_empty_sets(tmp_path, empty=0).check_default_class().passed
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, "0.05", True])
+def test_default_class_rejects_a_bad_max_fraction(tmp_path, bad):
+    with pytest.raises(ValueError, match="max_fraction"):
+        with_empty_sets(tmp_path, empty=1).check_default_class(max_fraction=bad)
+
+
+def test_anomaly_messages_name_an_empty_mps_as_such(tmp_path):
+    audit = with_empty_sets(tmp_path, empty=1)
+    outcome = failure(audit.check_anomalies, reference="all")
+    assert "img/e00.jpg empty MPS (default class) (score" in outcome.message
+
+
+def test_all_checks_runs_every_check_and_fails_once_with_all_failures(tmp_path):
+    audit = labelled(tmp_path)
+    with pytest.raises(MPSCheckFailed) as info, audit.all_checks():
+        audit.check_concentration(median_between=(0.5, 0.9))  # fails
+        audit.check_correct_vs_incorrect()  # passes
+        audit.check_baseline("baselines/new.json")  # fails: written for the first time
+    assert [o.check for o in info.value.outcomes] == ["concentration", "baseline"]
+    assert str(info.value).startswith("2 MPS checks failed:\n- concentration: ")
+    assert "\n- baseline: baselines/new.json did not exist" in str(info.value)
+    assert (tmp_path / "baselines" / "new.json").is_file()
+    assert [o.passed for o in audit.outcomes] == [False, True, False]
+
+
+def test_all_checks_that_all_pass_raise_nothing(tmp_path):
+    audit = labelled(tmp_path)
+    with audit.all_checks():
+        audit.check_correct_vs_incorrect()
+    audit.check_correct_vs_incorrect()  # outside the block a failure raises at once again
+    with pytest.raises(MPSCheckFailed):
+        audit.check_correct_vs_incorrect(direction="correct_larger")
+
+
+def test_the_report_entry_keeps_the_baseline_the_check_read(tmp_path):
+    audit = labelled(tmp_path)
+    failure(audit.check_baseline, "b.json")  # written
+    audit.check_baseline("b.json")  # compared
+    (tmp_path / "b.json").unlink()  # the report must not need the file again
+    entry = audit.as_dict()
+    assert entry["baseline"]["path"] == "b.json"
+    assert entry["baseline"]["ratios"]["img/c00.jpg"] == pytest.approx(CORRECT[0])
+    assert [c["check"] for c in entry["checks"]] == ["baseline", "baseline"]
+    assert "baseline_ratios" not in entry["checks"][1]
+
+
+def test_the_report_entry_marks_flagged_images_with_their_scores(tmp_path):
+    audit = unlabelled(tmp_path, [0.05 + 0.001 * i for i in range(12)] + [0.6])
+    failure(audit.check_anomalies, reference="all")
+    images = {image["path"]: image for image in audit.as_dict()["images"]}
+    assert images["img/u12.jpg"]["anomaly"] and images["img/u12.jpg"]["anomaly_score"] > 3.5
+    assert not images["img/u00.jpg"]["anomaly"] and images["img/u00.jpg"]["anomaly_score"] is None

@@ -7,6 +7,10 @@ import pytest
 from support import FASHION, SQUARE, assert_sufficient, spot_detector, spot_image
 
 from pytest_mps import Engine, explain
+from pytest_mps.engine.model import load_classifier
+
+# The hand-built models here have no YAML on purpose; test_modelconfig.py tests that warning.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest_mps.engine.modelconfig.MPSConfigWarning")
 
 
 def test_mps_of_red_square_detector_lies_inside_the_square_and_is_tiny(spot_model, spot_picture):
@@ -63,13 +67,20 @@ def test_same_seed_gives_identical_mask_and_other_seed_stays_sufficient():
     assert_sufficient(model, engine, first)
 
 
-def test_batch_size_does_not_change_the_mask():
+def test_batch_size_changes_neither_the_mask_nor_the_description():
     model = FASHION / "vit.onnx"
     image = sorted((FASHION / "test").glob("*.png"))[0]
     one = Engine(model, device="cpu", batch_size=1)
     many = Engine(model, device="cpu", batch_size=64)
     first, second = one.explain(image), many.explain(image)
+
+    assert (one.oracle.batch_size, many.oracle.batch_size) == (1, 64)
     assert np.array_equal(first.mask, second.mask)
+    # Audits store describe() and compare it with their baseline files: a batch size the CPU
+    # timing probe picked must not make two identical runs look differently configured.
+    assert one.describe() == many.describe()
+    assert first.config == second.config
+    assert "batch_size" not in first.config
     assert_sufficient(model, one, first)
 
 
@@ -126,7 +137,7 @@ def test_default_class_gives_an_explicit_empty_mps(tmp_path):
     picture = tmp_path / "plain.png"
     from PIL import Image
 
-    Image.new("RGB", (32, 32), (0, 200, 0)).save(picture)  # no red: class 0, like the baseline
+    Image.new("RGB", (32, 32), (0, 200, 0)).save(picture)  # no red: class 0, like the fill
     engine = Engine(model, device="cpu")
     result = engine.explain(picture)
     assert result.target == 0
@@ -134,18 +145,19 @@ def test_default_class_gives_an_explicit_empty_mps(tmp_path):
     assert_sufficient(model, engine, result)
 
 
-@pytest.mark.parametrize("baseline", ["mean", "blur", "#102030", (200, 10, 10)])
-def test_other_baselines_are_applied_in_graph(spot_model, spot_picture, baseline):
-    from pytest_mps.engine.settings import make_baseline
+@pytest.mark.parametrize("fill", ["mean", "blur", "#102030", (200, 10, 10)])
+def test_other_fills_are_applied_in_graph(spot_model, spot_picture, fill):
+    from pytest_mps.engine.settings import make_fill
 
-    engine = Engine(spot_model, device="cpu", baseline=baseline)
+    engine = Engine(spot_model, device="cpu", baseline=fill)  # the public name of the fill
     result = engine.explain(spot_picture)
     prepared = engine.classifier.prepare(spot_picture)
-    fill = make_baseline(prepared.values, baseline, engine.classifier.config, "RGB")
-    assert_sufficient(spot_model, engine, result, baseline=engine.classifier.to_layout(fill))
+    fill_image = make_fill(prepared.values, fill, engine.classifier.config, "RGB")
+    assert engine.describe()["baseline"] == fill
+    assert_sufficient(spot_model, engine, result, engine.classifier.to_layout(fill_image))
 
 
-def test_red_baseline_makes_the_red_class_the_default(spot_model, spot_picture):
+def test_red_fill_makes_the_red_class_the_default(spot_model, spot_picture):
     result = explain(spot_model, spot_picture, device="cpu", baseline=(230, 20, 20))
     assert result.default_class
 
@@ -180,7 +192,8 @@ def test_model_evaluations_are_counted_per_stage(spot_model, spot_picture):
 
 
 def test_unknown_option_is_refused(spot_model):
-    with pytest.raises(ValueError, match="unknown option 'iteration'"):
+    valid = r"unknown engine option 'iteration' \(valid: .*iterations"
+    with pytest.raises(ValueError, match=valid):
         Engine(spot_model, device="cpu", iteration=3)
 
 
@@ -208,3 +221,24 @@ def test_auto_device_names_the_provider_used(spot_model):
     engine = Engine(spot_model, device="auto")
     assert engine.provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
     assert engine.provider.split("ExecutionProvider")[0] in engine.oracle.provider_note
+
+
+def test_class_count_comes_from_the_labels_else_the_output_shape(tmp_path):
+    with_labels = load_classifier(FASHION / "cnn.onnx")
+    assert with_labels.class_count == len(with_labels.labels) == with_labels.classes == 10
+
+    model = spot_detector(tmp_path / "m.onnx")
+    assert load_classifier(model).class_count == 2
+
+
+def test_a_symbolic_class_dimension_is_read_from_shape_inference(tmp_path):
+    import onnx
+
+    model = spot_detector(tmp_path / "m.onnx")
+    proto = onnx.load(model)
+    proto.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "classes"
+    onnx.save(proto, model)
+    assert onnx.load(model).graph.output[0].type.tensor_type.shape.dim[1].dim_param == "classes"
+
+    classifier = load_classifier(model)
+    assert classifier.classes == classifier.class_count == 2

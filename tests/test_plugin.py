@@ -11,9 +11,11 @@ import re
 
 import pytest
 from support import (
+    INCORRECT_LARGER,
     RED_MASS_AUDIT,
     assert_cached_results_sufficient,
     assert_sufficient,
+    red_mass_gate,
     spot_detector,
 )
 
@@ -77,7 +79,10 @@ def test_baseline_written_then_compared_then_updated(project):
 
     # A "new model version": a lower threshold shrinks every MPS (the old one is kept so that
     # its cached MPS can still be re-checked).
-    (project.path / "old_model.onnx").write_bytes((project.path / "model.onnx").read_bytes())
+    for suffix in (".onnx", ".yaml"):
+        (project.path / f"old_model{suffix}").write_bytes(
+            (project.path / f"model{suffix}").read_bytes()
+        )
     spot_detector(project.path / "model.onnx", pool="sum", threshold=6.0)
     shifted = run_python_audit(project, body)
     shifted.assert_outcomes(failed=1)
@@ -103,18 +108,13 @@ checks:
 def test_yaml_audit_matches_the_python_audit(project):
     project.makefile(".mps.yaml", gate=YAML_AUDIT)
     project.makepyfile(
-        test_gate=f"""
-import pytest
-
-def test_concentration(mps_audit):
-    {RED_MASS_AUDIT}.check_concentration(median_between=(0.2, 0.9))
-
-def test_correct_vs_incorrect(mps_audit):
-    {RED_MASS_AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger", alpha=0.05)
-
-def test_anomalies(mps_audit):
-    {RED_MASS_AUDIT}.check_anomalies(max_fraction=0.0)
-"""
+        test_gate=red_mass_gate(
+            [
+                ("concentration", "check_concentration(median_between=(0.2, 0.9))"),
+                ("correct_vs_incorrect", INCORRECT_LARGER),
+                ("anomalies", "check_anomalies(max_fraction=0.0)"),
+            ]
+        )
     )
     result = project.runpytest("-rA")
     result.assert_outcomes(passed=2, failed=4)
@@ -168,25 +168,22 @@ def test_a_cache_that_cannot_be_written_warns_and_the_audit_still_runs(project):
 def test_a_cache_entry_that_cannot_be_written_is_a_warning(tmp_path, spot_model, spot_picture):
     from pytest_mps import Engine
     from pytest_mps.audit.cache import ResultCache
+    from pytest_mps.errors import MPSCacheWarning
 
     engine = Engine(spot_model, device="cpu")
     result = engine.explain(spot_picture)
     assert_sufficient(spot_model, engine, result)
     (tmp_path / "taken").write_text("a file where the cache folder should be")
-    with pytest.warns(pytest.PytestCacheWarning, match="MPS result not cached"):
+    with pytest.warns(MPSCacheWarning, match="MPS result not cached"):
         ResultCache(tmp_path / "taken").store("key", result)
 
 
 def test_xdist_runs_and_prints_one_combined_summary(project):
     project.makefile(".mps.yaml", gate=YAML_AUDIT.replace("[0.2, 0.9]", "[0.001, 0.9]"))
     project.makepyfile(
-        test_gate=f"""
-def test_one(mps_audit):
-    {RED_MASS_AUDIT}.check_concentration(mean_between=(0.005, 0.5))
-
-def test_two(mps_audit):
-    {RED_MASS_AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger", alpha=0.05)
-"""
+        test_gate=red_mass_gate(
+            [("one", "check_concentration(mean_between=(0.005, 0.5))"), ("two", INCORRECT_LARGER)]
+        )
     )
     result = project.runpytest("-n", "2", "-p", "xdist")
     result.assert_outcomes(passed=4, failed=1)
@@ -216,7 +213,7 @@ def _broken_baseline(path):
         (
             _labels_naming_a_ghost,
             'mps_audit("model.onnx", "data", labels="bad.csv")',
-            "bad.csv: labels name images that are not in the audit: ghost.png",
+            "bad.csv: no row names an image of the audit",
         ),
         (_broken_baseline, 'mps_audit("model.onnx", "data").check_baseline("b.json")', "b.json:"),
     ],

@@ -21,9 +21,11 @@ import pytest
 from browser import assert_renders, check_page, screenshot
 from PIL import Image
 from support import (
+    INCORRECT_LARGER,
     RED_MASS_AUDIT,
     SIZE,
     assert_cached_results_sufficient,
+    red_mass_gate,
     red_mass_project,
     spot_detector,
 )
@@ -32,32 +34,20 @@ from pytest_mps.cli import main
 from pytest_mps.report.document import SCHEMA
 from pytest_mps.report.pictures import display_size
 
-GATE = f"""
-import json
-
-
-def test_concentration(mps_audit):
-    {RED_MASS_AUDIT}.check_concentration(mean_between=(0.005, 0.5))
-
-
-def test_correct_vs_incorrect(mps_audit):
-    {RED_MASS_AUDIT}.check_correct_vs_incorrect(direction="incorrect_larger", alpha=0.05)
-
-
-def test_anomalies(mps_audit):
-    # fails: the faint and dim images are flagged
-    {RED_MASS_AUDIT}.check_anomalies(max_fraction=0.0)
-
-
-def test_baseline(mps_audit):
-    {RED_MASS_AUDIT}.check_baseline("baselines/gate.json")
-
-
-def test_zz_record_the_audit(mps_audit):
+GATE = red_mass_gate(
+    [
+        ("concentration", "check_concentration(mean_between=(0.005, 0.5))"),
+        ("correct_vs_incorrect", INCORRECT_LARGER),
+        ("anomalies", "check_anomalies(max_fraction=0.0)"),  # fails: faint and dim are flagged
+        ("baseline", 'check_baseline("baselines/gate.json")'),
+    ],
+    header="import json\n",
+    footer=f"""def test_zz_record_the_audit(mps_audit):
     # Runs last: the audit's own results, for the test to compare with the report.
     with open("expected.json", "w") as stream:
         json.dump({RED_MASS_AUDIT}.as_dict(), stream)
-"""
+""",
+)
 
 
 def run_pytest(folder: Path, *args: str) -> subprocess.CompletedProcess:
@@ -112,7 +102,7 @@ def load(path: Path) -> dict:
 def test_json_report_follows_its_schema(gate):
     report = load(gate / "report" / "mps-report.json")
     jsonschema.validate(report, load(SCHEMA))
-    assert report["format"] == "pytest-mps-report" and report["version"] == 1
+    assert report["format"] == "pytest-mps-report" and report["version"] == 2
     session = report["session"]
     assert session["device"] == "cpu" and session["providers"] == ["CPUExecutionProvider"]
     assert session["exitstatus"] == 1 and session["evaluations"] == 0  # all from the cache
@@ -120,31 +110,38 @@ def test_json_report_follows_its_schema(gate):
 
 
 def test_json_report_numbers_are_the_audits(gate):
+    # The audit's own entry (Audit.as_dict), which the report adds only verdicts and pictures to.
     expected = load(gate / "expected.json")
     (audit,) = load(gate / "report" / "mps-report.json")["audits"]
     assert audit["name"] == expected["name"] == "model.onnx on data"
     model_hash = hashlib.sha256((gate / "model.onnx").read_bytes()).hexdigest()
-    assert audit["model"] == {"path": "model.onnx", "sha256": model_hash}
+    assert audit["model"] == expected["model"] == {"path": "model.onnx", "sha256": model_hash}
     assert audit["provider"] == expected["provider"]
-    assert audit["config"] == expected["settings"]
-    assert audit["figures"] == expected["summary"]
+    assert audit["config"] == expected["config"]
+    assert "batch_size" not in audit["config"]  # the machine's speed never decides an MPS
+    assert audit["figures"] == expected["figures"]
+    assert audit["figures"]["cached"] == 11  # the first run computed them
     added = ("verdict", "expected_failure")
     checks = [{k: v for k, v in c.items() if k not in added} for c in audit["checks"]]
-    assert checks == expected["outcomes"]
+    assert checks == expected["checks"]
     assert [c["verdict"] for c in audit["checks"]] == ["pass", "pass", "fail", "pass"]
     assert all(c["expected_failure"] is None for c in audit["checks"])
     assert audit["flagged"] == expected["flagged"]
 
-    anomalies = {i["image"]: i["score"] for i in expected["outcomes"][2]["measured"]["images"]}
-    for image, record in zip(audit["images"], expected["records"], strict=True):
-        assert {k: image[k] for k in record} == record
+    anomalies = {i["image"]: i["score"] for i in expected["checks"][2]["measured"]["images"]}
+    for image, entry in zip(audit["images"], expected["images"], strict=True):
+        assert {k: image[k] for k in entry} == entry
         assert image["anomaly"] is (image["path"] in expected["flagged"])
         assert image["anomaly_score"] == anomalies.get(image["path"])
     assert "data/faint.png" in audit["flagged"]
 
     baseline = load(gate / "baselines" / "gate.json")
     ratios = {name: entry["ratio"] for name, entry in baseline["images"].items()}
-    assert audit["baseline"] == {"path": "baselines/gate.json", "ratios": ratios}
+    assert (
+        audit["baseline"]
+        == expected["baseline"]
+        == {"path": "baselines/gate.json", "ratios": ratios}
+    )
 
 
 def test_pictures_show_the_photo_its_mps_and_the_heat_map(gate):
@@ -242,7 +239,7 @@ def test_report_command_refuses_other_files(tmp_path, capsys):
 
 
 def test_junit_xml_records_each_checks_values(gate):
-    expected = {o["check"]: o for o in load(gate / "expected.json")["outcomes"]}
+    expected = {o["check"]: o for o in load(gate / "expected.json")["checks"]}
     cases = {
         case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
         for case in ET.parse(gate / "junit.xml").getroot().iter("testcase")
@@ -329,7 +326,10 @@ def test_failing_or_interrupted_runs_keep_the_previous_report(project):
     folder = project.path / "report"
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     # New sizes; the old model stays so that its cached MPS can still be re-checked.
-    (project.path / "old_model.onnx").write_bytes((project.path / "model.onnx").read_bytes())
+    for suffix in (".onnx", ".yaml"):
+        (project.path / f"old_model{suffix}").write_bytes(
+            (project.path / f"model{suffix}").read_bytes()
+        )
     spot_detector(project.path / "model.onnx", pool="sum", threshold=6.0)
 
     project.makeconftest(FAIL_RENDERING)

@@ -68,7 +68,7 @@ def test_bootstrap_ci_is_vectorised_in_a_single_call():
 
 
 def test_bootstrap_ci_processes_large_inputs_in_blocks(monkeypatch):
-    monkeypatch.setattr(stats, "_BOOT_BLOCK_ELEMENTS", 50)  # 5 resamples of 10 per block
+    monkeypatch.setattr(stats.bootstrap, "_BOOT_BLOCK_ELEMENTS", 50)  # 5 resamples of 10 per block
     shapes = []
 
     def mean(r):

@@ -1,7 +1,8 @@
 """The result cache: one file per (model, image, settings, engine version), written atomically.
 
 Entries live under pytest's cache directory. A corrupt, partial or mismatched entry is treated
-as missing (and removed), so it is recomputed, never trusted.
+as missing (and removed), so it is recomputed, never trusted. A cache that cannot be written or
+cleaned warns (`MPSCacheWarning`), as pytest's own cache does, and never fails a run.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from pytest_mps.engine.result import Explanation
-from pytest_mps.errors import first_line
+from pytest_mps.errors import MPSCacheWarning, first_line
 from pytest_mps.fileio import write_bytes_atomic
 
 ARRAYS = ("mask", "original_mask", "responsibility")
@@ -61,8 +61,16 @@ class ResultCache:
                 arrays = {name: stored[name] for name in ARRAYS}
             return Explanation(image=image, **fields, **arrays)
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
-            path.unlink(missing_ok=True)
+            self._discard(path)
             return None
+
+    def _discard(self, path: Path) -> None:
+        """Remove a damaged entry; one that cannot be removed is only warned about (it is
+        recomputed either way, and read as damaged again next time)."""
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            _warn(f"{path}: damaged MPS cache entry recomputed, not removed ({first_line(exc)})")
 
     def store(self, key: str, result: Explanation) -> None:
         """Save an explanation (atomically: a reader never sees half a file)."""
@@ -82,8 +90,8 @@ class ResultCache:
         try:
             write_bytes_atomic(path, buffer.getvalue())
         except OSError as exc:  # like pytest's own cache: a cache that cannot be written warns
-            warnings.warn(
-                f"{path}: MPS result not cached ({first_line(exc)})",
-                pytest.PytestCacheWarning,
-                stacklevel=2,
-            )
+            _warn(f"{path}: MPS result not cached ({first_line(exc)})")
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, MPSCacheWarning, stacklevel=3)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -12,7 +16,9 @@ class ImageRecord:
     """One image's outcome: its MPS size and, when labels were given, whether it was correct.
 
     ``label`` and ``correct`` are None without labels. ``ratio`` is 0 for an empty MPS
-    (``default_class``: the all-baseline input already gives the target).
+    (``default_class``: the all-fill input already gives the target). ``queries`` and
+    ``seconds`` are what computing the MPS cost, whenever it was computed; ``cached`` says
+    that it came from an earlier session's result cache.
     """
 
     path: str
@@ -28,9 +34,12 @@ class ImageRecord:
     seconds: float
     default_class: bool
     sufficient: bool
+    cached: bool = False
 
     @classmethod
-    def from_explanation(cls, explanation: Any, label: int | None = None) -> ImageRecord:
+    def from_explanation(
+        cls, explanation: Any, label: int | None = None, *, cached: bool = False
+    ) -> ImageRecord:
         """The record of an engine ``Explanation``, judged against a true class ``label``."""
         return cls(
             path=explanation.image,
@@ -46,6 +55,7 @@ class ImageRecord:
             seconds=explanation.seconds,
             default_class=explanation.default_class,
             sufficient=explanation.sufficient,
+            cached=cached,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -53,7 +63,7 @@ class ImageRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageRecord:
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
 
 @dataclass
@@ -61,6 +71,8 @@ class CheckOutcome:
     """What one check found, for the terminal summary and the JSON and HTML reports.
 
     ``message`` is the same text as the failing assertion's; ``images`` are the images it names.
+    ``baseline_ratios`` holds the saved ratios a baseline check compared with (for the plots;
+    not part of the check's JSON entry: the audit's entry carries them once).
     """
 
     check: str
@@ -70,10 +82,32 @@ class CheckOutcome:
     thresholds: dict[str, Any] = field(default_factory=dict)
     statistics: dict[str, Any] = field(default_factory=dict)
     images: list[str] = field(default_factory=list)
+    baseline_ratios: dict[str, float] | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        entry = dataclasses.asdict(self)
+        del entry["baseline_ratios"]
+        return jsonable(entry)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckOutcome:
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "baseline_ratios"]
+        return cls(**{name: data[name] for name in names})
+
+
+def ratios(records: Sequence[ImageRecord]) -> np.ndarray:
+    """The records' MPS ratios (0 for an empty MPS), in order."""
+    return np.array([0.0 if r.default_class else r.ratio for r in records], dtype=np.float64)
+
+
+def jsonable(value: Any) -> Any:
+    """JSON-ready data: NumPy scalars as Python numbers, tuples as lists, NaN and inf as None."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

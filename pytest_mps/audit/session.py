@@ -1,24 +1,39 @@
-"""One pytest session's MPS work: engines, the result cache, and every audit it built."""
+"""One test session's MPS work: engines, the result cache, and every audit it built.
+
+Plain Python: the pytest glue (`pytest_mps.pytest_session`) builds it from pytest's options.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
-import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pytest_mps.audit.audit import Audit
 from pytest_mps.audit.cache import ResultCache, cache_key, file_sha256
-from pytest_mps.audit.inputs import ImageSpec, resolve_images, resolve_labels
+from pytest_mps.audit.inputs import (
+    ImageSpec,
+    image_folders,
+    resolve_images,
+    resolve_labels,
+    sample_images,
+)
 from pytest_mps.audit.records import ImageRecord
 from pytest_mps.engine.explainer import ENGINE_VERSION, Engine
 from pytest_mps.engine.model import load_classifier
 from pytest_mps.engine.modelconfig import find_config
 from pytest_mps.engine.result import Explanation
-from pytest_mps.engine.settings import make_settings
+from pytest_mps.engine.settings import RUN_OPTIONS, Settings, make_settings
+from pytest_mps.errors import MPSInputError
+
+# progress(label, images done, images in all): called as each image's MPS is ready.
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -32,7 +47,7 @@ class SessionOptions:
     update_baselines: bool = False
     cache_folder: Path | None = None
     rootdir: Path = field(default_factory=Path.cwd)
-    progress: bool = False
+    progress: Progress | None = None
 
 
 class MPSSession:
@@ -44,6 +59,7 @@ class MPSSession:
         self.engines: dict[str, Engine] = {}
         self.audits: dict[str, Audit] = {}
         self._results: dict[str, Explanation] = {}
+        self._from_cache: set[str] = set()
         self._hashes: dict[tuple[str, float, int], str] = {}
 
     @property
@@ -58,17 +74,32 @@ class MPSSession:
         labels: str | os.PathLike[str] | None = None,
         config: str | os.PathLike[str] | None = None,
         *,
+        sample: int | None = None,
         base: Path | None = None,
+        where: str = "mps_audit",
         **engine_options: Any,
     ) -> Audit:
-        """The audit of ``images`` under ``model``; the same arguments give the same object."""
+        """The audit of ``images`` under ``model``; the same arguments give the same object.
+
+        ``sample``: audit a reproducible random sample of that many images (seeded by the
+        engine's seed). ``where`` names the audit (its YAML file or test) in error messages.
+        """
         base = base or self.options.rootdir
         model_path = _absolute(model, base)
         config_path = _absolute(config, base) if config is not None else None
+        options = self._engine_options(engine_options)
+        settings = _settings(options, where)
         classifier = load_classifier(model_path, config_path)  # validates before any work
         paths = resolve_images(images, base)
-        truth = resolve_labels(labels, paths, base, classifier.labels)
-        options = self._engine_options(engine_options)
+        if sample is not None:
+            try:
+                paths = sample_images(paths, sample, settings.seed)
+            except ValueError as exc:
+                raise MPSInputError(where, f"sample: {exc}") from None
+        folders = image_folders(images, base)
+        truth = resolve_labels(
+            labels, paths, base, classifier.labels, classifier.class_count, folders
+        )
         identity = json.dumps(
             [
                 str(model_path.resolve()),
@@ -81,15 +112,17 @@ class MPSSession:
             default=str,
         )
         if identity not in self.audits:
+            start = time.perf_counter()
             engine_key = json.dumps([str(model_path), str(config_path), options], default=str)
             results = self._explain_all(engine_key, model_path, config_path, options, paths)
             records = [
                 dataclasses.replace(
-                    ImageRecord.from_explanation(result, truth[path]), path=self._relative(path)
+                    ImageRecord.from_explanation(result, truth[path], cached=cached),
+                    path=self._relative(path),
                 )
-                for path, result in zip(paths, results, strict=True)
+                for path, (result, cached) in zip(paths, results, strict=True)
             ]
-            first = results[0]
+            first = results[0][0]
             self.audits[identity] = Audit(
                 name=f"{self._relative(model_path)} on {self._describe_images(images, base)}",
                 model=self._relative(model_path),
@@ -97,9 +130,14 @@ class MPSSession:
                 provider=first.provider,
                 settings=first.config,
                 records=records,
-                explanations={record.path: r for record, r in zip(records, results, strict=True)},
+                explanations={
+                    record.path: result
+                    for record, (result, _) in zip(records, results, strict=True)
+                },
                 update_baselines=self.options.update_baselines,
                 rootdir=self.options.rootdir,
+                identity=hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16],
+                run_seconds=time.perf_counter() - start,
             )
         return self.audits[identity]
 
@@ -119,21 +157,25 @@ class MPSSession:
         config: Path | None,
         options: dict[str, Any],
         paths: list[Path],
-    ) -> list[Explanation]:
+    ) -> list[tuple[Explanation, bool]]:
+        """Each image's explanation, and whether it came from an earlier session's cache."""
         fingerprint = _fingerprint(model, config, options, self._sha)
         results = []
-        with _progress(self.options.progress, len(paths), model.name) as advance:
-            for path in paths:
-                key = cache_key(self._sha(model), self._sha(path), fingerprint)
-                result = self._results.get(key) or self.cache.load(key, str(path))
+        for done, path in enumerate(paths, start=1):
+            key = cache_key(self._sha(model), self._sha(path), fingerprint)
+            if key not in self._results:
+                result = self.cache.load(key, str(path))
                 if result is None:
                     if engine_key not in self.engines:
                         self.engines[engine_key] = Engine(model, config, **options)
                     result = self.engines[engine_key].explain(path)
                     self.cache.store(key, result)
+                else:
+                    self._from_cache.add(key)
                 self._results[key] = result
-                results.append(result)
-                advance()
+            results.append((self._results[key], key in self._from_cache))
+            if self.options.progress is not None:
+                self.options.progress(self._relative(model), done, len(paths))
         return results
 
     def _sha(self, path: Path) -> str:
@@ -162,8 +204,7 @@ def _fingerprint(
     is loaded (so that a fully cached audit never loads one)."""
     import onnxruntime
 
-    engine_options = {k: v for k, v in options.items() if k not in ("device", "batch_size")}
-    settings = make_settings(engine_options.pop("preset", "default"), **engine_options)
+    settings = _settings(options)
     cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
     provider = "cuda" if cuda and options.get("device", "auto") != "cpu" else "cpu"
     yaml_file = config or find_config(model)
@@ -175,29 +216,16 @@ def _fingerprint(
     }
 
 
+def _settings(options: dict[str, Any], where: str = "mps_audit") -> Settings:
+    """The engine settings the options ask for; a bad option names the audit and the valid
+    options."""
+    chosen = {k: v for k, v in options.items() if k not in RUN_OPTIONS}
+    try:
+        return make_settings(**chosen)
+    except ValueError as exc:
+        raise MPSInputError(where, str(exc)) from None
+
+
 def _absolute(path: str | os.PathLike[str], base: Path) -> Path:
     path = Path(path)
     return path if path.is_absolute() else base / path
-
-
-class _progress:
-    """A transient progress bar on the real terminal while MPS are computed, else nothing."""
-
-    def __init__(self, enabled: bool, total: int, label: str) -> None:
-        self.enabled = enabled and sys.__stderr__ is not None and sys.__stderr__.isatty()
-        self.total, self.label = total, label
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self._bar = Progress(console=Console(file=sys.__stderr__), transient=True)
-        self._bar.start()
-        task = self._bar.add_task(f"MPS {self.label}", total=self.total)
-        return lambda: self._bar.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self._bar.stop()

@@ -15,7 +15,7 @@ from pytest_mps.engine.model import Classifier, PreparedImage, load_classifier
 from pytest_mps.engine.oracle import CUDA, MaskedOracle
 from pytest_mps.engine.responsibility import compute_responsibility
 from pytest_mps.engine.result import Explanation
-from pytest_mps.engine.settings import Settings, make_baseline, make_settings
+from pytest_mps.engine.settings import Settings, make_fill, make_settings
 
 SEARCH_WIDTH = {CUDA: 16}  # candidates per call; on the CPU a batch costs as much as its parts
 ENGINE_VERSION = "0.1.0"
@@ -102,13 +102,16 @@ class Engine:
         )
 
     def describe(self) -> dict[str, Any]:
-        """What decides this engine's MPS sizes: settings, preprocessing, model and provider."""
+        """What decides this engine's MPS sizes: settings, preprocessing, model and provider.
+
+        Not the batch size: it changes only the speed, and on the CPU a timing probe picks it,
+        so it would differ between runs of the same audit (it is ``oracle.batch_size``).
+        """
         return {
             "engine_version": ENGINE_VERSION,
             "model_sha256": self.classifier.sha256,
             "preprocess": self.classifier.config.as_dict(),
             "provider": self.provider,
-            "batch_size": self.oracle.batch_size,
             **self.settings.as_dict(),
         }
 
@@ -123,16 +126,16 @@ class _Run:
         self.stages: dict[str, int] = {}
         self.default_class = False
         settings = engine.settings
-        baseline = make_baseline(
+        fill = make_fill(
             prepared.values, settings.baseline, engine.classifier.config, engine.classifier.channels
         )
         image = engine.classifier.to_layout(prepared.values)
-        baseline = engine.classifier.to_layout(baseline)
-        self.oracle.set_image(image, baseline, 0)
+        fill = engine.classifier.to_layout(fill)
+        self.oracle.set_image(image, fill, 0)
         answers = self._count("target", self.oracle.evaluate, np.ones((1, *self.shape), bool))
         self.target = int(answers.top1[0])
         self.target_confidence = float(answers.top1_confidence[0])
-        self.oracle.set_image(image, baseline, self.target)
+        self.oracle.set_image(image, fill, self.target)
         self.threshold = settings.sufficiency.threshold(self.target_confidence)
 
     def passes(self, masks: np.ndarray) -> np.ndarray:

@@ -11,7 +11,12 @@ import numpy as np
 import onnx
 
 from pytest_mps.engine.images import load_image
-from pytest_mps.engine.modelconfig import ModelConfig, find_config, load_config
+from pytest_mps.engine.modelconfig import (
+    ModelConfig,
+    find_config,
+    load_config,
+    warn_default_config,
+)
 from pytest_mps.engine.preprocess import Geometry, normalise, plan_geometry, to_pixels
 from pytest_mps.errors import MPSInputError
 
@@ -27,7 +32,11 @@ class PreparedImage:
 
 @dataclass(frozen=True)
 class Classifier:
-    """An ONNX classifier with one rank-4 image input and one [batch, classes] output."""
+    """An ONNX classifier with one rank-4 image input and one [batch, classes] output.
+
+    ``classes`` is the output's class dimension, ``None`` only when it is dynamic even after
+    ONNX shape inference; `class_count` also uses the labels file.
+    """
 
     path: Path
     proto: onnx.ModelProto
@@ -45,6 +54,14 @@ class Classifier:
     @property
     def labels(self) -> tuple[str, ...] | None:
         return self.config.labels
+
+    @property
+    def class_count(self) -> int | None:
+        """How many classes the model tells apart: the labels file's length when the YAML names
+        one (checked against a static output shape on loading), else the output's class
+        dimension; ``None`` when neither is known."""
+        labels = self.config.labels
+        return len(labels) if labels is not None else self.classes
 
     @property
     def channel_count(self) -> int:
@@ -89,8 +106,11 @@ def load_classifier(
     if not proto.graph.node:
         raise MPSInputError(path, "not an ONNX model (the graph has no nodes)")
     config_path = Path(config) if config is not None else find_config(path)
-    model_config = load_config(config_path)
-    return _describe(path, proto, hashlib.sha256(raw).hexdigest(), model_config)
+    sha256 = hashlib.sha256(raw).hexdigest()
+    classifier = _describe(path, proto, sha256, load_config(config_path))
+    if config_path is None:
+        warn_default_config(path, sha256)
+    return classifier
 
 
 def _describe(path: Path, proto: onnx.ModelProto, sha256: str, config: ModelConfig) -> Classifier:
@@ -123,7 +143,7 @@ def _describe(path: Path, proto: onnx.ModelProto, sha256: str, config: ModelConf
             config.source or path,
             f"config says channels {channels} but the model input has {channel_dim}",
         )
-    out_dims = _dims(output)
+    out_dims = _output_dims(proto, output)
     if len(out_dims) != 2:
         raise MPSInputError(
             path, f"unsupported output shape {_show(out_dims)} (expected [batch, classes])"
@@ -150,6 +170,22 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
     """Static sizes as ints, symbolic or unknown ones as strings."""
     shape = value.type.tensor_type.shape
     return [d.dim_value if d.dim_value > 0 else (d.dim_param or "?") for d in shape.dim]
+
+
+def _output_dims(proto: onnx.ModelProto, output: onnx.ValueInfoProto) -> list[int | str]:
+    """The output's shape. A class dimension the graph leaves symbolic (or a shape it leaves
+    out) is taken from ONNX shape inference, so the class count is known whenever it is static."""
+    dims = _dims(output)
+    if dims and isinstance(dims[-1], int):
+        return dims
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto).graph.output
+    except Exception:  # best effort (e.g. a model over 2 GB): keep what the graph declares
+        return dims
+    match = next((value for value in inferred if value.name == output.name), None)
+    if match is None or not match.type.tensor_type.HasField("shape"):
+        return dims
+    return _dims(match)
 
 
 def _infer_layout(dims: list[int | str]) -> str:

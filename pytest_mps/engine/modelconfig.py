@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pytest_mps.errors import MPSInputError, first_line
+from pytest_mps.errors import MPSInputError
+from pytest_mps.yamlfile import load_yaml
 
 TOP_LEVEL_KEYS = {"preprocess", "output", "labels"}
 PREPROCESS_KEYS = {"resize", "crop", "channels", "scale", "mean", "std", "layout"}
+
+
+class MPSConfigWarning(UserWarning):
+    """A model was loaded without its YAML, so default preprocessing was assumed."""
+
+
+# Models already warned about, as (resolved path, sha256): once per model and process, since
+# pytest resets Python's own once-per-location warning registry for every test.
+_warned_defaults: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,7 @@ class ModelConfig:
     source: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The configuration as plain data (for reports, caches and baselines)."""
+        """The configuration as plain data (for reports, caches and baseline files)."""
         return {
             "resize": self.resize,
             "crop": self.crop,
@@ -53,6 +62,26 @@ def find_config(model_path: Path) -> Path | None:
     return None
 
 
+def warn_default_config(model_path: Path, sha256: str) -> None:
+    """Warn (`MPSConfigWarning`, once per model) that no YAML was found and defaults apply.
+
+    Without its YAML a model silently gets 0..1 pixels and its output read as logits, which
+    is wrong for many models (a softmax output, ImageNet mean/std); say so, and where the YAML
+    would be found.
+    """
+    key = (str(model_path.resolve()), sha256)
+    if key in _warned_defaults:
+        return
+    _warned_defaults.add(key)
+    warnings.warn(
+        f"{model_path}: no model YAML found, so default preprocessing is used (no resize or "
+        "crop, channels from the model, scale [0, 1], no mean/std, output read as logits); "
+        f"write {model_path.with_suffix('.yaml')} to set them",
+        MPSConfigWarning,
+        stacklevel=3,
+    )
+
+
 def load_config(path: Path | None) -> ModelConfig:
     """Read and validate a model YAML file; ``None`` gives the defaults."""
     if path is None:
@@ -60,10 +89,7 @@ def load_config(path: Path | None) -> ModelConfig:
     path = Path(path)
     if not path.is_file():
         raise MPSInputError(path, "config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise MPSInputError(path, f"invalid YAML ({first_line(exc)})") from None
+    data = load_yaml(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):

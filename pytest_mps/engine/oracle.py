@@ -1,8 +1,9 @@
 """The masked oracle: the model wrapped into one graph that masks in-graph and answers top-1.
 
-The wrapped graph takes the preprocessed image and its baseline once, a batch of ``uint8``
-pixel masks (1 = show the image, 0 = show the baseline) and the target class, and returns per
-mask only what the search needs: the top-1 class, its confidence and the target's confidence.
+The wrapped graph takes the preprocessed image and its fill (the ``baseline`` option) once, a
+batch of ``uint8`` pixel masks (1 = show the image, 0 = show the fill) and the target class,
+and returns per mask only what the search needs: the top-1 class, its confidence and the
+target's confidence.
 """
 
 from __future__ import annotations
@@ -51,9 +52,9 @@ def wrap_model(classifier: Classifier) -> onnx.ModelProto:
     head = [
         helper.make_node("Cast", ["mps_masks"], ["mask_f"], to=TensorProto.FLOAT),
         helper.make_node("Reshape", ["mask_f", "mps_mask_shape"], ["mask_b"]),
-        helper.make_node("Sub", ["mps_image", "mps_baseline"], ["delta"]),
+        helper.make_node("Sub", ["mps_image", "mps_fill"], ["delta"]),
         helper.make_node("Mul", ["mask_b", "delta"], ["revealed"]),
-        helper.make_node("Add", ["mps_baseline", "revealed"], ["model/" + classifier.input_name]),
+        helper.make_node("Add", ["mps_fill", "revealed"], ["model/" + classifier.input_name]),
     ]
     if classifier.config.output == "logits":
         scores = [helper.make_node("Softmax", [model_output], ["probs"], axis=1)]
@@ -76,7 +77,7 @@ def wrap_model(classifier: Classifier) -> onnx.ModelProto:
         "mps_masked_oracle",
         inputs=[
             helper.make_tensor_value_info("mps_image", TensorProto.FLOAT, image_shape),
-            helper.make_tensor_value_info("mps_baseline", TensorProto.FLOAT, image_shape),
+            helper.make_tensor_value_info("mps_fill", TensorProto.FLOAT, image_shape),
             helper.make_tensor_value_info("mps_masks", TensorProto.UINT8, ["batch", height, width]),
             helper.make_tensor_value_info("mps_target", TensorProto.INT64, [1]),
         ],
@@ -106,7 +107,7 @@ class MaskedOracle:
     """Evaluates batches of masks for one image at a time, counting every model evaluation.
 
     ``device`` is ``cpu``, ``cuda`` or ``auto`` (CUDA when onnxruntime can use it). On CUDA the
-    image, baseline and target stay on the device (IO binding) and every batch is padded to the
+    image, fill and target stay on the device (IO binding) and every batch is padded to the
     one batch size, because each new input shape costs a cuDNN algorithm search there. The CPU
     provider has no per-shape cost, so its last batch is not padded (padding would cost time).
     """
@@ -126,10 +127,10 @@ class MaskedOracle:
         self._pad_batches = self.provider == CUDA
         self.batch_size = classifier.fixed_batch or batch_size or self._choose_batch_size()
 
-    def set_image(self, image: np.ndarray, baseline: np.ndarray, target: int) -> None:
-        """Fix the image (model layout, batch of one), its baseline and the target class."""
+    def set_image(self, image: np.ndarray, fill: np.ndarray, target: int) -> None:
+        """Fix the image and its fill (both in model layout, a batch of one) and the target."""
         target_array = np.array([target], dtype=np.int64)
-        self._feeds = {"mps_image": image, "mps_baseline": baseline, "mps_target": target_array}
+        self._feeds = {"mps_image": image, "mps_fill": fill, "mps_target": target_array}
         if self.provider == CUDA:
             self._binding = self._session.io_binding()
             for name, value in self._feeds.items():

@@ -2,7 +2,7 @@
 
 Each iteration grows its own random tree: the active box splits into four at a random point,
 the 14 mutants that reveal a non-empty proper subset of the children (the rest of the passing
-mutant stays revealed, everything else is at the baseline) are classified, each child of a
+mutant stays revealed, everything else shows the fill) are classified, each child of a
 passing mutant gains ``1/k`` responsibility (``k`` = children that mutant reveals), and the
 search continues inside the smallest passing mutant. All live iterations put their mutants in
 the same model calls, duplicates are evaluated once and masks that reveal nothing new are never

@@ -13,7 +13,7 @@ class Explanation:
     """One image's minimal sufficient pixel set and everything needed to judge it.
 
     ``mask`` is in the model-input grid, ``original_mask`` in the original image's grid (True =
-    pixel in the MPS). ``default_class`` marks an empty MPS: the all-baseline input already gives
+    pixel in the MPS). ``default_class`` marks an empty MPS: the all-fill input already gives
     the target. ``sufficient`` is False only when no subset can be (the unmasked image misses an
     absolute confidence threshold); then the mask is the whole input.
     """

@@ -1,4 +1,8 @@
-"""Engine settings: the presets, user overrides, sufficiency and baselines."""
+"""Engine settings: the presets, user overrides, sufficiency and the fill.
+
+The *fill* is what masked pixels are replaced by. Its user-facing option is called ``baseline``
+(as in the papers); it is unrelated to the saved reference runs of `pytest_mps.audit.baseline`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from pytest_mps import choices
 from pytest_mps.engine.extract import ExtractionSettings
 from pytest_mps.engine.modelconfig import ModelConfig
 from pytest_mps.engine.preprocess import normalise
@@ -28,7 +33,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     # ReX 0.4.1's defaults: 20 iterations, prefixes grown 10 pixels at a time, no pruning.
     "rex": {"iterations": 20, "prefix_step": 10, "prune_blocks": ()},
 }
-BASELINE_NAMES = ("zero", "mean", "blur")
+assert tuple(PRESETS) == choices.PRESETS, "pytest_mps.choices.PRESETS names every preset"
+FILL_NAMES = ("zero", "mean", "blur")  # besides a colour
+# Everything an Engine, an audit or a YAML audit's `engine:` accepts: how to run, what to compute.
+RUN_OPTIONS = ("device", "batch_size")
+ENGINE_OPTIONS = tuple(
+    sorted(
+        {*RUN_OPTIONS, "preset", "seed", "baseline", "min_confidence", "min_confidence_ratio"}
+        | {"prune"}
+        | {f.name for f in dataclasses.fields(ResponsibilitySettings)}
+        | {f.name for f in dataclasses.fields(ExtractionSettings)}
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -59,21 +75,22 @@ class Settings:
 
     preset: str = "default"
     seed: int = 0
-    baseline: str | tuple[int, int, int] = "zero"
+    baseline: str | tuple[int, int, int] = "zero"  # the fill; public name, kept in caches
     sufficiency: Sufficiency = field(default_factory=Sufficiency)
     responsibility: ResponsibilitySettings = field(default_factory=ResponsibilitySettings)
     extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain data for reports, caches and baselines (sizes are comparable only when equal)."""
+        """Plain data for reports, caches and baseline files (sizes compare only when equal)."""
         return dataclasses.asdict(self) | {"sufficiency_mode": self.sufficiency.mode}
 
 
 def make_settings(preset: str = "default", **options: Any) -> Settings:
     """Settings from a preset plus overrides, e.g. ``iterations=8`` or ``prune=False``.
 
-    Options: ``seed``, ``baseline``, ``min_confidence``, ``min_confidence_ratio``, ``prune``
-    (bool), and every field of :class:`ResponsibilitySettings` and :class:`ExtractionSettings`.
+    Options: ``seed``, ``baseline`` (the fill, see :func:`parse_fill`), ``min_confidence``,
+    ``min_confidence_ratio``, ``prune`` (bool), and every field of
+    :class:`ResponsibilitySettings` and :class:`ExtractionSettings`.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r} (one of {', '.join(PRESETS)})")
@@ -87,7 +104,8 @@ def make_settings(preset: str = "default", **options: Any) -> Settings:
     responsibility = _pick(ResponsibilitySettings, values)
     extraction = _pick(ExtractionSettings, values)
     if values:
-        raise ValueError(f"unknown option {sorted(values)[0]!r}")
+        unknown = sorted(values)[0]
+        raise ValueError(f"unknown engine option {unknown!r} (valid: {', '.join(ENGINE_OPTIONS)})")
     settings = Settings(
         preset, sufficiency=sufficiency, responsibility=responsibility, extraction=extraction, **top
     )
@@ -129,13 +147,14 @@ def _validate(settings: Settings) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
-    parse_baseline(settings.baseline)
+    parse_fill(settings.baseline)
 
 
-def parse_baseline(value: str | tuple[int, int, int] | list[int]) -> str | tuple[int, int, int]:
-    """``zero``, ``mean``, ``blur``, a colour ``#rrggbb`` or an (r, g, b) triple of 0..255."""
+def parse_fill(value: str | tuple[int, int, int] | list[int]) -> str | tuple[int, int, int]:
+    """The fill (the ``baseline`` option): ``zero``, ``mean``, ``blur``, a colour ``#rrggbb`` or
+    an (r, g, b) triple of 0..255."""
     if isinstance(value, str):
-        if value in BASELINE_NAMES:
+        if value in FILL_NAMES:
             return value
         if re.fullmatch(r"#[0-9a-fA-F]{6}", value):
             return tuple(int(value[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
@@ -148,11 +167,12 @@ def parse_baseline(value: str | tuple[int, int, int] | list[int]) -> str | tuple
     raise ValueError(f"unknown baseline {value!r} (zero, mean, blur, #rrggbb or [r, g, b])")
 
 
-def make_baseline(
-    values: np.ndarray, baseline: str | tuple[int, int, int], config: ModelConfig, channels: str
+def make_fill(
+    values: np.ndarray, fill: str | tuple[int, int, int], config: ModelConfig, channels: str
 ) -> np.ndarray:
-    """The baseline image in the model's value space, shaped like ``values`` (H, W, C)."""
-    choice = parse_baseline(baseline)
+    """The fill image (the ``baseline`` option) in the model's value space, shaped like
+    ``values`` (H, W, C): what every pixel outside a mask shows."""
+    choice = parse_fill(fill)
     if choice == "zero":
         return np.zeros_like(values)
     if choice == "mean":

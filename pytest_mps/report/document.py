@@ -13,10 +13,10 @@ from typing import Any
 from pytest_mps import __version__
 from pytest_mps.fileio import write_bytes_atomic, write_json_atomic
 from pytest_mps.report.pictures import FOLDER as PICTURES
-from pytest_mps.report.summary import merge_audit_reports, verdict
+from pytest_mps.report.summary import merge_audit_reports
 
 FORMAT = "pytest-mps-report"
-VERSION = 1
+VERSION = 2  # 2: figures split this run's time from the compute cost; default_class check
 JSON_NAME = "mps-report.json"
 HTML_NAME = "index.html"
 SCHEMA = Path(__file__).with_name("schema.json")
@@ -36,18 +36,15 @@ def session_info(device: str, exitstatus: int | None = None) -> dict[str, Any]:
     }
 
 
-def build_document(
-    payloads: list[dict[str, Any]], session: dict[str, Any], rootdir: Path
-) -> dict[str, Any]:
+def build_document(payloads: list[dict[str, Any]], session: dict[str, Any]) -> dict[str, Any]:
     """The report of every process's audits (each audit once), as JSON-ready data."""
     audits, evaluations = merge_audit_reports(payloads)
-    entries = [_audit_entry(audit, rootdir) for audit in audits]
-    providers = sorted({audit["provider"] for audit in entries})
+    providers = sorted({audit["provider"] for audit in audits})
     return {
         "format": FORMAT,
         "version": VERSION,
         "session": {**session, "providers": providers, "evaluations": evaluations},
-        "audits": entries,
+        "audits": audits,
     }
 
 
@@ -84,54 +81,6 @@ def write_report(folder: Path, document: dict[str, Any]) -> Path:
     index = write_bytes_atomic(folder / HTML_NAME, page.encode("utf-8"))
     _prune_pictures(folder, document)
     return index
-
-
-def _audit_entry(audit: dict[str, Any], rootdir: Path) -> dict[str, Any]:
-    flagged = set(audit["flagged"])
-    scores = {
-        entry["image"]: entry["score"]
-        for check in audit["checks"]
-        if check["check"] == "anomalies"
-        for entry in check["measured"].get("images", [])
-    }
-    images = [
-        {
-            **image,
-            "anomaly": image["path"] in flagged,
-            "anomaly_score": scores.get(image["path"]),
-            "pictures": image.get("pictures"),
-        }
-        for image in audit["images"]
-    ]
-    return {
-        "id": audit["id"],
-        "name": audit["name"],
-        "model": {"path": audit["model"], "sha256": audit["model_sha256"]},
-        "provider": audit["provider"],
-        "config": audit["settings"],
-        "figures": audit["summary"],
-        "checks": [{**check, "verdict": verdict(check)} for check in audit["checks"]],
-        "flagged": audit["flagged"],
-        "baseline": baseline_ratios(audit["checks"], rootdir),
-        "images": images,
-    }
-
-
-def baseline_ratios(checks: list[dict[str, Any]], rootdir: Path) -> dict[str, Any] | None:
-    """The ratios of the baseline the audit was compared with, for the current-vs-baseline plot;
-    None when no comparison ran (a baseline written by this run equals the current ratios)."""
-    from pytest_mps.audit.baseline import read_baseline
-    from pytest_mps.errors import MPSInputError
-
-    for check in checks:
-        if check["check"] != "baseline" or "pairs" not in check["measured"]:
-            continue
-        path = rootdir / check["thresholds"]["path"]
-        try:
-            return {"path": check["thresholds"]["path"], "ratios": read_baseline(path).ratios}
-        except MPSInputError:  # changed since the check read it: the plot goes without
-            return None
-    return None
 
 
 def missing_pictures(folder: Path, document: dict[str, Any]) -> list[str]:

@@ -36,7 +36,6 @@ def html_extras(used: Used) -> list[dict[str, Any]]:
     pytest-html row has no folder of its own)."""
     from pytest_html import extras
 
-    from pytest_mps.report.document import baseline_ratios
     from pytest_mps.report.html import render_row_extra
     from pytest_mps.report.pictures import render_pictures
     from pytest_mps.report.plots import distribution_png
@@ -44,15 +43,13 @@ def html_extras(used: Used) -> list[dict[str, Any]]:
 
     found = []
     for audit, _ in used:
-        images = [record.as_dict() for record in audit.records]
-        if not images:
+        entry = audit.as_dict()
+        if not entry["images"]:
             continue
-        checks = [outcome.as_dict() for outcome in audit.outcomes]
-        baseline = baseline_ratios(checks, audit.rootdir) if audit.rootdir else None
-        plot = distribution_png(distribution_groups(images, baseline), audit.name)
+        plot = distribution_png(distribution_groups(entry["images"], entry["baseline"]), audit.name)
         figures = [
             {"image": image, "reasons": reasons, "pictures": render_pictures(explanation)}
-            for image, reasons in gallery(images, [record.path for record in audit.flagged])
+            for image, reasons in gallery(entry["images"], entry["flagged"])
             if (explanation := audit.explanations.get(image["path"])) is not None
         ]
         found.append(extras.html(render_row_extra(audit.name, plot, figures)))

@@ -11,7 +11,7 @@ from typing import Any
 
 from pytest_mps.report.plots import distribution_png
 from pytest_mps.report.selection import distribution_groups, gallery
-from pytest_mps.report.summary import ratio
+from pytest_mps.report.summary import ratio, time_text
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -53,7 +53,7 @@ def _environment() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters.update(ratio=ratio, value=_value, percent=_percent)
+    environment.filters.update(ratio=ratio, value=_value, percent=_percent, time_text=time_text)
     return environment
 
 

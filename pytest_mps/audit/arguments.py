@@ -1,0 +1,63 @@
+"""Validation of check arguments, which come from Python and from YAML alike.
+
+Each function returns the value in its canonical form or raises `ValueError` naming the
+argument; YAML makes quoted numbers and booleans easy to slip in, so both are refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Real
+from typing import Any
+
+Interval = tuple[float, float]
+
+
+def number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def non_negative(value: Any, name: str) -> float:
+    result = number(value, name)
+    if result < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return result
+
+
+def positive(value: Any, name: str) -> float:
+    result = number(value, name)
+    if result <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return result
+
+
+def fraction(value: Any, name: str) -> float:
+    result = number(value, name)
+    if not 0.0 <= result <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return result
+
+
+def alpha(value: Any) -> float:
+    result = number(value, "alpha")
+    if not 0.0 < result < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {value!r}")
+    return result
+
+
+def interval(value: Any, name: str) -> Interval:
+    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ValueError(f"{name} must be a pair (low, high), got {value!r}")
+    low, high = (number(v, name) for v in value)
+    if low > high:
+        raise ValueError(f"{name} must have low <= high, got [{low:g}, {high:g}]")
+    return low, high
+
+
+def one_of(value: Any, name: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value

@@ -1,0 +1,31 @@
+"""The checks an audit runs, one small unit each, by the name Python and YAML call them."""
+
+from __future__ import annotations
+
+from pytest_mps.audit.checks.anomalies import Anomalies
+from pytest_mps.audit.checks.base import Check
+from pytest_mps.audit.checks.baseline import BaselineCheck
+from pytest_mps.audit.checks.concentration import Concentration
+from pytest_mps.audit.checks.correct_vs_incorrect import CorrectVsIncorrect
+from pytest_mps.audit.checks.default_class import DefaultClass
+from pytest_mps.choices import CHECKS
+
+BY_NAME: dict[str, type[Check]] = {
+    check.name: check
+    for check in (Concentration, CorrectVsIncorrect, Anomalies, BaselineCheck, DefaultClass)
+}
+assert tuple(BY_NAME) == CHECKS, "pytest_mps.choices.CHECKS lists every check, in this order"
+
+
+def make_check(name: str, arguments: dict) -> Check:
+    """The check ``name`` with ``arguments`` validated; `ValueError` for a bad name or argument
+    (a wrong keyword included), before any image is looked at."""
+    if name not in BY_NAME:
+        raise ValueError(f"unknown check {name!r} (one of {', '.join(CHECKS)})")
+    try:
+        return BY_NAME[name](**arguments)
+    except TypeError as exc:  # an unknown or missing keyword argument
+        raise ValueError(f"{name}: {exc}".replace("__init__() ", "")) from None
+
+
+__all__ = ["BY_NAME", "Check", "make_check"]

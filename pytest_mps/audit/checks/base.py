@@ -1,0 +1,60 @@
+"""What every check shares: validated arguments, judged against an audit, giving one outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from pytest_mps.audit.records import CheckOutcome, ImageRecord
+
+
+class Audit(Protocol):
+    """What a check reads of an audit (`pytest_mps.audit.audit.Audit` is one)."""
+
+    records: Sequence[ImageRecord]
+    model: str
+    model_sha256: str
+    provider: str
+    settings: dict[str, Any]
+    update_baselines: bool
+
+    @property
+    def correct(self) -> list[ImageRecord]: ...
+
+    @property
+    def incorrect(self) -> list[ImageRecord]: ...
+
+    @property
+    def engine_version(self) -> str: ...
+
+    def name_of(self, path: str | Path) -> str: ...
+
+    def resolve(self, path: str | Path) -> Path: ...
+
+
+class Check:
+    """One release gate. The constructor takes the check's keyword arguments (the same in
+    Python and YAML) and raises `ValueError` for a bad one, before any image is looked at;
+    `evaluate` judges an audit and returns the outcome, passed or not."""
+
+    name: ClassVar[str]
+
+    def thresholds(self) -> dict[str, Any]:
+        """The arguments as they are reported beside what was measured."""
+        raise NotImplementedError
+
+    def evaluate(self, audit: Audit) -> CheckOutcome:
+        if not audit.records:
+            return self.failed(f"{self.name}: the audit has no images.", {"n": 0})
+        return self.judge(audit)
+
+    def judge(self, audit: Audit) -> CheckOutcome:
+        """The verdict on an audit that has images."""
+        raise NotImplementedError
+
+    def outcome(self, passed: bool, message: str, measured: dict[str, Any], **more: Any):
+        return CheckOutcome(self.name, passed, message, measured, self.thresholds(), **more)
+
+    def failed(self, message: str, measured: dict[str, Any]) -> CheckOutcome:
+        return self.outcome(False, message, measured)

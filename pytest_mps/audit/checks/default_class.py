@@ -1,0 +1,40 @@
+"""The default_class check: how many images have an empty MPS, where the MPS measures nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_mps.audit import arguments
+from pytest_mps.audit.checks.base import Audit, Check
+from pytest_mps.audit.records import CheckOutcome
+from pytest_mps.audit.text import listing, percent
+
+
+class DefaultClass(Check):
+    """At most ``max_fraction`` of the images may have an empty MPS: the input with every pixel
+    at the fill (the ``baseline`` engine option) already gives their class, the model's
+    "default class", so their MPS size says nothing about what the model looks at."""
+
+    name = "default_class"
+
+    def __init__(self, max_fraction: float = 0.05) -> None:
+        self.max_fraction = arguments.fraction(max_fraction, "max_fraction")
+
+    def thresholds(self) -> dict[str, Any]:
+        return {"max_fraction": self.max_fraction}
+
+    def judge(self, audit: Audit) -> CheckOutcome:
+        empty = [record for record in audit.records if record.default_class]
+        n, k = len(audit.records), len(empty)
+        passed = k / n <= self.max_fraction
+        message = (
+            f"default_class: {k} of {n} images ({percent(k / n)}) have an empty MPS (the "
+            f"fill alone gives their class), {'within' if passed else 'more than'} the allowed "
+            f"{percent(self.max_fraction)}."
+        )
+        images = [audit.name_of(record.path) for record in empty]
+        if empty:
+            classes = sorted({record.target_label or str(record.target) for record in empty})
+            message += f" Empty: {listing(images)} (class {', '.join(classes)})."
+        measured = {"n": n, "default_class": k, "fraction": k / n}
+        return self.outcome(passed, message, measured, images=images)

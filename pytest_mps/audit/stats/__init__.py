@@ -1,0 +1,39 @@
+"""Statistics over per-image MPS size ratios.
+
+Every function takes one-dimensional array-likes of finite floats (typically MPS size ratios
+in ``(0, 1]``, with ``0`` for an empty MPS) and returns a frozen dataclass whose float fields
+are plain Python floats, so results can be logged or serialised as they are.
+
+Rank-based tests (Mann-Whitney U, Wilcoxon signed-rank), medians and robust outlier rules are
+used throughout: ratio distributions are bounded, skewed and full of ties (a ratio is a pixel
+count over a fixed total), so mean/variance-based methods would be poorly calibrated.
+
+The package is split by concern: `descriptive` (`summarize` and the input checks every
+function shares), `bootstrap` (`bootstrap_ci`), `comparisons` (`compare_groups`,
+`compare_paired`) and `anomalies` (`flag_anomalies`). Import from the package itself.
+"""
+
+from __future__ import annotations
+
+from pytest_mps.audit.stats.anomalies import AnomalyResult, flag_anomalies
+from pytest_mps.audit.stats.bootstrap import bootstrap_ci
+from pytest_mps.audit.stats.comparisons import (
+    GroupComparison,
+    PairedComparison,
+    compare_groups,
+    compare_paired,
+)
+from pytest_mps.audit.stats.descriptive import InsufficientData, Summary, summarize
+
+__all__ = [
+    "AnomalyResult",
+    "GroupComparison",
+    "InsufficientData",
+    "PairedComparison",
+    "Summary",
+    "bootstrap_ci",
+    "compare_groups",
+    "compare_paired",
+    "flag_anomalies",
+    "summarize",
+]

@@ -1,0 +1,136 @@
+"""pytest's side of the MPS session: options and ini keys read once, the session kept in the
+config's stash, and progress shown through pytest's terminal reporter."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_mps.choices import DEVICES, PRESETS
+
+if TYPE_CHECKING:
+    from pytest_mps.audit.session import MPSSession
+
+SESSION_KEY = pytest.StashKey["MPSSession"]()
+
+
+def validate_options(config: pytest.Config) -> None:
+    """Refuse bad ini values and a missing onnxruntime at start-up, as one usage error, rather
+    than as a traceback in every test that audits."""
+    device(config)
+    seed(config)
+    preset(config)
+    progress_interval(config)
+
+
+def device(config: pytest.Config) -> str:
+    value = config.getoption("mps_device") or str(config.getini("mps_device")).strip() or "auto"
+    if value not in DEVICES:
+        raise pytest.UsageError(f"ini option mps_device must be one of {', '.join(DEVICES)}")
+    return value
+
+
+def seed(config: pytest.Config) -> int:
+    value = config.getoption("mps_seed")
+    if value is None:
+        text = str(config.getini("mps_seed")).strip()
+        if not text.isdigit():
+            raise pytest.UsageError(f"ini option mps_seed must be an integer >= 0, got {text!r}")
+        value = int(text)
+    if value < 0:
+        raise pytest.UsageError(f"--mps-seed must be an integer >= 0, got {value}")
+    return value
+
+
+def preset(config: pytest.Config) -> str | None:
+    value = config.getoption("mps_preset") or str(config.getini("mps_preset")).strip() or None
+    if value is not None and value not in PRESETS:
+        raise pytest.UsageError(f"ini option mps_preset must be one of {', '.join(PRESETS)}")
+    return value
+
+
+def progress_interval(config: pytest.Config) -> float:
+    text = str(config.getini("mps_progress")).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise pytest.UsageError(f"ini option mps_progress must be seconds >= 0, got {text!r}")
+    return seconds
+
+
+def mps_session(config: pytest.Config) -> MPSSession:
+    """The session's MPS state, created on first use (so plain test runs never load it)."""
+    if SESSION_KEY not in config.stash:
+        from pytest_mps.errors import require_onnxruntime
+
+        require_onnxruntime()  # one line naming the extras, not an import traceback
+        from pytest_mps.audit.session import MPSSession, SessionOptions
+
+        options = SessionOptions(
+            device=device(config),
+            seed=seed(config),
+            preset=preset(config),
+            use_cache=config.getini("mps_cache") and not config.getoption("mps_no_cache"),
+            update_baselines=config.getoption("mps_update_baselines"),
+            cache_folder=_cache_folder(config),
+            rootdir=Path(config.rootpath),
+            progress=TerminalProgress(config),
+        )
+        config.stash[SESSION_KEY] = MPSSession(options)
+    return config.stash[SESSION_KEY]
+
+
+def _cache_folder(config: pytest.Config) -> Path | None:
+    """The result cache's folder in pytest's cache; None (with a warning, as pytest's own cache
+    does) when the cache plugin is off or the folder cannot be made."""
+    if not getattr(config, "cache", None):
+        return None
+    try:
+        return config.cache.mkdir("mps")
+    except OSError as exc:
+        from pytest_mps.errors import first_line
+
+        message = f"MPS results are not cached ({first_line(exc)})"
+        warnings.warn(pytest.PytestCacheWarning(message), stacklevel=2)
+        return None
+
+
+class TerminalProgress:
+    """A line every ``mps_progress`` seconds while an audit's MPS are computed: ``MPS
+    model.onnx: 40/120 images``, and its last line. Through pytest's terminal reporter (so
+    pytest's capture does not hide it); under pytest-xdist each worker writes its own lines,
+    ``[gw0] MPS ...``, to the terminal's stderr, which xdist leaves connected. ``-q -q`` hides
+    them."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.interval = progress_interval(config)
+        self.worker = getattr(config, "workerinput", {}).get("workerid")
+        self.reporter = config.pluginmanager.get_plugin("terminalreporter")
+        self.capture = config.pluginmanager.get_plugin("capturemanager")
+        self.quiet = config.getoption("verbose", 0) < -1
+        self._series: dict[str, tuple[float, bool]] = {}  # label -> (last line or start, shown)
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == 1:
+            self._series[label] = (now, False)
+        last, shown = self._series.get(label, (now, False))
+        due = now - last >= self.interval or (done == total and shown)
+        if self.quiet or not due:
+            return  # an audit read from the cache finishes before its first line is due
+        self._series[label] = (now, True)
+        line = f"MPS {label}: {done}/{total} images"
+        # Out of pytest's output capture for the line, as pytest's own live logging does.
+        with self.capture.global_and_fixture_disabled() if self.capture else nullcontext():
+            if self.worker is not None:
+                print(f"[{self.worker}] {line}", file=sys.stderr, flush=True)
+            elif self.reporter is not None:
+                self.reporter.write_line(line)

@@ -1,0 +1,62 @@
+"""pytest's side of YAML audit files: a collector per file and one test item per check.
+
+The file itself is read and validated by `pytest_mps.audit.spec`, without pytest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_mps.audit.spec import AuditSpec, CheckSpec, load_audit_spec
+from pytest_mps.errors import MPSInputError
+from pytest_mps.pytest_session import mps_session
+
+
+class AuditFile(pytest.File):
+    """A YAML audit: validated at collection, one item per check."""
+
+    def collect(self):
+        try:
+            spec = load_audit_spec(self.path)
+        except MPSInputError as exc:
+            raise self.CollectError(str(exc)) from None
+        for check in spec.checks:
+            item = AuditCheck.from_parent(self, name=check.name, check=check, spec=spec)
+            if check.expected_failure is not None:
+                # A known, documented failure: reported as XFAIL, and as an error once it passes.
+                item.add_marker(pytest.mark.xfail(reason=check.expected_failure, strict=True))
+            yield item
+
+
+class AuditCheck(pytest.Item):
+    """One check of a YAML audit."""
+
+    def __init__(self, *, check: CheckSpec, spec: AuditSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check, self.spec = check, spec
+
+    def runtest(self) -> None:
+        spec = self.spec
+        audit = mps_session(self.config).audit(
+            spec.model,
+            spec.images,
+            spec.labels,
+            spec.config,
+            sample=spec.sample,
+            base=spec.folder,
+            where=str(self.path),
+            **spec.engine,
+        )
+        getattr(audit, f"check_{self.check.check}")(**self.check.arguments)
+
+    def repr_failure(self, excinfo, style=None):
+        from pytest_mps.audit.audit import MPSCheckFailed
+
+        if isinstance(excinfo.value, MPSCheckFailed | MPSInputError | ValueError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name}::{self.name}"

@@ -1,0 +1,148 @@
+"""The plugin as a user meets it: ini values, progress, several failing checks at once, cached
+runs, empty MPS, engine options and samples, through pytester on the "red mass" project."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from support import RED_MASS_AUDIT
+
+GATE = "model: model.onnx\nimages: data\nlabels: data/labels.csv\n"
+
+
+def run_gate(pytester, body: str, *args: str):
+    test = f"def test_gate(mps_audit):\n    audit = {RED_MASS_AUDIT}\n{body}"
+    pytester.makepyfile(test_gate=test)
+    return pytester.runpytest(*args)
+
+
+@pytest.mark.parametrize(
+    ("ini", "expected"),
+    [
+        ("mps_seed = abc", "ini option mps_seed must be an integer >= 0, got 'abc'"),
+        ("mps_device = tpu", "ini option mps_device must be one of auto, cpu, cuda"),
+        ("mps_preset = fast", "ini option mps_preset must be one of default, rex"),
+        ("mps_progress = soon", "ini option mps_progress must be seconds >= 0, got 'soon'"),
+    ],
+)
+def test_a_bad_ini_value_is_one_usage_error_at_start_up(project, ini, expected):
+    (project.path / "pytest.ini").write_text(f"[pytest]\n{ini}\n")
+    project.makepyfile(test_plain="def test_plain():\n    pass\n")
+    result = project.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert expected in result.stderr.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_progress_shows_through_the_terminal_reporter_despite_capture(project):
+    (project.path / "pytest.ini").write_text("[pytest]\nmps_device = cpu\nmps_progress = 0\n")
+    result = run_gate(project, "    audit.check_concentration(mean_between=(0.005, 0.5))\n")
+    result.assert_outcomes(passed=1)
+    lines = result.stdout.lines
+    assert "MPS model.onnx: 1/11 images" in lines and "MPS model.onnx: 11/11 images" in lines
+
+
+def test_progress_under_xdist_names_the_worker(project):
+    (project.path / "pytest.ini").write_text("[pytest]\nmps_device = cpu\nmps_progress = 0\n")
+    result = run_gate(
+        project, "    audit.check_concentration(mean_between=(0.005, 0.5))\n", "-n", "1"
+    )
+    result.assert_outcomes(passed=1)
+    assert "[gw0] MPS model.onnx: 11/11 images" in result.stderr.str()
+
+
+def test_all_checks_run_and_write_their_baselines_before_failing_once(project):
+    body = (
+        "    with audit.all_checks():\n"
+        "        audit.check_concentration(median_between=(0.5, 0.9))\n"
+        "        audit.check_baseline('baselines/gate.json')\n"
+        "        audit.check_default_class(max_fraction=0.0)\n"
+    )
+    result = run_gate(project, body, "--mps-update-baselines")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "1 MPS checks failed" not in text
+    assert "concentration: median MPS ratio" in text
+    assert (project.path / "baselines" / "gate.json").is_file()
+    assert "PASS baseline" in text and "PASS default_class" in text
+
+
+def test_a_cached_run_reports_its_own_time_apart_from_the_compute_cost(project):
+    body = "    audit.check_concentration(mean_between=(0.005, 0.5))\n"
+    first = run_gate(project, body, "--mps-report", "reports")
+    assert "(computing the MPS:" in first.stdout.str()
+    computed = json.loads((project.path / "reports" / "mps-report.json").read_text())
+    second = run_gate(project, body, "--mps-report", "reports")
+    assert re.search(
+        r"11 of 11 MPS read from the cache,\s+computed\s+earlier\s+in", second.stdout.str()
+    )
+    cached = json.loads((project.path / "reports" / "mps-report.json").read_text())
+    before, after = computed["audits"][0]["figures"], cached["audits"][0]["figures"]
+    assert (before["cached"], after["cached"]) == (0, 11)
+    assert after["compute_seconds"] == pytest.approx(before["compute_seconds"])
+    assert after["run_seconds"] < before["compute_seconds"]
+    assert all(image["cached"] for image in cached["audits"][0]["images"])
+
+
+def test_empty_mps_are_counted_in_the_summary_and_gated_in_yaml(project):
+    # A fill that is itself red: the model's class 1 needs no pixel of the image at all.
+    project.makefile(
+        ".mps.yaml",
+        gate=GATE
+        + "engine: {baseline: '#ff0000'}\nchecks:\n  - default_class: {max_fraction: 0.05}\n",
+    )
+    result = project.runpytest("--junitxml=junit.xml")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "default_class: 11 of 11 images (100%) have an empty MPS" in text
+    assert re.search(r"images\s+11, 11 with an empty MPS \(default class\)", text)
+    junit = (project.path / "junit.xml").read_text()
+    assert 'name="mps.default_class.verdict" value="fail"' in junit
+    assert 'name="mps.default_class.measured.default_class" value="11"' in junit
+
+
+def test_an_unknown_engine_option_names_the_test_and_the_valid_options(project):
+    project.makepyfile(
+        test_gate='def test_gate(mps_audit):\n    mps_audit("model.onnx", "data", iterashuns=3)\n'
+    )
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert re.search(r"test_gate.py::test_gate: unknown engine option 'iterashuns' \(valid: ", text)
+    assert "iterations" in text
+
+
+def test_an_unknown_engine_option_in_yaml_is_a_collection_error(project):
+    project.makefile(
+        ".mps.yaml", gate=GATE + "engine: {sample: 5}\nchecks:\n  - concentration: {floor: 0.001}\n"
+    )
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    assert re.search(
+        r"gate.mps.yaml: engine: unknown engine option 'sample' \(valid: ", result.stdout.str()
+    )
+
+
+def test_a_yaml_audit_may_sample_its_images_reproducibly(project):
+    project.makefile(
+        ".mps.yaml", gate=GATE + "sample: 5\nchecks:\n  - concentration: {floor: 0.001}\n"
+    )
+    runs = [project.runpytest("--mps-report", "reports") for _ in range(2)]
+    samples = []
+    for run in runs:
+        run.assert_outcomes(passed=1)
+        report = json.loads((project.path / "reports" / "mps-report.json").read_text())
+        samples.append(sorted(image["path"] for image in report["audits"][0]["images"]))
+    assert len(samples[0]) == 5 and samples[0] == samples[1]
+
+
+def test_duplicate_keys_in_a_yaml_audit_are_refused_with_the_line(project):
+    project.makefile(
+        ".mps.yaml",
+        gate=GATE + "checks:\n  - concentration: {floor: 0.001}\nchecks:\n  - default_class\n",
+    )
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    assert re.search(r"gate.mps.yaml: duplicate key 'checks' on line 6", result.stdout.str())
