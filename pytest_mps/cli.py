@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")  # once per message, whatever the caller's filters
+            warnings.showwarning = _warning_line
+            return args.run(args)
     except MPSError as exc:
         print(f"pytest-mps: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -34,6 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pytest-mps: interrupted", file=sys.stderr)
         return 130
+
+
+def _warning_line(message: Warning | str, *_: Any, **__: Any) -> None:
+    """A warning (e.g. a model without its YAML) as one line, like the errors."""
+    print(f"pytest-mps: warning: {message}", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from importlib.util import find_spec
 
 from pytest_mps.choices import EXTRAS_HINT
 
@@ -31,8 +30,14 @@ class MPSCacheWarning(UserWarning):
 
 def require_onnxruntime() -> None:
     """Raise `MPSError` naming the extras to install when no onnxruntime build is installed."""
-    if find_spec("onnxruntime") is None:
-        raise MPSError(f"pytest-mps needs onnxruntime, which is not installed: {EXTRAS_HINT}")
+    try:
+        import onnxruntime  # noqa: F401  (the engine imports it next anyway)
+    except ModuleNotFoundError as exc:
+        if exc.name != "onnxruntime":
+            raise
+        raise MPSError(
+            f"pytest-mps needs onnxruntime, which is not installed: {EXTRAS_HINT}"
+        ) from None
 
 
 def first_line(exc: BaseException) -> str:

@@ -164,6 +164,17 @@ def test_differences_in_model_engine_provider_and_settings_are_noted_not_failed(
     )
 
 
+def test_a_batch_size_stored_by_an_older_baseline_is_no_difference(tmp_path):
+    # Older baselines stored the batch size, which the machine's speed chose; it never
+    # decides an MPS, so a run with another one (or none) matches without a note.
+    then = make_audit(tmp_path, RATIOS, settings={**SETTINGS, "batch_size": 16})
+    failure(then.check_baseline, BASELINE)
+    assert read_baseline(tmp_path / BASELINE).settings["batch_size"] == 16
+    for settings in (SETTINGS, {**SETTINGS, "batch_size": 4}):
+        outcome = make_audit(tmp_path, RATIOS, settings=settings).check_baseline(BASELINE)
+        assert outcome.passed and "Note" not in outcome.message, outcome.message
+
+
 def test_images_are_paired_by_path_and_the_unpaired_are_reported(tmp_path):
     names = [f"{c}.jpg" for c in "abcdefghij"]
     failure(make_audit(tmp_path, RATIOS, names).check_baseline, BASELINE)

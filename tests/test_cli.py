@@ -40,6 +40,10 @@ def test_explain_writes_json_and_mask_pngs(tmp_path, spot_model, capsys):
     assert status == 0
     records = json.loads(out.read_text())
     assert [r["image"] for r in records] == [str(folder / "b.png"), str(folder / "sub" / "a.png")]
+    warning = f"pytest-mps: warning: {spot_model}: no model YAML found, so default preprocessing"
+    captured = capsys.readouterr()
+    warned = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warned) == 1 and warned[0].startswith(warning), captured.err  # once, one line
     engine = Engine(spot_model, device="cpu", seed=3)
     for record, picture in zip(records, pictures, strict=True):
         for key in (
@@ -63,7 +67,7 @@ def test_explain_writes_json_and_mask_pngs(tmp_path, spot_model, capsys):
         result = engine.explain(picture)
         assert np.array_equal(result.mask, mask == 255), "CLI and API disagree for one seed"
         assert_sufficient(spot_model, engine, result)
-    assert "MPS of 2 image(s)" in capsys.readouterr().out
+    assert "MPS of 2 image(s)" in captured.out
 
 
 def _one_line_error(capsys, argv) -> str:

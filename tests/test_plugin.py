@@ -178,6 +178,25 @@ def test_a_cache_entry_that_cannot_be_written_is_a_warning(tmp_path, spot_model,
         ResultCache(tmp_path / "taken").store("key", result)
 
 
+def test_a_damaged_entry_that_cannot_be_removed_is_recomputed_with_a_warning(
+    tmp_path, monkeypatch
+):
+    from pathlib import Path
+
+    from pytest_mps.audit.cache import ResultCache
+    from pytest_mps.errors import MPSCacheWarning
+
+    (tmp_path / "key.npz").write_bytes(b"half an entry")
+
+    def refuse(path, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Path, "unlink", refuse)  # a read-only cache folder (root ignores modes)
+    with pytest.warns(MPSCacheWarning, match="damaged MPS cache entry recomputed, not removed"):
+        assert ResultCache(tmp_path).load("key", "image.png") is None
+    assert (tmp_path / "key.npz").exists()
+
+
 def test_xdist_runs_and_prints_one_combined_summary(project):
     project.makefile(".mps.yaml", gate=YAML_AUDIT.replace("[0.2, 0.9]", "[0.001, 0.9]"))
     project.makepyfile(

@@ -4,7 +4,10 @@ runs, empty MPS, engine options and samples, through pytester on the "red mass" 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from support import RED_MASS_AUDIT
@@ -146,3 +149,29 @@ def test_duplicate_keys_in_a_yaml_audit_are_refused_with_the_line(project):
     result = project.runpytest()
     result.assert_outcomes(errors=1)
     assert re.search(r"gate.mps.yaml: duplicate key 'checks' on line 6", result.stdout.str())
+
+
+def test_without_onnxruntime_pytest_and_the_command_say_which_extra_to_install(project):
+    # A Python whose imports of onnxruntime fail, as when neither extra was installed.
+    (project.path / "hide").mkdir()
+    (project.path / "hide" / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'onnxruntime':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(project.path / "hide")}
+    env = {k: v for k, v in env.items() if not k.startswith("PYTEST_")}
+    project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    {RED_MASS_AUDIT}\n")
+    expected = 'pytest-mps needs onnxruntime, which is not installed: pip install "pytest-mps[cpu]"'
+    run = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    plugin = subprocess.run(run, cwd=project.path, env=env, capture_output=True, text=True)
+    assert plugin.returncode == 1 and expected in plugin.stdout
+    assert "Traceback" not in plugin.stdout and "ModuleNotFoundError" not in plugin.stdout
+    command = [sys.executable, "-m", "pytest_mps.cli", "explain", "model.onnx", "data"]
+    cli = subprocess.run(command, cwd=project.path, env=env, capture_output=True, text=True)
+    assert cli.returncode == 2
+    (line,) = cli.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith(f"pytest-mps: error: {expected}") and '"pytest-mps[gpu]"' in line
