@@ -178,9 +178,7 @@ def test_a_cache_entry_that_cannot_be_written_is_a_warning(tmp_path, spot_model,
         ResultCache(tmp_path / "taken").store("key", result)
 
 
-def test_a_damaged_entry_that_cannot_be_removed_is_recomputed_with_a_warning(
-    tmp_path, monkeypatch
-):
+def test_a_damaged_entry_that_cannot_be_removed_is_recomputed_with_a_warning(tmp_path, monkeypatch):
     from pathlib import Path
 
     from pytest_mps.audit.cache import ResultCache
