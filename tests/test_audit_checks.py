@@ -80,9 +80,10 @@ def test_record_from_an_explanation_judges_the_label():
     explanation = SimpleNamespace(
         image="a.jpg", target=7, target_label="bee", ratio=0.25, pixels=10,
         target_confidence=0.9, mps_confidence=0.6, queries=12, seconds=0.1,
-        default_class=False, sufficient=True,
+        default_class=False, sufficient=True, ratio_spread=(0.25, 0.3),
     )  # fmt: skip
     assert ImageRecord.from_explanation(explanation, label=7).correct is True
+    assert ImageRecord.from_explanation(explanation).ratio_spread == (0.25, 0.3)
     assert ImageRecord.from_explanation(explanation, label=2).correct is False
     unjudged = ImageRecord.from_explanation(explanation)
     assert (unjudged.label, unjudged.correct, unjudged.ratio) == (None, None, 0.25)
@@ -502,3 +503,22 @@ def test_the_report_entry_marks_flagged_images_with_their_scores(tmp_path):
     images = {image["path"]: image for image in audit.as_dict()["images"]}
     assert images["img/u12.jpg"]["anomaly"] and images["img/u12.jpg"]["anomaly_score"] > 3.5
     assert not images["img/u00.jpg"]["anomaly"] and images["img/u00.jpg"]["anomaly_score"] is None
+
+
+def test_a_flag_within_the_spread_of_its_size_is_said_to_be_uncertain(tmp_path):
+    normal = [record(tmp_path, f"n{i:02d}.jpg", 0.05 + 0.001 * i) for i in range(12)]
+    sure = record(tmp_path, "sure.jpg", 0.6, ratio_spread=(0.6, 0.65))
+    unsure = record(tmp_path, "unsure.jpg", 0.001, ratio_spread=(0.001, 0.055))
+    audit = make_audit(tmp_path, [*normal, sure, unsure])
+    outcome = failure(audit.check_anomalies, reference="all")
+    assert outcome.measured["flagged"] == 2 and outcome.measured["uncertain"] == 1
+    assert "img/sure.jpg 0.6 (score" in outcome.message
+    assert "not certain: restarts found 0.001 to 0.055" in outcome.message
+    assert "1 image flagged only within the spread of their size" in outcome.message
+    certain = {entry["image"]: entry["certain"] for entry in outcome.measured["images"]}
+    assert certain == {"img/sure.jpg": True, "img/unsure.jpg": False}
+
+    strict = failure(audit.check_anomalies, reference="all", across_spread=True)
+    assert [entry["image"] for entry in strict.measured["images"]] == ["img/sure.jpg"]
+    assert "outlying across their spread" in strict.message
+    assert [record.path for record in audit.flagged] == [sure.path]

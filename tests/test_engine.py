@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support import FASHION, SQUARE, assert_sufficient, spot_detector, spot_image
+from PIL import Image
+from support import FASHION, LITE0, PHOTOS, SQUARE, assert_sufficient, spot_detector, spot_image
 
 from pytest_mps import Engine, explain
 from pytest_mps.engine.model import load_classifier
@@ -242,3 +243,29 @@ def test_a_symbolic_class_dimension_is_read_from_shape_inference(tmp_path):
 
     classifier = load_classifier(model)
     assert classifier.classes == classifier.class_count == 2
+
+
+def test_restarts_keep_the_smallest_set_and_report_every_size():
+    model = FASHION / "cnn.onnx"
+    image = sorted((FASHION / "test").glob("*.png"))[5]
+    engine = Engine(model, device="cpu", restarts=3, restart_noise=1.0)
+    result = engine.explain(image)
+    assert len(result.restart_sizes) == 3
+    assert result.pixels == min(result.restart_sizes)
+    low, high = result.ratio_spread
+    assert low == result.ratio and high == max(result.restart_sizes) / result.mask.size
+    assert_sufficient(model, engine, result)
+    single = Engine(model, device="cpu", restarts=1).explain(image)
+    assert single.restart_sizes == (single.pixels,)
+
+
+def test_the_location_estimate_maps_back_onto_the_original_photo():
+    engine = Engine(LITE0, device="cpu", iterations=2, restarts=1, prune_budget=20)
+    photo = PHOTOS / "coffee.jpg"
+    result = engine.explain(photo)
+    with Image.open(photo) as original:
+        width, height = original.size
+    located = result.original_responsibility
+    assert located.shape == result.original_mask.shape == (height, width)
+    assert located.dtype == result.responsibility.dtype and located.max() > 0
+    assert located.max() == pytest.approx(result.responsibility.max())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 from support import (
     INCORRECT_LARGER,
@@ -176,6 +177,19 @@ def test_a_cache_entry_that_cannot_be_written_is_a_warning(tmp_path, spot_model,
     (tmp_path / "taken").write_text("a file where the cache folder should be")
     with pytest.warns(MPSCacheWarning, match="MPS result not cached"):
         ResultCache(tmp_path / "taken").store("key", result)
+
+
+def test_a_cached_result_keeps_its_restart_sizes_and_geometry(tmp_path, spot_model, spot_picture):
+    from pytest_mps import Engine
+    from pytest_mps.audit.cache import ResultCache
+
+    result = Engine(spot_model, device="cpu", restarts=2).explain(spot_picture)
+    cache = ResultCache(tmp_path)
+    cache.store("key", result)
+    again = cache.load("key", result.image)
+    assert again.restart_sizes == result.restart_sizes and len(again.restart_sizes) == 2
+    assert again.geometry == result.geometry
+    assert np.array_equal(again.original_responsibility, result.original_responsibility)
 
 
 def test_a_damaged_entry_that_cannot_be_removed_is_recomputed_with_a_warning(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ cleaned warns (`MPSCacheWarning`), as pytest's own cache does, and never fails a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_mps.engine.preprocess import Geometry
 from pytest_mps.engine.result import Explanation
 from pytest_mps.errors import MPSCacheWarning, first_line
 from pytest_mps.fileio import write_bytes_atomic
@@ -59,7 +61,7 @@ class ResultCache:
                     raise ValueError("key mismatch")
                 fields.pop("source")
                 arrays = {name: stored[name] for name in ARRAYS}
-            return Explanation(image=image, **fields, **arrays)
+            return Explanation(image=image, **_from_json(fields), **arrays)
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
             self._discard(path)
             return None
@@ -83,6 +85,8 @@ class ResultCache:
         }
         buffer = io.BytesIO()
         arrays = {name: getattr(result, name) for name in ARRAYS}
+        if result.geometry is not None:
+            fields["geometry"] = dataclasses.asdict(result.geometry)
         # "source": the file that produced the entry, for people (and tests) inspecting the cache.
         record = {**fields, "key": key, "source": result.image}
         np.savez_compressed(buffer, fields=json.dumps(record), **arrays)
@@ -91,6 +95,15 @@ class ResultCache:
             write_bytes_atomic(path, buffer.getvalue())
         except OSError as exc:  # like pytest's own cache: a cache that cannot be written warns
             _warn(f"{path}: MPS result not cached ({first_line(exc)})")
+
+
+def _from_json(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields JSON cannot keep as they were: tuples, and the geometry."""
+    geometry = fields.get("geometry")
+    if geometry is not None:
+        fields["geometry"] = Geometry(**{k: tuple(v) for k, v in geometry.items()})
+    fields["restart_sizes"] = tuple(fields.get("restart_sizes", ()))
+    return fields
 
 
 def _warn(message: str) -> None:

@@ -18,7 +18,9 @@ class ImageRecord:
     ``label`` and ``correct`` are None without labels. ``ratio`` is 0 for an empty MPS
     (``default_class``: the all-fill input already gives the target). ``queries`` and
     ``seconds`` are what computing the MPS cost, whenever it was computed; ``cached`` says
-    that it came from an earlier session's result cache.
+    that it came from an earlier session's result cache. ``ratio_spread`` is the smallest and
+    largest ratio the engine's independent restarts found (``ratio`` is the smallest): how
+    certain the size is.
     """
 
     path: str
@@ -35,6 +37,7 @@ class ImageRecord:
     default_class: bool
     sufficient: bool
     cached: bool = False
+    ratio_spread: tuple[float, float] | None = None
 
     @classmethod
     def from_explanation(
@@ -56,14 +59,18 @@ class ImageRecord:
             default_class=explanation.default_class,
             sufficient=explanation.sufficient,
             cached=cached,
+            ratio_spread=(0.0, 0.0) if explanation.default_class else explanation.ratio_spread,
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return jsonable(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageRecord:
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+        fields = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        if fields.get("ratio_spread") is not None:
+            fields["ratio_spread"] = tuple(fields["ratio_spread"])
+        return cls(**fields)
 
 
 @dataclass

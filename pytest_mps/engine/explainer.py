@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from pytest_mps.engine.extract import first_sufficient_prefix, prune, rank_pixels
+from pytest_mps.engine.extract import first_sufficient_prefix, perturbed, prune, rank_pixels
 from pytest_mps.engine.model import Classifier, PreparedImage, load_classifier
 from pytest_mps.engine.oracle import CUDA, MaskedOracle
-from pytest_mps.engine.responsibility import compute_responsibility
+from pytest_mps.engine.responsibility import compute_responsibility, smooth
 from pytest_mps.engine.result import Explanation
 from pytest_mps.engine.settings import Settings, make_fill, make_settings
 
 SEARCH_WIDTH = {CUDA: 16}  # candidates per call; on the CPU a batch costs as much as its parts
-ENGINE_VERSION = "0.1.0"
+ENGINE_VERSION = "0.2.0"  # 0.2: maps grown until they converge; restarts
 
 PathLike = str | os.PathLike[str]
 
@@ -99,6 +99,8 @@ class Engine:
             sufficient=confidence is not None,
             default_class=run.default_class,
             stages=dict(run.stages),
+            restart_sizes=run.restart_sizes,
+            geometry=prepared.geometry,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -125,6 +127,7 @@ class _Run:
         self.shape = (engine.classifier.height, engine.classifier.width)
         self.stages: dict[str, int] = {}
         self.default_class = False
+        self.restart_sizes: tuple[int, ...] = ()
         settings = engine.settings
         fill = make_fill(
             prepared.values, settings.baseline, engine.classifier.config, engine.classifier.channels
@@ -160,17 +163,24 @@ class _Run:
             settings.responsibility,
             settings.seed,
         ).values
-        ranking = rank_pixels(responsibility)
+        extraction = settings.extraction
+        found = [
+            self._extract(perturbed(responsibility, extraction.restart_noise, [settings.seed, r]))
+            for r in range(extraction.restarts)
+        ]
+        self.restart_sizes = tuple(int(mask.sum()) for mask in found)
+        mask = found[int(np.argmin(self.restart_sizes))]
+        # The location estimate: the converged map at the scale its convergence was judged at.
+        return mask, smooth(responsibility, settings.responsibility.location_scale)
+
+    def _extract(self, values: np.ndarray) -> np.ndarray:
+        """One extraction: the shortest sufficient prefix of the ranking, then pruned."""
+        settings = self.engine.settings.extraction
+        ranking = rank_pixels(values)
         mask = self._count(
-            "extraction",
-            first_sufficient_prefix,
-            ranking,
-            self.shape,
-            self.passes,
-            settings.extraction,
+            "extraction", first_sufficient_prefix, ranking, self.shape, self.passes, settings
         )
-        mask = self._count("pruning", prune, mask, responsibility, self.passes, settings.extraction)
-        return mask, responsibility
+        return self._count("pruning", prune, mask, values, self.passes, settings)
 
     def verify(self, mask: np.ndarray) -> float | None:
         """Re-evaluate the final set; its target confidence if sufficient, else ``None``."""

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 Passes = Callable[[np.ndarray], np.ndarray]  # masks [n, h, w] -> sufficient [n] (bool)
+RESTART_STREAM = 1 << 29  # the random streams of restarts, apart from the trees'
 
 
 @dataclass(frozen=True)
@@ -24,13 +25,18 @@ class ExtractionSettings:
     ``prune_blocks``: square block sides pruned in turn (``()`` switches pruning off);
     ``prune_budget``: the most model evaluations pruning may spend (``None``: no limit). Pruning
     to single pixels is where a large set gets expensive, so the budget is the lever between
-    speed and size.
+    speed and size. ``restarts``: independent extractions, the first from the map as it is,
+    the others from the map under multiplicative noise (``restart_noise``, the log-normal
+    sigma) that reorders near-equal pixels; the smallest set is kept and the sizes of all
+    say how certain its size is.
     """
 
     prefix_step: int | None = None
     search_width: int = 1
     prune_blocks: tuple[int, ...] = (8, 2, 1)
     prune_budget: int | None = None
+    restarts: int = 1
+    restart_noise: float = 0.2
 
 
 def rank_pixels(values: np.ndarray) -> np.ndarray:
@@ -43,6 +49,15 @@ def rank_pixels(values: np.ndarray) -> np.ndarray:
     smoothed = ndimage.gaussian_filter(values.astype(np.float64), sigma=2.0, mode="nearest")
     index = np.arange(values.size)
     return np.lexsort((index, -smoothed.ravel(), -values.ravel()))
+
+
+def perturbed(values: np.ndarray, noise: float, seed: list[int]) -> np.ndarray:
+    """``values`` times log-normal noise of sigma ``noise``, seeded; restart 0 (``seed[-1] ==
+    0``) gets the map unchanged."""
+    if seed[-1] == 0 or noise <= 0:
+        return values
+    rng = np.random.default_rng([*seed, RESTART_STREAM])
+    return values * np.exp(noise * rng.standard_normal(values.shape))
 
 
 def prefix_masks(position: np.ndarray, lengths: np.ndarray) -> np.ndarray:

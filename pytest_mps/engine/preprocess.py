@@ -25,12 +25,13 @@ class Geometry:
     model: tuple[int, int]
 
     def to_original(self, mask: np.ndarray) -> np.ndarray:
-        """Map a boolean mask in the model grid back onto the original image's pixel grid.
+        """Map a mask (or a map of values) in the model grid back onto the original image's
+        pixel grid.
 
-        Pixels outside the crop were never seen by the model, so they are never in the mask.
+        Pixels outside the crop were never seen by the model: False (or 0) there.
         """
         top, left, height, width = self.crop
-        canvas = np.zeros(self.resized, dtype=bool)
+        canvas = np.zeros(self.resized, dtype=mask.dtype)
         canvas[top : top + height, left : left + width] = resize_nearest(mask, (height, width))
         return resize_nearest(canvas, self.original)
 

@@ -16,17 +16,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage, stats
 
 # The 14 non-empty proper subsets of the four children, in ReX's order (by size, then index).
 COMBINATIONS = [c for k in (1, 2, 3) for c in itertools.combinations(range(4), k)]
 
 Box = tuple[int, int, int, int, int]  # row_start, row_stop, col_start, col_stop, depth
 Oracle = Callable[[np.ndarray], np.ndarray]  # masks [n, h, w] -> passing [n] (bool)
+_QUASI_STREAM = 1 << 30  # the random stream of a seed that shifts the quasi-random splits
 
 
 @dataclass(frozen=True)
 class ResponsibilitySettings:
-    """ReX's parameters, plus the early stop of the default preset."""
+    """ReX's parameters, plus when to stop: once the map has converged.
+
+    ``iterations`` is the most trees grown. With ``converged_at`` below 1, trees grow in waves
+    of ``wave`` (an even number: half to each of two independent half-maps) until the two
+    half-maps, smoothed at ``location_scale`` (a share of the image's shorter side), agree at
+    that Spearman correlation: the map then no longer hinges on the seed. ``split="quasi"``
+    spreads the trees' first split points evenly over the image (a randomly shifted
+    low-discrepancy sequence) instead of drawing each at random: the map converges sooner.
+    """
 
     iterations: int = 20
     min_box_area: int = 10
@@ -34,9 +44,10 @@ class ResponsibilitySettings:
     split: str = "uniform"
     split_shape: tuple[float, float] = (1.1, 1.1)
     combine: str = "multiplicative"
-    wave: int | None = None
-    stable_overlap: float = 1.0
-    stable_fraction: float = 0.1
+    wave: int = 2
+    converged_at: float = 1.0
+    min_iterations: int = 4
+    location_scale: float = 0.0
 
 
 @dataclass
@@ -55,6 +66,7 @@ class _Tree:
     rng: np.random.Generator
     values: np.ndarray
     job: list[Box] = field(default_factory=list)
+    first_split: tuple[float, float] | None = None  # (row, col) in [0, 1): a quasi-random root
 
 
 @dataclass
@@ -63,7 +75,8 @@ class _Mutant:
     boxes: list[Box]
     revealed: list[Box]
     share: float
-    key: tuple
+    key: bytes
+    mask: np.ndarray
 
 
 def compute_responsibility(
@@ -72,40 +85,69 @@ def compute_responsibility(
     settings: ResponsibilitySettings,
     seed: int,
 ) -> ResponsibilityMap:
-    """Run ``settings.iterations`` ReX iterations (in waves when an early stop is set).
+    """Grow ReX trees, all live ones in lockstep, until the map converges (or ``iterations``).
 
-    ``passes`` classifies a batch of masks and says which are sufficient. With ``wave`` set,
-    iterations run ``wave`` at a time and stop once the top ``stable_fraction`` of the pixel
-    ranking overlaps the previous wave's by at least ``stable_overlap`` (Jaccard).
+    ``passes`` classifies a batch of masks and says which are sufficient. Trees ``0, 2, 4,
+    ...`` and ``1, 3, 5, ...`` make two independent half-maps; the map is both together.
     """
-    wave = settings.wave or settings.iterations
-    combined: np.ndarray | None = None
+    halves: list[np.ndarray | None] = [None, None]
     done = evaluations = 0
     while done < settings.iterations:
+        # Without an early stop every tree runs at once: the fullest model calls.
+        wave = settings.wave if settings.converged_at < 1.0 else settings.iterations
         count = min(wave, settings.iterations - done)
         maps, cost = _run_trees(shape, passes, settings, seed, range(done, done + count))
         evaluations += cost
-        previous = combined
-        for values in maps:
-            combined = values if combined is None else _combine(combined, values, settings.combine)
+        for index, values in zip(range(done, done + count), maps, strict=True):
+            half = halves[index % 2]
+            halves[index % 2] = values if half is None else _combine(half, values, settings)
         done += count
-        if (
-            previous is not None
-            and _overlap(previous, combined, settings) >= settings.stable_overlap
-        ):
+        if done >= settings.min_iterations and _converged(halves, settings):
             break
-    assert combined is not None
+    first, second = halves
+    combined = first if second is None else _combine(first, second, settings)
     peak = combined.max()
     return ResponsibilityMap(combined / peak if peak > 0 else combined, done, evaluations)
+
+
+def _converged(halves: list[np.ndarray | None], settings: ResponsibilitySettings) -> bool:
+    """Whether the two half-maps agree: Spearman of their smoothed values >= converged_at."""
+    first, second = halves
+    if settings.converged_at >= 1.0 or first is None or second is None:
+        return False
+    a = smooth(first, settings.location_scale).ravel()
+    b = smooth(second, settings.location_scale).ravel()
+    if a.std() == 0 or b.std() == 0:
+        return bool(np.array_equal(a, b))  # e.g. nothing passed in either half
+    return spearman(a, b) >= settings.converged_at
+
+
+def smooth(values: np.ndarray, scale: float) -> np.ndarray:
+    """The map blurred at ``scale`` (a share of its shorter side; 0: as it is): the scale at
+    which a location is estimated."""
+    sigma = scale * min(values.shape)
+    if sigma <= 0:
+        return values
+    return ndimage.gaussian_filter(values.astype(np.float64), sigma=sigma, mode="nearest")
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two equally long vectors (average ranks for ties)."""
+    ra, rb = stats.rankdata(a), stats.rankdata(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def _run_trees(
     shape: tuple[int, int], passes: Oracle, settings: ResponsibilitySettings, seed: int, ids: range
 ) -> tuple[list[np.ndarray], int]:
     start = 0.0 if settings.combine == "additive" else 1.0
+    shift = np.random.default_rng([seed, _QUASI_STREAM]).random(2)  # the same for every tree
     trees = [
         _Tree(
-            np.random.default_rng([seed, i]), np.full(shape, start), [(0, shape[0], 0, shape[1], 0)]
+            np.random.default_rng([seed, i]),
+            np.full(shape, start),
+            [(0, shape[0], 0, shape[1], 0)],
+            _quasi_point(i, shift) if settings.split == "quasi" else None,
         )
         for i in ids
     ]
@@ -113,9 +155,11 @@ def _run_trees(
     live = list(trees)
     while live:
         mutants = [m for tree in live for m in _mutants(tree, settings)]
-        unique = {m.key: m for m in mutants}
-        keys = list(unique)
-        verdicts = passes(np.stack([_mask(unique[k].boxes, shape) for k in keys])) if keys else []
+        masks = {}
+        for mutant in mutants:
+            masks.setdefault(mutant.key, mutant.mask)
+        keys = list(masks)
+        verdicts = passes(np.stack([masks[k] for k in keys])) if keys else []
         evaluations += len(keys)
         passing_keys = {k for k, ok in zip(keys, verdicts, strict=True) if ok}
         best: dict[int, _Mutant] = {}
@@ -136,34 +180,56 @@ def _run_trees(
     return [tree.values for tree in trees], evaluations
 
 
+def _quasi_point(index: int, shift: np.ndarray) -> tuple[float, float]:
+    """The ``index``-th point of the R2 low-discrepancy sequence in the unit square, shifted
+    (Cranley-Patterson rotation): successive trees' first splits cover the image evenly."""
+    plastic = 1.324717957244746  # the R2 sequence's generator: x^3 = x + 1
+    point = (shift + (index + 1) * np.array([1 / plastic, 1 / plastic**2])) % 1.0
+    return float(point[0]), float(point[1])
+
+
 def _mutants(tree: _Tree, settings: ResponsibilitySettings) -> list[_Mutant]:
-    """The mutants of one round: each part of the job split in turn, the others kept revealed."""
+    """The mutants of one round: each part of the job split in turn, the others kept revealed.
+
+    A mutant that reveals the whole part (its other children are empty) is the job itself,
+    already known to pass: never sent. Mutants are keyed by the pixels they show, so two
+    that show the same pixels (from this tree or another) are evaluated once.
+    """
+    shape = tree.values.shape
     mutants = []
     for index, part in enumerate(tree.job):
-        children = _split(part, tree.rng, settings)
+        point = tree.first_split if part[4] == 0 else None
+        children = _split(part, tree.rng, settings, point)
         if children is None:
             continue
         static = tree.job[:index] + tree.job[index + 1 :]
         for combination in COMBINATIONS:
             chosen = [children[i] for i in combination]
             revealed = [box for box in chosen if _area([box]) > 0]
-            if not revealed:
-                continue  # reveals nothing of the active box: never sent
+            if not revealed or _area(revealed) == _area([part]):
+                continue  # reveals nothing new, or all of the part: never sent
             boxes = static + revealed
-            key = tuple(sorted(box[:4] for box in boxes))
-            mutants.append(_Mutant(tree, boxes, revealed, 1.0 / len(chosen), key))
+            mask = _mask(boxes, shape)
+            key = np.packbits(mask).tobytes()
+            mutants.append(_Mutant(tree, boxes, revealed, 1.0 / len(chosen), key, mask))
     return mutants
 
 
 def _split(
-    box: Box, rng: np.random.Generator, settings: ResponsibilitySettings
+    box: Box,
+    rng: np.random.Generator,
+    settings: ResponsibilitySettings,
+    point: tuple[float, float] | None = None,
 ) -> list[Box] | None:
-    """Four children at a random point of ``box``, or ``None`` when it may not be split."""
+    """Four children at a random point of ``box`` (or at ``point``, as shares of its height
+    and width), or ``None`` when it may not be split."""
     r0, r1, c0, c1, depth = box
     height, width = r1 - r0, c1 - c0
     if depth >= settings.depth_limit or height * width < settings.min_box_area:
         return None
-    if settings.split == "uniform":
+    if point is not None:
+        row, col = r0 + int(point[0] * height), c0 + int(point[1] * width)
+    elif settings.split in ("uniform", "quasi"):
         position = int(rng.integers(height * width))
         row, col = r0 + position // width, c0 + position % width
     else:
@@ -194,17 +260,9 @@ def _area(boxes: list[Box]) -> int:
     return sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1, _ in boxes)
 
 
-def _combine(total: np.ndarray, values: np.ndarray, how: str) -> np.ndarray:
+def _combine(total: np.ndarray, values: np.ndarray, settings: ResponsibilitySettings) -> np.ndarray:
     """ReX 0.4.1 multiplies the iterations' maps and renormalises; older versions added them."""
-    if how == "additive":
+    if settings.combine == "additive":
         return total + values
     product = total * values
     return product / product.max()
-
-
-def _overlap(previous: np.ndarray, current: np.ndarray, settings: ResponsibilitySettings) -> float:
-    """Jaccard overlap of the top ``stable_fraction`` pixels of two maps."""
-    count = max(1, int(previous.size * settings.stable_fraction))
-    top_previous = set(np.argsort(-previous, axis=None, kind="stable")[:count].tolist())
-    top_current = set(np.argsort(-current, axis=None, kind="stable")[:count].tolist())
-    return len(top_previous & top_current) / len(top_previous | top_current)

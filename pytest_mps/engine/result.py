@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_mps.engine.preprocess import Geometry
+
 
 @dataclass(frozen=True)
 class Explanation:
@@ -16,6 +18,13 @@ class Explanation:
     pixel in the MPS). ``default_class`` marks an empty MPS: the all-fill input already gives
     the target. ``sufficient`` is False only when no subset can be (the unmasked image misses an
     absolute confidence threshold); then the mask is the whole input.
+
+    The MPS is *one* sufficient set: an image can have several, so its pixels are a poor
+    estimate of where the model looks. ``responsibility`` is that estimate: the converged
+    responsibility map, smoothed at the stated ``location_scale`` (model grid; in the original
+    grid: ``original_responsibility``). Compare locations with it. ``restart_sizes`` are the
+    sizes the independent restarts found (the MPS is the smallest): their spread says how
+    certain the size is.
     """
 
     image: str
@@ -37,6 +46,21 @@ class Explanation:
     sufficient: bool = True
     default_class: bool = False
     stages: dict[str, int] = field(default_factory=dict)
+    restart_sizes: tuple[int, ...] = ()
+    geometry: Geometry | None = None
+
+    @property
+    def original_responsibility(self) -> np.ndarray:
+        """The location estimate (``responsibility``) in the original image's pixel grid."""
+        if self.geometry is None:
+            raise ValueError(f"{self.image}: this result does not know its image's geometry")
+        return self.geometry.to_original(self.responsibility)
+
+    @property
+    def ratio_spread(self) -> tuple[float, float]:
+        """The smallest and largest MPS ratio the restarts found: how certain the size is."""
+        sizes = self.restart_sizes or (self.pixels,)
+        return min(sizes) / self.mask.size, max(sizes) / self.mask.size
 
     def summary(self) -> dict[str, Any]:
         """The scalar fields as plain JSON-ready data."""
