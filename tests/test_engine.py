@@ -257,6 +257,9 @@ def test_restarts_keep_the_smallest_set_and_report_every_size():
     assert_sufficient(model, engine, result)
     single = Engine(model, device="cpu", restarts=1).explain(image)
     assert single.restart_sizes == (single.pixels,)
+    # A pruning budget that runs out ends no minimum: no restart follows it.
+    bound = Engine(model, device="cpu", restarts=3, prune_budget=3).explain(image)
+    assert bound.restart_sizes == (bound.pixels,)
 
 
 def test_the_location_estimate_maps_back_onto_the_original_photo():

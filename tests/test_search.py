@@ -18,6 +18,7 @@ from pytest_mps.engine.extract import (
     first_sufficient_prefix,
     prefix_masks,
     prune,
+    prune_within_budget,
     rank_pixels,
 )
 from pytest_mps.engine.responsibility import (
@@ -376,6 +377,18 @@ def test_pruning_stays_within_its_budget(budget, width):
     assert rule(pruned) and not (pruned & ~start).any()
     if budget == 0:
         assert oracle.calls == 0 and np.array_equal(pruned, start)
+
+
+def test_pruning_says_whether_it_finished_within_its_budget():
+    shape = (8, 8)
+    needed = [(1, 1), (4, 6)]
+    start = np.ones(shape, dtype=bool)
+    for budget, finished in ((None, True), (200, True), (2, False)):
+        settings = ExtractionSettings(prune_blocks=(4, 2, 1), prune_budget=budget)
+        oracle = FakeOracle(reveals_all(needed), shape)
+        mask, done = prune_within_budget(start, random_values(shape, 1), oracle, settings)
+        assert done is finished, budget
+        assert oracle(mask[None])[0]  # finished or not, the set passes
 
 
 def test_the_budget_is_shared_by_all_block_sizes():

@@ -10,7 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from pytest_mps.engine.extract import first_sufficient_prefix, perturbed, prune, rank_pixels
+from pytest_mps.engine.extract import (
+    first_sufficient_prefix,
+    perturbed,
+    prune_within_budget,
+    rank_pixels,
+)
 from pytest_mps.engine.model import Classifier, PreparedImage, load_classifier
 from pytest_mps.engine.oracle import CUDA, MaskedOracle
 from pytest_mps.engine.responsibility import compute_responsibility, smooth
@@ -164,23 +169,29 @@ class _Run:
             settings.seed,
         ).values
         extraction = settings.extraction
-        found = [
-            self._extract(perturbed(responsibility, extraction.restart_noise, [settings.seed, r]))
-            for r in range(extraction.restarts)
-        ]
+        found: list[np.ndarray] = []
+        for restart in range(extraction.restarts):
+            values = perturbed(responsibility, extraction.restart_noise, [settings.seed, restart])
+            mask, finished = self._extract(values)
+            found.append(mask)
+            if not finished:
+                # Where the pruning budget ends is no minimum: another such end says nothing
+                # about how certain the size is, and would cost a whole budget more.
+                break
         self.restart_sizes = tuple(int(mask.sum()) for mask in found)
         mask = found[int(np.argmin(self.restart_sizes))]
         # The location estimate: the converged map at the scale its convergence was judged at.
         return mask, smooth(responsibility, settings.responsibility.location_scale)
 
-    def _extract(self, values: np.ndarray) -> np.ndarray:
-        """One extraction: the shortest sufficient prefix of the ranking, then pruned."""
+    def _extract(self, values: np.ndarray) -> tuple[np.ndarray, bool]:
+        """One extraction: the shortest sufficient prefix of the ranking, then pruned; and
+        whether the pruning finished within its budget."""
         settings = self.engine.settings.extraction
         ranking = rank_pixels(values)
         mask = self._count(
             "extraction", first_sufficient_prefix, ranking, self.shape, self.passes, settings
         )
-        return self._count("pruning", prune, mask, values, self.passes, settings)
+        return self._count("pruning", prune_within_budget, mask, values, self.passes, settings)
 
     def verify(self, mask: np.ndarray) -> float | None:
         """Re-evaluate the final set; its target confidence if sufficient, else ``None``."""

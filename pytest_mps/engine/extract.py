@@ -28,7 +28,8 @@ class ExtractionSettings:
     speed and size. ``restarts``: independent extractions, the first from the map as it is,
     the others from the map under multiplicative noise (``restart_noise``, the log-normal
     sigma) that reorders near-equal pixels; the smallest set is kept and the sizes of all
-    say how certain its size is.
+    say how certain its size is. A restart follows only an extraction whose pruning finished
+    within its budget (a local minimum at the smallest block).
     """
 
     prefix_step: int | None = None
@@ -123,10 +124,26 @@ def prune(
     mask: np.ndarray, values: np.ndarray, passes: Passes, settings: ExtractionSettings
 ) -> np.ndarray:
     """Remove blocks, then smaller blocks, then pixels, while the set stays sufficient."""
-    budget = [settings.prune_budget if settings.prune_budget is not None else np.inf]
+    return prune_within_budget(mask, values, passes, settings)[0]
+
+
+def prune_within_budget(
+    mask: np.ndarray, values: np.ndarray, passes: Passes, settings: ExtractionSettings
+) -> tuple[np.ndarray, bool]:
+    """`prune`, and whether it finished: False when the budget ran out before every block
+    size was done, so the set is where the budget ended, not a local minimum."""
+    budget = _Budget(settings.prune_budget if settings.prune_budget is not None else np.inf)
     for side in settings.prune_blocks:
         mask = _prune_blocks(mask, values, side, passes, settings.search_width, budget)
-    return mask
+    return mask, not budget.ran_out
+
+
+@dataclass
+class _Budget:
+    """The evaluations pruning has left, and whether a round found too few."""
+
+    left: float
+    ran_out: bool = False
 
 
 def _prune_blocks(
@@ -135,14 +152,14 @@ def _prune_blocks(
     side: int,
     passes: Passes,
     width: int,
-    budget: list[float],
+    budget: _Budget,
 ) -> np.ndarray:
     """Greedy removal of ``side`` x ``side`` blocks in ascending responsibility, galloping.
 
     Each round tries removing the next ``s`` blocks for a few strides ``s`` around the current
     stride; the largest removal that stays sufficient is kept and the stride doubles. When even
-    the smallest fails at stride 1, the next block is needed and is kept. ``budget[0]`` holds
-    the evaluations left; the pass stops, keeping the last sufficient set, when it runs out.
+    the smallest fails at stride 1, the next block is needed and is kept. ``budget`` holds the
+    evaluations left; the pass stops, keeping the last sufficient set, when it runs out.
     """
     block_rank, blocks = _block_ranks(mask, values, side)
     start, stride = 0, 1
@@ -151,9 +168,10 @@ def _prune_blocks(
         candidates = [mask & ~((block_rank >= start) & (block_rank < start + s)) for s in strides]
         # Never propose the empty set: the engine has already found that it does not pass.
         tried = [(s, c) for s, c in zip(strides, candidates, strict=True) if c.any()]
-        if len(tried) > budget[0]:
+        if len(tried) > budget.left:
+            budget.ran_out = True
             break
-        budget[0] -= len(tried)
+        budget.left -= len(tried)
         verdicts = passes(np.stack([c for _, c in tried])) if tried else []
         accepted = [(s, c) for (s, c), ok in zip(tried, verdicts, strict=True) if ok]
         if accepted:
