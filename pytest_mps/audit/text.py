@@ -32,6 +32,15 @@ def count_images(count: int) -> str:
     return f"{count} image" if count == 1 else f"{count} images"
 
 
+def share_within(count: int, total: int, allowed: float, what: str) -> tuple[bool, str]:
+    """Whether ``count`` of ``total`` images is at most the ``allowed`` share, and the sentence
+    that says so: "3 of 20 images (15%) <what>, more than the allowed 10%"."""
+    passed = count / total <= allowed
+    verdict = "within" if passed else "more than"
+    text = f"{count} of {total} images ({percent(count / total)}) {what}, {verdict} the allowed"
+    return passed, f"{text} {percent(allowed)}"
+
+
 def listing(items: Sequence[str]) -> str:
     """The first few items, and how many more there are."""
     shown = ", ".join(items[:SHOWN])

@@ -12,7 +12,7 @@ from pytest_mps.audit import arguments
 from pytest_mps.audit.baseline import read_baseline
 from pytest_mps.audit.checks.base import Audit, Check
 from pytest_mps.audit.records import CheckOutcome, ImageRecord, ratios
-from pytest_mps.audit.text import count_images, listing, percent, ratio_text, size_text
+from pytest_mps.audit.text import count_images, listing, ratio_text, share_within, size_text
 from pytest_mps.choices import ANOMALY_METHODS
 
 MIN_REFERENCE = 5  # reference images that define "normal" for anomaly flags
@@ -88,11 +88,10 @@ class Anomalies(Check):
         order = np.argsort(-np.abs(result.scores), kind="stable")
         hits = [int(i) for i in order if flags[i]]
         n, k = len(audit.records), len(hits)
-        passed = k / n <= self.max_fraction
+        passed, share = share_within(k, n, self.max_fraction, "have anomalous MPS ratios")
         message = (
-            f"anomalies: {k} of {n} images ({percent(k / n)}) have anomalous MPS ratios, "
-            f"{'within' if passed else 'more than'} the allowed {percent(self.max_fraction)} "
-            f"(normal range [{ratio_text(lower)}, {ratio_text(upper)}] from {described}; "
+            f"anomalies: {share} (normal range [{ratio_text(lower)}, {ratio_text(upper)}] "
+            f"from {described}; "
             f"{self.method}, threshold {result.threshold:g}"
             f"{', outlying across their spread' if self.across_spread else ''})."
         )

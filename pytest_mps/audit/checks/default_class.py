@@ -7,7 +7,7 @@ from typing import Any
 from pytest_mps.audit import arguments
 from pytest_mps.audit.checks.base import Audit, Check
 from pytest_mps.audit.records import CheckOutcome
-from pytest_mps.audit.text import listing, percent
+from pytest_mps.audit.text import listing, share_within
 
 
 class DefaultClass(Check):
@@ -26,12 +26,9 @@ class DefaultClass(Check):
     def judge(self, audit: Audit) -> CheckOutcome:
         empty = [record for record in audit.records if record.default_class]
         n, k = len(audit.records), len(empty)
-        passed = k / n <= self.max_fraction
-        message = (
-            f"default_class: {k} of {n} images ({percent(k / n)}) have an empty MPS (the "
-            f"fill alone gives their class), {'within' if passed else 'more than'} the allowed "
-            f"{percent(self.max_fraction)}."
-        )
+        what = "have an empty MPS (the fill alone gives their class)"
+        passed, share = share_within(k, n, self.max_fraction, what)
+        message = f"default_class: {share}."
         images = [audit.name_of(record.path) for record in empty]
         if empty:
             classes = sorted({record.target_label or str(record.target) for record in empty})
