@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -196,6 +198,24 @@ def test_unknown_option_is_refused(spot_model):
     valid = r"unknown engine option 'iteration' \(valid: .*iterations"
     with pytest.raises(ValueError, match=valid):
         Engine(spot_model, device="cpu", iteration=3)
+
+
+@pytest.mark.parametrize(
+    ("option", "problem"),
+    [
+        ({"restarts": 0}, "restarts must be at least 1"),
+        ({"restart_noise": -0.5}, "restart_noise must be >= 0"),
+        ({"split": "random"}, "split must be one of uniform, quasi, betabinomial"),
+        ({"converged_at": 0}, "converged_at must be in (0, 1]"),
+        ({"min_iterations": 0}, "min_iterations must be at least 1"),
+        ({"location_scale": -1}, "location_scale must be >= 0"),
+    ],
+)
+def test_bad_search_settings_are_refused_before_any_model_work(option, problem):
+    from pytest_mps.engine.settings import make_settings
+
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        make_settings(**option)
 
 
 def test_explain_many_reuses_one_model(tmp_path, spot_model):
