@@ -171,7 +171,7 @@ class _Run:
         extraction = settings.extraction
         found: list[np.ndarray] = []
         for restart in range(extraction.restarts):
-            values = perturbed(responsibility, extraction.restart_noise, [settings.seed, restart])
+            values = perturbed(responsibility, extraction.restart_noise, settings.seed, restart)
             mask, finished = self._extract(values)
             found.append(mask)
             if not finished:

@@ -52,12 +52,12 @@ def rank_pixels(values: np.ndarray) -> np.ndarray:
     return np.lexsort((index, -smoothed.ravel(), -values.ravel()))
 
 
-def perturbed(values: np.ndarray, noise: float, seed: list[int]) -> np.ndarray:
-    """``values`` times log-normal noise of sigma ``noise``, seeded; restart 0 (``seed[-1] ==
-    0``) gets the map unchanged."""
-    if seed[-1] == 0 or noise <= 0:
+def perturbed(values: np.ndarray, noise: float, seed: int, restart: int) -> np.ndarray:
+    """The map that extraction ``restart`` ranks: restart 0 the map as it is, the others
+    ``values`` times log-normal noise of sigma ``noise`` (seeded by ``seed`` and ``restart``)."""
+    if restart == 0 or noise <= 0:
         return values
-    rng = np.random.default_rng([*seed, RESTART_STREAM])
+    rng = np.random.default_rng([seed, restart, RESTART_STREAM])
     return values * np.exp(noise * rng.standard_normal(values.shape))
 
 

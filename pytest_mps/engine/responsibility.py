@@ -31,7 +31,7 @@ class ResponsibilitySettings:
     """ReX's parameters, plus when to stop: once the map has converged.
 
     ``iterations`` is the most trees grown. With ``converged_at`` below 1, trees grow in waves
-    of ``wave`` (an even number: half to each of two independent half-maps) until the two
+    of ``wave`` (alternating between two independent half-maps) until the two
     half-maps, smoothed at ``location_scale`` (a share of the image's shorter side), agree at
     that Spearman correlation: the map then no longer hinges on the seed. ``split="quasi"``
     spreads the trees' first split points evenly over the image (a randomly shifted

@@ -23,8 +23,9 @@ from pytest_mps.engine.responsibility import ResponsibilitySettings
 PRESETS: dict[str, dict[str, Any]] = {
     # Trees until two independent half-maps agree (Spearman 0.8 at 7% of the image side, at
     # most 8), their first splits spread evenly; a batched prefix search and pruning down to
-    # single pixels, twice (the smaller set kept, both sizes reported): smaller sets for
-    # fewer model calls than ReX, and a map and a size that hinge less on the seed.
+    # single pixels, up to three times while pruning ends within its budget (the smallest set
+    # kept, every size reported): smaller sets for fewer model calls than ReX, and a map and a
+    # size that hinge less on the seed.
     "default": {
         "iterations": 8,
         "wave": 2,
