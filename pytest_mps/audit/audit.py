@@ -16,7 +16,7 @@ import numpy as np
 
 from pytest_mps import __version__
 from pytest_mps.audit.checks import BY_NAME, Check
-from pytest_mps.audit.records import CheckOutcome, ImageRecord, jsonable, ratios
+from pytest_mps.audit.records import CheckOutcome, ImageRecord, jsonable, mark_anomalies, ratios
 
 PathLike = str | os.PathLike[str]
 
@@ -165,17 +165,8 @@ class Audit:
     def as_dict(self) -> dict[str, Any]:
         """Everything the audit measured and concluded, as the reports show it: the entry of
         ``mps-report.json``, the terminal summary and the pytest-html extras all read this."""
-        scores = {entry["image"]: entry["score"] for entry in self._flag_entries()}
-        images = [
-            {
-                **record.as_dict(),
-                "path": path,
-                "anomaly": path in scores,
-                "anomaly_score": scores.get(path),
-            }
-            for record in self.records
-            for path in [self.name_of(record.path)]
-        ]
+        checks = [outcome.as_dict() for outcome in self.outcomes]
+        images = [{**r.as_dict(), "path": self.name_of(r.path)} for r in self.records]
         compared = self._latest("baseline", compared=True)
         return jsonable(
             {
@@ -185,12 +176,12 @@ class Audit:
                 "provider": self.provider,
                 "config": self.settings,
                 "figures": self.summary(),
-                "checks": [outcome.as_dict() for outcome in self.outcomes],
+                "checks": checks,
                 "flagged": [self.name_of(record.path) for record in self.flagged],
                 "baseline": None
                 if compared is None
                 else {"path": compared.thresholds["path"], "ratios": compared.baseline_ratios},
-                "images": images,
+                "images": mark_anomalies(images, checks),
             }
         )
 
@@ -244,10 +235,6 @@ class Audit:
             if outcome.check == check and (not compared or outcome.baseline_ratios is not None):
                 return outcome
         return None
-
-    def _flag_entries(self) -> list[dict[str, Any]]:
-        outcome = self._latest("anomalies")
-        return [] if outcome is None else outcome.measured.get("images", [])
 
 
 def _median(records: Sequence[ImageRecord]) -> float | None:

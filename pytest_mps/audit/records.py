@@ -107,6 +107,23 @@ def ratios(records: Sequence[ImageRecord]) -> np.ndarray:
     return np.array([0.0 if r.default_class else r.ratio for r in records], dtype=np.float64)
 
 
+def mark_anomalies(
+    images: Sequence[dict[str, Any]], checks: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Image entries with ``anomaly`` and ``anomaly_score`` set from the anomalies checks among
+    ``checks`` (entries as `CheckOutcome.as_dict` gives them)."""
+    scores = {
+        entry["image"]: entry["score"]
+        for check in checks
+        if check["check"] == "anomalies"
+        for entry in check["measured"].get("images", [])
+    }
+    return [
+        {**image, "anomaly": image["path"] in scores, "anomaly_score": scores.get(image["path"])}
+        for image in images
+    ]
+
+
 def jsonable(value: Any) -> Any:
     """JSON-ready data: NumPy scalars as Python numbers, tuples as lists, NaN and inf as None."""
     if isinstance(value, dict):

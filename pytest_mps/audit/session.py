@@ -114,7 +114,10 @@ class MPSSession:
         if identity not in self.audits:
             start = time.perf_counter()
             engine_key = json.dumps([str(model_path), str(config_path), options], default=str)
-            results = self._explain_all(engine_key, model_path, config_path, options, paths)
+            fingerprint = _fingerprint(model_path, config_path, options, settings, self._sha)
+            results = self._explain_all(
+                engine_key, model_path, config_path, options, paths, fingerprint
+            )
             records = [
                 dataclasses.replace(
                     ImageRecord.from_explanation(result, truth[path], cached=cached),
@@ -157,9 +160,9 @@ class MPSSession:
         config: Path | None,
         options: dict[str, Any],
         paths: list[Path],
+        fingerprint: dict[str, Any],
     ) -> list[tuple[Explanation, bool]]:
         """Each image's explanation, and whether it came from an earlier session's cache."""
-        fingerprint = _fingerprint(model, config, options, self._sha)
         results = []
         for done, path in enumerate(paths, start=1):
             key = cache_key(self._sha(model), self._sha(path), fingerprint)
@@ -198,13 +201,12 @@ class MPSSession:
 
 
 def _fingerprint(
-    model: Path, config: Path | None, options: dict[str, Any], sha: Any
+    model: Path, config: Path | None, options: dict[str, Any], settings: Settings, sha: Any
 ) -> dict[str, Any]:
     """Everything besides the model and image bytes that decides an MPS, known before any model
     is loaded (so that a fully cached audit never loads one)."""
     import onnxruntime
 
-    settings = _settings(options)
     cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
     provider = "cuda" if cuda and options.get("device", "auto") != "cpu" else "cpu"
     yaml_file = config or find_config(model)
@@ -216,7 +218,7 @@ def _fingerprint(
     }
 
 
-def _settings(options: dict[str, Any], where: str = "mps_audit") -> Settings:
+def _settings(options: dict[str, Any], where: str) -> Settings:
     """The engine settings the options ask for; a bad option names the audit and the valid
     options."""
     chosen = {k: v for k, v in options.items() if k not in RUN_OPTIONS}

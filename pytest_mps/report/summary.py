@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_mps.audit.records import mark_anomalies
 from pytest_mps.audit.text import ratio_text
 
 if TYPE_CHECKING:
@@ -63,20 +64,7 @@ def merge_audit_reports(payloads: list[dict[str, Any]]) -> tuple[list[dict[str, 
             current["flagged"] += [p for p in audit["flagged"] if p not in current["flagged"]]
             current["baseline"] = current["baseline"] or audit["baseline"]
     for audit in merged.values():
-        scores = {
-            entry["image"]: entry["score"]
-            for check in audit["checks"]
-            if check["check"] == "anomalies"
-            for entry in check["measured"].get("images", [])
-        }
-        audit["images"] = [
-            {
-                **image,
-                "anomaly": image["path"] in scores,
-                "anomaly_score": scores.get(image["path"]),
-            }
-            for image in audit["images"]
-        ]
+        audit["images"] = mark_anomalies(audit["images"], audit["checks"])
     audits = sorted(merged.values(), key=lambda audit: (audit["name"], audit["id"]))
     return audits, sum(payload["evaluations"] for payload in payloads)
 
