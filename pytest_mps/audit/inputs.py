@@ -12,11 +12,11 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
+from pytest_mps.choices import FOLDER_LABELS
 from pytest_mps.engine.images import IMAGE_SUFFIXES, list_images
 from pytest_mps.errors import MPSInputError
 
 ImageSpec = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
-FOLDER_LABELS = "folders"
 SHOWN = 3  # how many images an error message names before "and N more"
 _INDEX = re.compile(r"-?[0-9]+")
 

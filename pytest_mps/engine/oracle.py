@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from pytest_mps.choices import DEVICES
 from pytest_mps.engine.model import Classifier
 from pytest_mps.errors import MPSInputError, first_line
 
@@ -211,7 +212,7 @@ class MaskedOracle:
 
 def _open_session(ort, model_bytes: bytes, device: str, classifier: Classifier):
     """An inference session on the requested device, and a note on the provider in use."""
-    if device not in ("auto", "cpu", "cuda"):
+    if device not in DEVICES:
         raise MPSInputError(classifier.path, f"unknown device {device!r} (auto, cpu or cuda)")
     options = ort.SessionOptions()
     options.log_severity_level = 3
