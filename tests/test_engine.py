@@ -209,6 +209,9 @@ def test_unknown_option_is_refused(spot_model):
         ({"converged_at": 0}, "converged_at must be in (0, 1]"),
         ({"min_iterations": 0}, "min_iterations must be at least 1"),
         ({"location_scale": -1}, "location_scale must be >= 0"),
+        ({"min_box_share": 1.0}, "min_box_share must be in [0, 1)"),
+        ({"split_shape": [0, 2]}, "split_shape must be two positive numbers"),
+        ({"split_shape": [2, 2, 2]}, "split_shape must be two positive numbers"),
     ],
 )
 def test_bad_search_settings_are_refused_before_any_model_work(option, problem):

@@ -543,6 +543,44 @@ def test_quasi_first_splits_cover_the_image_evenly():
     assert len(rows) >= 12, rows
 
 
+def first_split_rows(shape, **options) -> list[int]:
+    """Each tree's first split row, read off the first call's masks (no mutant passes)."""
+    _, oracle = responsibility(shape, lambda mask: False, iterations=16, **options)
+    first_call = oracle.batches[0]
+    firsts = [mask for mask in first_call if mask[0, 0] and not mask[:, 0].all()]
+    return [int(np.argmax(~mask[:, 0])) for mask in firsts]
+
+
+def test_quasi_splits_near_the_middle_follow_split_shape():
+    """``split_shape`` above 1 draws the quasi-random first splits towards the box's middle:
+    children of like size instead of a sliver and most of the box."""
+    shape = (64, 64)
+    spread = first_split_rows(shape, seed=3, split="quasi", split_shape=(1.0, 1.0))
+    middle = first_split_rows(shape, seed=3, split="quasi", split_shape=(8.0, 8.0))
+    off_centre = [np.mean(np.abs(np.array(rows) - 32)) for rows in (spread, middle)]
+    assert max(spread) - min(spread) > 48, spread  # uniform: out to near both edges
+    assert off_centre[1] < 0.6 * off_centre[0], off_centre
+    assert len(set(middle)) >= 8, "still spread over the middle, not one row"
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.3])
+def test_boxes_below_min_box_share_are_not_split(share):
+    """The tree stops refining below ``min_box_share`` of the image: every box it splits
+    (seen as the revealed parts of its mutants) is at least that large."""
+    shape = (20, 20)
+    result, oracle = responsibility(
+        shape, reveals_all([(5, 14)]), seed=2, iterations=4, min_box_share=share
+    )
+    split_calls = len(oracle.batches)
+    _, deeper_oracle = responsibility(
+        shape, reveals_all([(5, 14)]), seed=2, iterations=4, min_box_share=0.0
+    )
+    assert split_calls <= len(deeper_oracle.batches)
+    if share >= 0.3:  # only the whole image (and boxes of 30% or more) may be split
+        assert oracle.evaluations < deeper_oracle.evaluations
+    assert result.values[5, 14] == result.values.max()
+
+
 def test_one_tree_never_sends_the_same_mask_twice_in_one_call():
     """Children of zero area make different combinations reveal the same pixels."""
     for seed in range(30):

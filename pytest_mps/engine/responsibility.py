@@ -35,11 +35,16 @@ class ResponsibilitySettings:
     half-maps, smoothed at ``location_scale`` (a share of the image's shorter side), agree at
     that Spearman correlation: the map then no longer hinges on the seed. ``split="quasi"``
     spreads the trees' first split points evenly over the image (a randomly shifted
-    low-discrepancy sequence) instead of drawing each at random: the map converges sooner.
+    low-discrepancy sequence) instead of drawing each at random, and draws every split from
+    the beta distribution of ``split_shape`` (above 1: near the middle, so children are of
+    like size): the map converges sooner. A box is not split further below ``min_box_area``
+    pixels or ``min_box_share`` of the image, whichever is larger: a map refined below the
+    scale a location is judged at costs evaluations and adds only noise there.
     """
 
     iterations: int = 20
     min_box_area: int = 10
+    min_box_share: float = 0.0
     depth_limit: int = 10
     split: str = "uniform"
     split_shape: tuple[float, float] = (1.1, 1.1)
@@ -142,6 +147,7 @@ def _run_trees(
 ) -> tuple[list[np.ndarray], int]:
     start = 0.0 if settings.combine == "additive" else 1.0
     shift = np.random.default_rng([seed, _QUASI_STREAM]).random(2)  # the same for every tree
+    min_area = max(settings.min_box_area, settings.min_box_share * shape[0] * shape[1])
     trees = [
         _Tree(
             np.random.default_rng([seed, i]),
@@ -154,7 +160,7 @@ def _run_trees(
     evaluations = 0
     live = list(trees)
     while live:
-        mutants = [m for tree in live for m in _mutants(tree, settings)]
+        mutants = [m for tree in live for m in _mutants(tree, settings, min_area)]
         masks = {}
         for mutant in mutants:
             masks.setdefault(mutant.key, mutant.mask)
@@ -188,7 +194,7 @@ def _quasi_point(index: int, shift: np.ndarray) -> tuple[float, float]:
     return float(point[0]), float(point[1])
 
 
-def _mutants(tree: _Tree, settings: ResponsibilitySettings) -> list[_Mutant]:
+def _mutants(tree: _Tree, settings: ResponsibilitySettings, min_area: float) -> list[_Mutant]:
     """The mutants of one round: each part of the job split in turn, the others kept revealed.
 
     A mutant that reveals the whole part (its other children are empty) is the job itself,
@@ -199,7 +205,7 @@ def _mutants(tree: _Tree, settings: ResponsibilitySettings) -> list[_Mutant]:
     mutants = []
     for index, part in enumerate(tree.job):
         point = tree.first_split if part[4] == 0 else None
-        children = _split(part, tree.rng, settings, point)
+        children = _split(part, tree.rng, settings, min_area, point)
         if children is None:
             continue
         static = tree.job[:index] + tree.job[index + 1 :]
@@ -219,17 +225,19 @@ def _split(
     box: Box,
     rng: np.random.Generator,
     settings: ResponsibilitySettings,
+    min_area: float,
     point: tuple[float, float] | None = None,
 ) -> list[Box] | None:
-    """Four children at a random point of ``box`` (or at ``point``, as shares of its height
-    and width), or ``None`` when it may not be split."""
+    """Four children at a random point of ``box`` (or at the quantiles ``point`` of the split
+    distribution along its height and width), or ``None`` when it may not be split."""
     r0, r1, c0, c1, depth = box
     height, width = r1 - r0, c1 - c0
-    if depth >= settings.depth_limit or height * width < settings.min_box_area:
+    if depth >= settings.depth_limit or height * width < min_area:
         return None
     if point is not None:
-        row, col = r0 + int(point[0] * height), c0 + int(point[1] * width)
-    elif settings.split in ("uniform", "quasi"):
+        row_share, col_share = stats.beta.ppf(point, *settings.split_shape)
+        row, col = r0 + int(row_share * height), c0 + int(col_share * width)
+    elif settings.split == "uniform":
         position = int(rng.integers(height * width))
         row, col = r0 + position // width, c0 + position % width
     else:

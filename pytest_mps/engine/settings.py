@@ -21,18 +21,20 @@ from pytest_mps.engine.preprocess import normalise
 from pytest_mps.engine.responsibility import ResponsibilitySettings
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Trees until two independent half-maps agree (Spearman 0.8 at 7% of the image side, at
-    # most 8), their first splits spread evenly; a batched prefix search and pruning down to
-    # single pixels, up to three times while pruning ends within its budget (the smallest set
-    # kept, every size reported): smaller sets for fewer model calls than ReX, and a map and a
-    # size that hinge less on the seed.
+    # Twelve trees, their first splits spread evenly and every split near the middle of its box,
+    # refined down to boxes of 7.5% of the image (the scale a location is judged at); a batched
+    # prefix search and pruning down to single pixels, up to three times while pruning ends
+    # within its budget (the smallest set kept, every size reported): smaller sets for fewer
+    # model calls than ReX, and a map and a size that hinge less on the seed. Stopping once two
+    # half-maps agree saved few evaluations at the agreement a steady location needs, so all
+    # twelve grow at once (the fullest model calls).
     "default": {
-        "iterations": 8,
-        "wave": 2,
-        "converged_at": 0.8,
-        "min_iterations": 2,
-        "location_scale": 0.07,
+        "iterations": 12,
+        "converged_at": 1.0,
+        "location_scale": 0.1,
         "split": "quasi",
+        "split_shape": (8.0, 8.0),
+        "min_box_share": 0.075,
         "combine": "additive",
         "restarts": 3,
         "restart_noise": 1.0,
@@ -139,6 +141,11 @@ def _validate(settings: Settings) -> None:
         (seed_ok and settings.seed >= 0, f"seed must be an integer >= 0, not {settings.seed!r}"),
         (r.iterations >= 1, "iterations must be at least 1"),
         (r.min_box_area >= 1, "min_box_area must be at least 1"),
+        (0 <= r.min_box_share < 1, "min_box_share must be in [0, 1)"),
+        (
+            len(r.split_shape) == 2 and all(side > 0 for side in r.split_shape),
+            "split_shape must be two positive numbers",
+        ),
         (r.depth_limit >= 1, "depth_limit must be at least 1"),
         (r.split in SPLITS, f"split must be one of {', '.join(SPLITS)}"),
         (r.wave >= 1, "wave must be at least 1"),
