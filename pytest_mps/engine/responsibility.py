@@ -34,12 +34,13 @@ class ResponsibilitySettings:
     of ``wave`` (alternating between two independent half-maps) until the two
     half-maps, smoothed at ``location_scale`` (a share of the image's shorter side), agree at
     that Spearman correlation: the map then no longer hinges on the seed. ``split="quasi"``
-    spreads the trees' first split points evenly over the image (a randomly shifted
-    low-discrepancy sequence) instead of drawing each at random, and draws every split from
-    the beta distribution of ``split_shape`` (above 1: near the middle, so children are of
-    like size): the map converges sooner. A box is not split further below ``min_box_area``
-    pixels or ``min_box_share`` of the image, whichever is larger: a map refined below the
-    scale a location is judged at costs evaluations and adds only noise there.
+    gives each tree one point, spread evenly over the trees (a randomly shifted
+    low-discrepancy sequence) instead of drawing every split at random, and splits every box
+    of the tree at that point's quantiles of the beta distribution of ``split_shape`` (above
+    1: near the middle, so children are of like size): each tree is a warped grid and the
+    trees' grids interleave, so the map converges sooner. A box is not split further below
+    ``min_box_area`` pixels or ``min_box_share`` of the image, whichever is larger: a map
+    refined below the scale a location is judged at costs evaluations and adds only noise.
     """
 
     iterations: int = 20
@@ -71,7 +72,9 @@ class _Tree:
     rng: np.random.Generator
     values: np.ndarray
     job: list[Box] = field(default_factory=list)
-    first_split: tuple[float, float] | None = None  # (row, col) in [0, 1): a quasi-random root
+    # (row, col) quantiles in [0, 1) of the split distribution: with split="quasi", every box
+    # of the tree splits there, so each tree is a warped grid and the trees' grids interleave.
+    split_point: tuple[float, float] | None = None
 
 
 @dataclass
@@ -98,9 +101,10 @@ def compute_responsibility(
     halves: list[np.ndarray | None] = [None, None]
     done = evaluations = 0
     while done < settings.iterations:
-        # Without an early stop every tree runs at once: the fullest model calls.
+        # Trees that run anyway (all of them without an early stop, else the first
+        # min_iterations) grow at once: the fullest model calls.
         wave = settings.wave if settings.converged_at < 1.0 else settings.iterations
-        count = min(wave, settings.iterations - done)
+        count = min(max(wave, settings.min_iterations - done), settings.iterations - done)
         maps, cost = _run_trees(shape, passes, settings, seed, range(done, done + count))
         evaluations += cost
         for index, values in zip(range(done, done + count), maps, strict=True):
@@ -188,7 +192,7 @@ def _run_trees(
 
 def _quasi_point(index: int, shift: np.ndarray) -> tuple[float, float]:
     """The ``index``-th point of the R2 low-discrepancy sequence in the unit square, shifted
-    (Cranley-Patterson rotation): successive trees' first splits cover the image evenly."""
+    (Cranley-Patterson rotation): successive trees' split points cover the square evenly."""
     plastic = 1.324717957244746  # the R2 sequence's generator: x^3 = x + 1
     point = (shift + (index + 1) * np.array([1 / plastic, 1 / plastic**2])) % 1.0
     return float(point[0]), float(point[1])
@@ -204,7 +208,7 @@ def _mutants(tree: _Tree, settings: ResponsibilitySettings, min_area: float) -> 
     shape = tree.values.shape
     mutants = []
     for index, part in enumerate(tree.job):
-        point = tree.first_split if part[4] == 0 else None
+        point = tree.split_point
         children = _split(part, tree.rng, settings, min_area, point)
         if children is None:
             continue
