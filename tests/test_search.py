@@ -22,6 +22,7 @@ from pytest_mps.engine.extract import (
     rank_pixels,
 )
 from pytest_mps.engine.responsibility import (
+    COMBINATIONS,
     ResponsibilityMap,
     ResponsibilitySettings,
     compute_responsibility,
@@ -520,6 +521,17 @@ def test_early_stop_ends_once_the_half_maps_agree(shape, split):
         if early.iterations <= 10:
             assert early.evaluations < everything.evaluations
     assert sum(result.iterations < 20 for result in stopped) >= 4
+
+
+def test_the_trees_that_run_anyway_share_the_first_calls():
+    """With an early stop, the first ``min_iterations`` trees grow in one wave (full model
+    calls); only the trees after them come ``wave`` at a time."""
+    shape = (16, 16)
+    options = {"iterations": 10, "converged_at": 0.5, "wave": 2, "min_iterations": 6}
+    _, oracle = responsibility(shape, lambda mask: False, seed=4, **options)
+    roots_per_tree = len(COMBINATIONS)
+    assert len(oracle.batches[0]) > 4 * roots_per_tree  # six trees' roots, not two
+    assert all(len(batch) <= 2 * roots_per_tree for batch in oracle.batches[1:])
 
 
 def test_flat_half_maps_are_no_sign_of_convergence():

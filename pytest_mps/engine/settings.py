@@ -21,13 +21,13 @@ from pytest_mps.engine.preprocess import normalise
 from pytest_mps.engine.responsibility import ResponsibilitySettings
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Twelve trees, their first splits spread evenly and every split near the middle of its box,
-    # refined down to boxes of 7.5% of the image (the scale a location is judged at); a batched
-    # prefix search and pruning down to single pixels, up to three times while pruning ends
-    # within its budget (the smallest set kept, every size reported): smaller sets for fewer
-    # model calls than ReX, and a map and a size that hinge less on the seed. Stopping once two
-    # half-maps agree saved few evaluations at the agreement a steady location needs, so all
-    # twelve grow at once (the fullest model calls).
+    # Twelve trees, each splitting every box at its own point near the middle (the trees' points
+    # spread evenly), refined down to boxes of 7.5% of the image (the scale a location is
+    # judged at); a batched prefix search and pruning down to single pixels, up to three times
+    # while pruning ends within its budget (the smallest set kept, every size reported):
+    # smaller sets for fewer model calls than ReX, and a map and a size that hinge less on the
+    # seed. Stopping once two half-maps agree saved few evaluations at the agreement a steady
+    # location needs, so all twelve grow at once (the fullest model calls).
     "default": {
         "iterations": 12,
         "converged_at": 1.0,
@@ -39,7 +39,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "restarts": 3,
         "restart_noise": 1.0,
         "prune_blocks": (16, 8, 4, 2, 1),
-        "prune_budget": 200,
+        "prune_budget": 500,
     },
     # ReX 0.4.1's defaults: 20 iterations, prefixes grown 10 pixels at a time, no pruning.
     "rex": {"iterations": 20, "prefix_step": 10, "prune_blocks": ()},
