@@ -39,7 +39,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "restarts": 3,
         "restart_noise": 1.0,
         "prune_blocks": (16, 8, 4, 2, 1),
-        "prune_budget": 500,
+        "prune_budget": 400,
     },
     # ReX 0.4.1's defaults: 20 iterations, prefixes grown 10 pixels at a time, no pruning.
     "rex": {"iterations": 20, "prefix_step": 10, "prune_blocks": ()},
