@@ -72,8 +72,8 @@ class _Tree:
     rng: np.random.Generator
     values: np.ndarray
     job: list[Box] = field(default_factory=list)
-    # (row, col) quantiles in [0, 1) of the split distribution: with split="quasi", every box
-    # of the tree splits there, so each tree is a warped grid and the trees' grids interleave.
+    # (row, col) shares of a box's height and width: with split="quasi", every box of the tree
+    # splits there, so each tree is a warped grid and the trees' grids interleave.
     split_point: tuple[float, float] | None = None
 
 
@@ -157,7 +157,7 @@ def _run_trees(
             np.random.default_rng([seed, i]),
             np.full(shape, start),
             [(0, shape[0], 0, shape[1], 0)],
-            _quasi_point(i, shift) if settings.split == "quasi" else None,
+            _quasi_split(i, shift, settings.split_shape) if settings.split == "quasi" else None,
         )
         for i in ids
     ]
@@ -190,12 +190,15 @@ def _run_trees(
     return [tree.values for tree in trees], evaluations
 
 
-def _quasi_point(index: int, shift: np.ndarray) -> tuple[float, float]:
-    """The ``index``-th point of the R2 low-discrepancy sequence in the unit square, shifted
-    (Cranley-Patterson rotation): successive trees' split points cover the square evenly."""
+def _quasi_split(index: int, shift: np.ndarray, shape: tuple[float, float]) -> tuple[float, float]:
+    """Tree ``index``'s split point, as shares of a box's height and width: the
+    ``index``-th point of the R2 low-discrepancy sequence in the unit square, shifted
+    (Cranley-Patterson rotation) so successive trees' points cover the square evenly, taken
+    as quantiles of the beta distribution of ``shape``."""
     plastic = 1.324717957244746  # the R2 sequence's generator: x^3 = x + 1
     point = (shift + (index + 1) * np.array([1 / plastic, 1 / plastic**2])) % 1.0
-    return float(point[0]), float(point[1])
+    row, col = stats.beta.ppf(point, *shape)
+    return float(row), float(col)
 
 
 def _mutants(tree: _Tree, settings: ResponsibilitySettings, min_area: float) -> list[_Mutant]:
@@ -208,8 +211,7 @@ def _mutants(tree: _Tree, settings: ResponsibilitySettings, min_area: float) -> 
     shape = tree.values.shape
     mutants = []
     for index, part in enumerate(tree.job):
-        point = tree.split_point
-        children = _split(part, tree.rng, settings, min_area, point)
+        children = _split(part, tree.rng, settings, min_area, tree.split_point)
         if children is None:
             continue
         static = tree.job[:index] + tree.job[index + 1 :]
@@ -232,15 +234,14 @@ def _split(
     min_area: float,
     point: tuple[float, float] | None = None,
 ) -> list[Box] | None:
-    """Four children at a random point of ``box`` (or at the quantiles ``point`` of the split
-    distribution along its height and width), or ``None`` when it may not be split."""
+    """Four children at a random point of ``box`` (or at ``point``, as shares of its height
+    and width), or ``None`` when it may not be split."""
     r0, r1, c0, c1, depth = box
     height, width = r1 - r0, c1 - c0
     if depth >= settings.depth_limit or height * width < min_area:
         return None
     if point is not None:
-        row_share, col_share = stats.beta.ppf(point, *settings.split_shape)
-        row, col = r0 + int(row_share * height), c0 + int(col_share * width)
+        row, col = r0 + int(point[0] * height), c0 + int(point[1] * width)
     elif settings.split == "uniform":
         position = int(rng.integers(height * width))
         row, col = r0 + position // width, c0 + position % width
