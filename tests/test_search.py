@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
+from pytest_mps.engine import responsibility as engine_responsibility
 from pytest_mps.engine.extract import (
     ExtractionSettings,
     first_sufficient_prefix,
@@ -575,21 +576,28 @@ def test_quasi_splits_near_the_middle_follow_split_shape():
     assert len(set(middle)) >= 8, "still spread over the middle, not one row"
 
 
-@pytest.mark.parametrize("share", [0.0, 0.1, 0.3])
-def test_boxes_below_min_box_share_are_not_split(share):
-    """The tree stops refining below ``min_box_share`` of the image: every box it splits
-    (seen as the revealed parts of its mutants) is at least that large."""
-    shape = (20, 20)
-    result, oracle = responsibility(
-        shape, reveals_all([(5, 14)]), seed=2, iterations=4, min_box_share=share
-    )
-    split_calls = len(oracle.batches)
-    _, deeper_oracle = responsibility(
-        shape, reveals_all([(5, 14)]), seed=2, iterations=4, min_box_share=0.0
-    )
-    assert split_calls <= len(deeper_oracle.batches)
-    if share >= 0.3:  # only the whole image (and boxes of 30% or more) may be split
-        assert oracle.evaluations < deeper_oracle.evaluations
+@pytest.mark.parametrize("share", [0.1, 0.3])
+def test_boxes_below_min_box_share_are_not_split(share, monkeypatch):
+    """The trees stop refining below ``min_box_share`` of the image: every box they split is
+    at least that large (without the floor they split smaller ones), so they ask fewer
+    questions, and the decisive pixel still tops the map."""
+    shape, rule = (20, 20), reveals_all([(5, 14)])
+    split = engine_responsibility._split
+    split_areas: list[int] = []
+
+    def recording_split(box, *args):
+        children = split(box, *args)
+        if children is not None:
+            split_areas.append((box[1] - box[0]) * (box[3] - box[2]))
+        return children
+
+    monkeypatch.setattr(engine_responsibility, "_split", recording_split)
+    _, unfloored = responsibility(shape, rule, seed=2, iterations=4)
+    assert min(split_areas) < share * shape[0] * shape[1]
+    split_areas.clear()
+    result, floored = responsibility(shape, rule, seed=2, iterations=4, min_box_share=share)
+    assert min(split_areas) >= share * shape[0] * shape[1]
+    assert floored.evaluations < unfloored.evaluations
     assert result.values[5, 14] == result.values.max()
 
 
