@@ -9,8 +9,9 @@ sources, the model and the options), so re-running only re-computes the figures.
   mean), the Spearman correlation of sizes between every two seeds;
 - location: per image and pair of seeds, the Spearman correlation of the two responsibility
   maps and the IoU of their top-5% pixels; the IoU of the two MPS masks;
-- anomaly flags: per seed, the images an audit's ``check_anomalies`` (defaults: MAD against the
-  correctly classified images) flags, and the Jaccard overlap of those sets between seeds;
+- anomaly flags: per seed, the images an audit's ``check_anomalies`` (defaults: MAD on log
+  ratios against the correctly classified images, flags beyond the noise of the size) flags,
+  and the Jaccard overlap of those sets between seeds;
 - checks with a plain onnxruntime session on the original model (fill 0 in input space):
   every MPS re-verified, and (``--removal``) the share of its pixels that can still be dropped
   one at a time;
@@ -129,6 +130,7 @@ class ImageResult:
     sufficient: bool
     stages: dict[str, int] = field(default_factory=dict)
     ratio_spread: tuple[float, float] | None = None  # from the engine's restarts, when it has any
+    restart_sizes: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, name: str, explanation: Any) -> ImageResult:
@@ -148,6 +150,7 @@ class ImageResult:
             sufficient=bool(explanation.sufficient),
             stages={k: int(v) for k, v in explanation.stages.items()},
             ratio_spread=getattr(explanation, "ratio_spread", None),
+            restart_sizes=tuple(int(size) for size in explanation.restart_sizes),
         )
 
 
@@ -237,6 +240,7 @@ def load_cached(path: Path, run: SeedRun) -> None:
             info = meta["images"][name]
             if info.get("ratio_spread") is not None:
                 info["ratio_spread"] = tuple(info["ratio_spread"])
+            info["restart_sizes"] = tuple(info.get("restart_sizes", ()))
             run.results[name] = ImageResult(
                 image=name,
                 mask=masks[i].reshape(shape),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -295,13 +296,35 @@ def test_a_planted_outlier_is_flagged_and_listed(tmp_path):
     outcome = failure(audit.check_anomalies)
     assert audit.flagged == [planted]
     assert outcome.images == ["img/planted.jpg"]
+    # the modified z-score's bounds, on log ratios of the 20 correct images, back on the ratio scale
+    logs = np.log(CORRECT)
+    sigma = np.median(np.abs(logs - np.median(logs))) / 0.6745
+    lower, upper = np.exp(np.median(logs) + np.array([-3.5, 3.5]) * sigma)
+    assert outcome.statistics["lower"] == pytest.approx(lower)
+    assert outcome.statistics["upper"] == pytest.approx(upper)
     assert outcome.message.startswith(
         "anomalies: 1 of 21 images (4.76%) have anomalous MPS ratios, more than the allowed 0% "
-        "(normal range [0.003555, 0.05545] "
+        f"(normal range [{lower:.4g}, {upper:.4g}] from the correctly classified images; mad on "
+        "log ratios, threshold 3.5; size noise unknown (one search per image): flags are as "
+        "measured)."
     )
-    assert "from the correctly classified images; mad, threshold 3.5)" in outcome.message
     assert re.search(r"Flagged: img/planted\.jpg 0\.6 \(score \+\d+\.\d\)\.$", outcome.message)
     assert outcome.measured["images"][0]["image"] == "img/planted.jpg"
+
+
+def test_the_linear_scale_judges_the_ratios_themselves(tmp_path):
+    audit = labelled(tmp_path, incorrect=[])
+    audit.records.append(record(tmp_path, "planted.jpg", 0.6, False))
+    outcome = failure(audit.check_anomalies, scale="linear")
+    assert "(normal range [0.003555, 0.05545] " in outcome.message  # median 0.0295 +/- 3.5 sd
+    assert "mad on linear ratios" in outcome.message
+
+
+def test_on_the_log_scale_a_tiny_mps_is_an_outlier_too(tmp_path):
+    audit = unlabelled(tmp_path, [*CORRECT, 0.004])
+    outcome = failure(audit.check_anomalies)
+    assert outcome.images == ["img/u20.jpg"] and outcome.measured["images"][0]["score"] < -3.5
+    assert audit.check_anomalies(scale="linear").passed  # linear: 0.004 is within 3.5 sd
 
 
 def test_anomalies_within_max_fraction_pass_but_still_flag(tmp_path):
@@ -327,7 +350,7 @@ def test_no_anomalies_pass_and_a_later_check_clears_the_flags(tmp_path):
 def test_anomalies_iqr_fences(tmp_path):
     audit = unlabelled(tmp_path, [*CORRECT, 0.001])
     outcome = failure(audit.check_anomalies, method="iqr", reference="all")
-    assert "iqr, threshold 1.5)" in outcome.message
+    assert "iqr on log ratios, threshold 1.5;" in outcome.message
     assert "Flagged: img/u20.jpg 0.001 (score -" in outcome.message
 
 
@@ -351,7 +374,9 @@ def test_anomalies_with_a_missing_reference_file_name_it(tmp_path):
 def test_too_small_a_reference_fails_with_advice(tmp_path):
     audit = labelled(tmp_path, correct=CORRECT[:3])
     outcome = failure(audit.check_anomalies)
-    assert "reference (the correctly classified images) has 3 images; at least 5" in outcome.message
+    assert "reference (the correctly classified images) has 3 images with an MPS; at least 5" in (
+        outcome.message
+    )
     assert 'reference="all"' in outcome.message
 
 
@@ -368,6 +393,8 @@ def test_constant_reference_stays_json_ready(tmp_path):
         ({"method": "zscore"}, "method must be one of"),
         ({"threshold": 0}, "threshold must be a positive"),
         ({"max_fraction": 1.5}, "max_fraction must be in"),
+        ({"scale": "sqrt"}, "scale must be one of"),
+        ({"certain_only": "yes"}, "certain_only must be true or false"),
     ],
 )
 def test_anomalies_reject_bad_arguments(tmp_path, options, problem):
@@ -457,10 +484,12 @@ def test_default_class_rejects_a_bad_max_fraction(tmp_path, bad):
         with_empty_sets(tmp_path, empty=1).check_default_class(max_fraction=bad)
 
 
-def test_anomaly_messages_name_an_empty_mps_as_such(tmp_path):
-    audit = with_empty_sets(tmp_path, empty=1)
-    outcome = failure(audit.check_anomalies, reference="all")
-    assert "img/e00.jpg empty MPS (default class) (score" in outcome.message
+def test_anomalies_leave_out_empty_mps_and_say_so(tmp_path):
+    audit = with_empty_sets(tmp_path, empty=2)
+    outcome = audit.check_anomalies(reference="all")
+    assert outcome.passed and audit.flagged == []  # an empty MPS has no size to be anomalous
+    assert outcome.message.endswith("2 images with an empty MPS left out (see default_class).")
+    assert outcome.measured["empty"] == 2 and outcome.statistics["n_reference"] == 18
 
 
 def test_all_checks_runs_every_check_and_fails_once_with_all_failures(tmp_path):
@@ -505,20 +534,50 @@ def test_the_report_entry_marks_flagged_images_with_their_scores(tmp_path):
     assert not images["img/u00.jpg"]["anomaly"] and images["img/u00.jpg"]["anomaly_score"] is None
 
 
-def test_a_flag_within_the_spread_of_its_size_is_said_to_be_uncertain(tmp_path):
-    normal = [record(tmp_path, f"n{i:02d}.jpg", 0.05 + 0.001 * i) for i in range(12)]
-    sure = record(tmp_path, "sure.jpg", 0.6, ratio_spread=(0.6, 0.65))
-    unsure = record(tmp_path, "unsure.jpg", 0.001, ratio_spread=(0.001, 0.055))
-    audit = make_audit(tmp_path, [*normal, sure, unsure])
-    outcome = failure(audit.check_anomalies, reference="all")
-    assert outcome.measured["flagged"] == 2 and outcome.measured["uncertain"] == 1
-    assert "img/sure.jpg 0.6 (score" in outcome.message
-    assert "not certain: restarts found 0.001 to 0.055" in outcome.message
-    assert "1 image flagged only within the spread of their size" in outcome.message
-    certain = {entry["image"]: entry["certain"] for entry in outcome.measured["images"]}
-    assert certain == {"img/sure.jpg": True, "img/unsure.jpg": False}
+def sizes_with_restarts(root: Path) -> tuple[list[ImageRecord], ImageRecord, ImageRecord]:
+    """Twelve normal images whose three restarts spread by a factor e^0.3387 (a log-size noise of
+    0.3387 / d2(3) = 0.2), one far outlier and one just past the normal range."""
 
-    strict = failure(audit.check_anomalies, reference="all", across_spread=True)
-    assert [entry["image"] for entry in strict.measured["images"]] == ["img/sure.jpg"]
-    assert "outlying across their spread" in strict.message
+    def measured(name: str, ratio: float) -> ImageRecord:
+        spread = (ratio, ratio * math.exp(0.3387))
+        return record(root, name, ratio, ratio_spread=spread, restarts=3)
+
+    normal = [measured(f"n{i:02d}.jpg", 0.05 * math.exp(0.02 * i)) for i in range(12)]
+    return normal, measured("sure.jpg", 0.6), measured("near.jpg", 0.1)
+
+
+def test_only_flags_beyond_the_noise_of_the_size_count(tmp_path):
+    normal, sure, near = sizes_with_restarts(tmp_path)
+    audit = make_audit(tmp_path, [*normal, sure, near])
+    outcome = failure(audit.check_anomalies, reference="all")
+    assert outcome.statistics["size_noise"] == pytest.approx(0.2, abs=1e-3)
+    upper = outcome.statistics["upper"]
+    assert near.ratio > upper > near.ratio / math.exp(2 * 0.2)  # outside, but within 2 sd
+    assert sure.ratio / math.exp(2 * 0.2) > upper
+    assert [record.path for record in audit.flagged] == [sure.path]
+    assert outcome.measured["flagged"] == 1 and outcome.measured["uncertain"] == 1
+    assert (
+        "certain when outside it by more than 2 standard deviations of the size's noise "
+        "(20% per search, from the restarts)" in outcome.message
+    )
+    assert "within their noise, not counted: img/near.jpg 0.1." in outcome.message
+
+    counted = failure(audit.check_anomalies, reference="all", certain_only=False)
+    assert [entry["image"] for entry in counted.measured["images"]] == [
+        "img/sure.jpg",
+        "img/near.jpg",
+    ]
+    assert (
+        "img/near.jpg 0.1 (score +" in counted.message and "; within its noise)" in counted.message
+    )
+
+
+def test_an_images_own_wider_spread_makes_its_flag_uncertain(tmp_path):
+    normal, sure, _ = sizes_with_restarts(tmp_path)
+    wide = record(tmp_path, "wide.jpg", 0.2, ratio_spread=(0.2, 0.2 * math.e), restarts=2)
+    audit = make_audit(tmp_path, [*normal, sure, wide])
+    outcome = failure(audit.check_anomalies, reference="all")
+    pooled, upper = outcome.statistics["size_noise"], outcome.statistics["upper"]
+    assert wide.ratio / math.exp(2 * pooled) > upper  # certain by the audit's noise alone
+    assert outcome.measured["uncertain_images"] == ["img/wide.jpg"]  # its own: 1 / d2(2) = 0.89
     assert [record.path for record in audit.flagged] == [sure.path]

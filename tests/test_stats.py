@@ -406,3 +406,23 @@ def test_flag_anomalies_validation():
         flag_anomalies(PLANTED, method="zscore")
     with pytest.raises(ValueError, match="threshold"):
         flag_anomalies(PLANTED, threshold=0.0)
+
+
+# ------------------------------------------------------------------ size noise
+
+
+def test_expected_range_of_normal_draws_matches_the_control_chart_table():
+    assert [round(stats.expected_range(n), 3) for n in (2, 3, 4, 5, 10)] == [
+        1.128, 1.693, 2.059, 2.326, 3.078,
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="at least 2"):
+        stats.expected_range(1)
+
+
+def test_size_noise_pools_log_ranges_over_images_with_restarts():
+    # log ranges 0.3 (3 searches) and 0.2 (2 searches); the single search says nothing
+    noise = stats.size_noise([10, 20, 7], [10 * np.exp(0.3), 20 * np.exp(0.2), 7], [3, 2, 1])
+    assert noise == pytest.approx((0.3 / 1.6926 + 0.2 / 1.1284) / 2, rel=1e-4)
+    assert stats.size_noise([5, 6], [5, 6], [1, 1]) is None
+    with pytest.raises(ValueError, match="positive"):
+        stats.size_noise([0], [3], [2])

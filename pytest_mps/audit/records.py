@@ -19,8 +19,8 @@ class ImageRecord:
     (``default_class``: the all-fill input already gives the target). ``queries`` and
     ``seconds`` are what computing the MPS cost, whenever it was computed; ``cached`` says
     that it came from an earlier session's result cache. ``ratio_spread`` is the smallest and
-    largest ratio the engine's independent restarts found (``ratio`` is the smallest): how
-    certain the size is.
+    largest ratio the engine's ``restarts`` (independent searches) found; ``ratio`` is the
+    smallest. Over an audit, those spreads measure how certain each size is.
     """
 
     path: str
@@ -38,6 +38,7 @@ class ImageRecord:
     sufficient: bool
     cached: bool = False
     ratio_spread: tuple[float, float] | None = None
+    restarts: int = 1
 
     @classmethod
     def from_explanation(
@@ -60,6 +61,7 @@ class ImageRecord:
             sufficient=explanation.sufficient,
             cached=cached,
             ratio_spread=(0.0, 0.0) if explanation.default_class else explanation.ratio_spread,
+            restarts=max(1, len(getattr(explanation, "restart_sizes", ()))),
         )
 
     def as_dict(self) -> dict[str, Any]:

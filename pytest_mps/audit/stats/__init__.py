@@ -10,12 +10,18 @@ count over a fixed total), so mean/variance-based methods would be poorly calibr
 
 The package is split by concern: `descriptive` (`summarize` and the input checks every
 function shares), `bootstrap` (`bootstrap_ci`), `comparisons` (`compare_groups`,
-`compare_paired`) and `anomalies` (`flag_anomalies`). Import from the package itself.
+`compare_paired`) and `anomalies` (`flag_anomalies`, `size_noise`, `expected_range`).
+Import from the package itself.
 """
 
 from __future__ import annotations
 
-from pytest_mps.audit.stats.anomalies import AnomalyResult, flag_anomalies
+from pytest_mps.audit.stats.anomalies import (
+    AnomalyResult,
+    expected_range,
+    flag_anomalies,
+    size_noise,
+)
 from pytest_mps.audit.stats.bootstrap import bootstrap_ci
 from pytest_mps.audit.stats.comparisons import (
     GroupComparison,
@@ -34,6 +40,8 @@ __all__ = [
     "bootstrap_ci",
     "compare_groups",
     "compare_paired",
+    "expected_range",
     "flag_anomalies",
+    "size_noise",
     "summarize",
 ]

@@ -1,7 +1,9 @@
-"""Robust outlier flagging against a reference sample (`flag_anomalies`, `AnomalyResult`)."""
+"""Robust outlier flagging against a reference sample (`flag_anomalies`, `AnomalyResult`), and
+the measurement noise of an MPS size (`size_noise`)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -125,3 +127,54 @@ def flag_anomalies(
         threshold=float(threshold),
         n_reference=ref.size,
     )
+
+
+def size_noise(lows: ArrayLike, highs: ArrayLike, counts: ArrayLike) -> float | None:
+    """The standard deviation of one search's log MPS size, pooled over images.
+
+    Parameters
+    ----------
+    lows, highs : array_like, 1-D
+        Per image, the smallest and largest positive size that independent searches
+        (the engine's restarts) found.
+    counts : array_like of int, 1-D
+        Per image, how many searches found them.
+
+    Returns
+    -------
+    float or None
+        Shewhart's range estimate ``mean(R / d2(n))`` over the images with two or more
+        searches, where ``R = log(high / low)`` and ``d2(n)`` is the expected range of ``n``
+        standard normal draws; None when no image has two searches (the noise is unknown).
+
+    Notes
+    -----
+    Sizes vary in proportion to themselves (their coefficient of variation, not their
+    standard deviation, is similar across images), hence logs. One image's two or three
+    searches say little about its own noise; pooled over an audit they measure the engine's.
+    """
+    low, high = as_sample(lows, "lows"), as_sample(highs, "highs")
+    n = np.asarray(counts, dtype=np.int64)
+    if not (low.shape == high.shape == n.shape):
+        raise ValueError("lows, highs and counts must have the same length")
+    if np.any(low <= 0) or np.any(high < low):
+        raise ValueError("sizes must be positive, with each low at most its high")
+    searched = n >= 2
+    if not searched.any():
+        return None
+    ranges = np.log(high[searched] / low[searched])
+    return float(np.mean(ranges / [expected_range(int(k)) for k in n[searched]]))
+
+
+@functools.cache
+def expected_range(n: int) -> float:
+    """``d2(n)``: the expected range of ``n`` independent standard normal draws (n >= 2)."""
+    if n < 2:
+        raise ValueError(f"a range needs at least 2 draws, got {n}")
+    from scipy import integrate, stats
+
+    def outside(x: float) -> float:  # P(range does not cover x), integrated over x
+        below = stats.norm.cdf(x)
+        return 1.0 - below**n - (1.0 - below) ** n
+
+    return float(integrate.quad(outside, -np.inf, np.inf)[0])
