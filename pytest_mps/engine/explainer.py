@@ -23,7 +23,7 @@ from pytest_mps.engine.result import Explanation
 from pytest_mps.engine.settings import Settings, make_fill, make_settings
 
 SEARCH_WIDTH = {CUDA: 16}  # candidates per call; on the CPU a batch costs as much as its parts
-ENGINE_VERSION = "0.3.0"  # 0.3: twelve trees of balanced splits down to 7.5% boxes
+ENGINE_VERSION = "0.4.0"  # 0.4: eleven trees of balanced splits, location read at 15%
 
 PathLike = str | os.PathLike[str]
 

@@ -21,17 +21,18 @@ from pytest_mps.engine.preprocess import normalise
 from pytest_mps.engine.responsibility import ResponsibilitySettings
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Twelve trees, each splitting every box at its own point near the middle (the trees' points
-    # spread evenly), refined down to boxes of 7.5% of the image (the scale a location is
-    # judged at); a batched prefix search and pruning down to single pixels, up to three times
-    # while pruning ends within its budget (the smallest set kept, every size reported):
-    # smaller sets for fewer model calls than ReX, and a map and a size that hinge less on the
-    # seed. Stopping once two half-maps agree saved few evaluations at the agreement a steady
-    # location needs, so all twelve grow at once (the fullest model calls).
+    # Eleven trees, each splitting every box at its own point near the middle (the trees' points
+    # spread evenly), refined down to boxes of 7.5% of the image; the location is read at 15%
+    # of the image side, the finest scale at which two seeds' maps agree (benchmarks/RESULTS.md);
+    # a batched prefix search and pruning down to single pixels, up to three times while
+    # pruning ends within its budget (the smallest set kept, every size reported): smaller sets
+    # for fewer model calls than ReX, and a map and a size that hinge less on the seed.
+    # Stopping once two half-maps agree saved few evaluations at the agreement a steady
+    # location needs, so all eleven grow at once (the fullest model calls).
     "default": {
-        "iterations": 12,
+        "iterations": 11,
         "converged_at": 1.0,
-        "location_scale": 0.1,
+        "location_scale": 0.15,
         "split": "quasi",
         "split_shape": (8.0, 8.0),
         "min_box_share": 0.075,
