@@ -212,3 +212,23 @@ def assert_cached_results_sufficient(project: Path) -> int:
         assert int(np.argmax(scores[0])) == fields["target"], f"{entry}: MPS not sufficient"
         checked += 1
     return checked
+
+
+def break_cuda(monkeypatch) -> str:
+    """Make onnxruntime list CUDA and fail to start it, as on a machine without the CUDA
+    libraries; returns the error CUDA fails with."""
+    import onnxruntime
+
+    error = "libcudnn.so.9: cannot open shared object file"
+    real_session = onnxruntime.InferenceSession
+
+    def session(model, options=None, providers=None, **kwargs):
+        names = [p[0] if isinstance(p, tuple) else p for p in providers or []]
+        if "CUDAExecutionProvider" in names:
+            raise RuntimeError(error)
+        return real_session(model, options, providers=providers, **kwargs)
+
+    listed = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: listed)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    return error

@@ -16,6 +16,7 @@ from support import (
     RED_MASS_AUDIT,
     assert_cached_results_sufficient,
     assert_sufficient,
+    break_cuda,
     red_mass_gate,
     spot_detector,
 )
@@ -141,6 +142,22 @@ def test_second_run_makes_no_model_evaluations(project):
     assert "model evaluations in this run: 0" in second.stdout.str()
     third = run_python_audit(project, body, "--mps-no-cache")
     assert re.search(r"model evaluations in this run: [1-9]\d*", third.stdout.str())
+
+
+def test_a_cuda_fallback_is_reported_and_its_results_are_keyed_by_the_cpu(project, monkeypatch):
+    body = "    audit.check_concentration(mean_between=(0.005, 0.5))\n"
+    project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    audit = {RED_MASS_AUDIT}\n{body}")
+    with monkeypatch.context() as patch:  # in this process, where onnxruntime is patched
+        error = break_cuda(patch)
+        broken = project.runpytest_inprocess("--mps-device", "auto", "--mps-report", "out")
+    broken.assert_outcomes(passed=1)
+    assert f"CUDA listed but not used, ran on the CPU: CUDA failed: {error}" in broken.stdout.str()
+    session = json.loads((project.path / "out" / "mps-report.json").read_text())["session"]
+    assert session["fallbacks"] == [f"CUDA failed: {error}"]
+    assert session["providers"] == ["CPUExecutionProvider"]
+    # Keyed by the provider that ran: a CPU-only run finds every result in the cache.
+    again = run_python_audit(project, body, "--mps-device", "cpu")
+    assert "model evaluations in this run: 0 (0 with padding)" in again.stdout.str()
 
 
 def test_corrupt_cache_entries_are_recomputed(project):

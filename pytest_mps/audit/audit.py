@@ -135,9 +135,9 @@ class Audit:
     def summary(self) -> dict[str, Any]:
         """The ratio distribution, accuracy and cost of the audit, as plain data.
 
-        ``queries`` and ``compute_seconds`` are what computing these MPS cost, whenever that
-        was (``cached`` of them came from an earlier session); ``run_seconds`` is what this run
-        spent on them.
+        ``queries`` (real masks; ``padded_queries`` with the padding of batches) and
+        ``compute_seconds`` are what computing these MPS cost, whenever that was (``cached`` of
+        them came from an earlier session); ``run_seconds`` is what this run spent on them.
         """
         from pytest_mps.audit import stats  # SciPy: loaded by the first summary or check
 
@@ -155,6 +155,7 @@ class Audit:
                 "median_correct": _median(self.correct),
                 "median_incorrect": _median(self.incorrect),
                 "queries": sum(r.queries for r in self.records),
+                "padded_queries": sum(r.padded_queries or r.queries for r in self.records),
                 "compute_seconds": sum(r.seconds for r in self.records),
                 "run_seconds": self.run_seconds,
                 "cached": sum(r.cached for r in self.records),

@@ -18,9 +18,10 @@ class ImageRecord:
     ``label`` and ``correct`` are None without labels. ``ratio`` is 0 for an empty MPS
     (``default_class``: the all-fill input already gives the target). ``queries`` and
     ``seconds`` are what computing the MPS cost, whenever it was computed; ``cached`` says
-    that it came from an earlier session's result cache. ``ratio_spread`` is the smallest and
-    largest ratio the engine's ``restarts`` (independent searches) found; ``ratio`` is the
-    smallest. Over an audit, those spreads measure how certain each size is.
+    that it came from an earlier session's result cache; ``padded_queries`` counts the forward
+    passes including the padding of batches (None when not recorded). ``ratio_spread`` is the
+    smallest and largest ratio the engine's ``restarts`` (independent searches) found;
+    ``ratio`` is the smallest. Over an audit, those spreads measure how certain each size is.
     """
 
     path: str
@@ -39,6 +40,7 @@ class ImageRecord:
     cached: bool = False
     ratio_spread: tuple[float, float] | None = None
     restarts: int = 1
+    padded_queries: int | None = None
 
     @classmethod
     def from_explanation(
@@ -62,6 +64,7 @@ class ImageRecord:
             cached=cached,
             ratio_spread=(0.0, 0.0) if explanation.default_class else explanation.ratio_spread,
             restarts=max(1, len(getattr(explanation, "restart_sizes", ()))),
+            padded_queries=getattr(explanation, "padded_queries", None) or explanation.queries,
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from pytest_mps.audit.records import ImageRecord
 from pytest_mps.engine.explainer import ENGINE_VERSION, Engine
 from pytest_mps.engine.model import load_classifier
 from pytest_mps.engine.modelconfig import find_config
+from pytest_mps.engine.oracle import CUDA
 from pytest_mps.engine.result import Explanation
 from pytest_mps.engine.settings import RUN_OPTIONS, Settings, make_settings
 from pytest_mps.errors import MPSInputError
@@ -66,6 +67,16 @@ class MPSSession:
     def evaluations(self) -> int:
         """Model evaluations made in this process, read from the engines' own counters."""
         return sum(engine.oracle.evaluations for engine in self.engines.values())
+
+    @property
+    def fallbacks(self) -> list[str]:
+        """Why CUDA was not used where onnxruntime listed it, once per distinct reason."""
+        return sorted({e.oracle.fallback for e in self.engines.values() if e.oracle.fallback})
+
+    @property
+    def padded_evaluations(self) -> int:
+        """The forward passes behind `evaluations`, including the padding of batches."""
+        return sum(engine.oracle.padded_evaluations for engine in self.engines.values())
 
     def audit(
         self,
@@ -162,24 +173,39 @@ class MPSSession:
         paths: list[Path],
         fingerprint: dict[str, Any],
     ) -> list[tuple[Explanation, bool]]:
-        """Each image's explanation, and whether it came from an earlier session's cache."""
+        """Each image's explanation, and whether it came from an earlier session's cache.
+
+        Results are keyed by the provider in use. Before a model is loaded that is the one the
+        device asks for; once an engine runs, its own (CUDA can be listed and fail to start).
+        """
         results = []
+        if engine_key in self.engines:
+            fingerprint = _in_use(fingerprint, self.engines[engine_key])
         for done, path in enumerate(paths, start=1):
             key = cache_key(self._sha(model), self._sha(path), fingerprint)
-            if key not in self._results:
-                result = self.cache.load(key, str(path))
-                if result is None:
-                    if engine_key not in self.engines:
-                        self.engines[engine_key] = Engine(model, config, **options)
-                    result = self.engines[engine_key].explain(path)
-                    self.cache.store(key, result)
-                else:
-                    self._from_cache.add(key)
-                self._results[key] = result
+            if self._known(key, path) is None:
+                if engine_key not in self.engines:
+                    self.engines[engine_key] = Engine(model, config, **options)
+                engine = self.engines[engine_key]
+                fingerprint = _in_use(fingerprint, engine)
+                key = cache_key(self._sha(model), self._sha(path), fingerprint)
+                if self._known(key, path) is None:
+                    self._results[key] = engine.explain(path)
+                    self.cache.store(key, self._results[key])
             results.append((self._results[key], key in self._from_cache))
             if self.options.progress is not None:
                 self.options.progress(self._relative(model), done, len(paths))
         return results
+
+    def _known(self, key: str, path: Path) -> Explanation | None:
+        """The result under ``key`` from this session or the cache (remembered), else None."""
+        if key not in self._results:
+            result = self.cache.load(key, str(path))
+            if result is None:
+                return None
+            self._from_cache.add(key)
+            self._results[key] = result
+        return self._results[key]
 
     def _sha(self, path: Path) -> str:
         stat = path.stat()
@@ -208,7 +234,7 @@ def _fingerprint(
     import onnxruntime
 
     cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-    provider = "cuda" if cuda and options.get("device", "auto") != "cpu" else "cpu"
+    provider = _provider_key(cuda and options.get("device", "auto") != "cpu")
     yaml_file = config or find_config(model)
     return {
         "engine_version": ENGINE_VERSION,
@@ -216,6 +242,15 @@ def _fingerprint(
         "provider": provider,
         "model_yaml": sha(yaml_file) if yaml_file is not None else None,
     }
+
+
+def _provider_key(cuda: bool) -> str:
+    return "cuda" if cuda else "cpu"
+
+
+def _in_use(fingerprint: dict[str, Any], engine: Engine) -> dict[str, Any]:
+    """``fingerprint`` with the provider ``engine`` actually runs on."""
+    return {**fingerprint, "provider": _provider_key(engine.provider == CUDA)}
 
 
 def _settings(options: dict[str, Any], where: str) -> Settings:

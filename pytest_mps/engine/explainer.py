@@ -47,11 +47,15 @@ class Engine:
         device: str = "auto",
         preset: str = "default",
         batch_size: int | None = None,
+        io_binding: bool | None = None,
+        pad_batches: bool | None = None,
         **options: Any,
     ) -> None:
         settings = make_settings(preset, **options)
         self.classifier: Classifier = load_classifier(model, config)
-        self.oracle = MaskedOracle(self.classifier, device, batch_size)
+        self.oracle = MaskedOracle(
+            self.classifier, device, batch_size, io_binding=io_binding, pad_batches=pad_batches
+        )
         if "search_width" not in options:
             width = SEARCH_WIDTH.get(self.oracle.provider, settings.extraction.search_width)
             extraction = dataclasses.replace(settings.extraction, search_width=width)
@@ -76,6 +80,7 @@ class Engine:
         """Compute and verify the MPS of one image."""
         start = time.perf_counter()
         inference_start = self.oracle.inference_seconds
+        padded_start = self.oracle.padded_evaluations
         prepared = self.classifier.prepare(image)
         run = _Run(self, prepared)
         mask, values = run.search()
@@ -96,6 +101,7 @@ class Engine:
             pixels=pixels,
             ratio=pixels / mask.size,
             queries=sum(run.stages.values()),
+            padded_queries=self.oracle.padded_evaluations - padded_start,
             seconds=time.perf_counter() - start,
             inference_seconds=self.oracle.inference_seconds - inference_start,
             seed=self.settings.seed,

@@ -24,6 +24,7 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 MAX_BATCH = {CPU: 64, CUDA: 256}
 MIN_OPSET = 11  # GatherElements
+OUTPUTS = ("top1", "top1_confidence", "target_confidence")
 
 
 @dataclass
@@ -108,37 +109,68 @@ class MaskedOracle:
     """Evaluates batches of masks for one image at a time, counting every model evaluation.
 
     ``device`` is ``cpu``, ``cuda`` or ``auto`` (CUDA when onnxruntime can use it). On CUDA the
-    image, fill and target stay on the device (IO binding) and every batch is padded to the
-    one batch size, because each new input shape costs a cuDNN algorithm search there. The CPU
-    provider has no per-shape cost, so its last batch is not padded (padding would cost time).
+    image, fill and target stay on the device (IO binding) and batches are padded to a few fixed
+    sizes (powers of two up to the batch size), because each new input shape costs a cuDNN
+    algorithm search there. The CPU provider has no per-shape cost, so by default it neither
+    binds nor pads; ``io_binding`` and ``pad_batches`` switch either on for any provider (the
+    CUDA path's code then runs, and is tested, on the CPU). A model with a fixed batch size is
+    always padded to it.
+
+    ``evaluations`` counts real masks, ``padded_evaluations`` the forward passes including
+    padding, ``model_calls`` the session runs. ``provider`` is the provider in use;
+    ``fallback`` says why, when onnxruntime listed CUDA and it did not start (else None).
     """
 
-    def __init__(self, classifier: Classifier, device: str = "auto", batch_size: int | None = None):
+    def __init__(
+        self,
+        classifier: Classifier,
+        device: str = "auto",
+        batch_size: int | None = None,
+        *,
+        io_binding: bool | None = None,
+        pad_batches: bool | None = None,
+    ):
         import onnxruntime as ort
 
         self.classifier = classifier
-        self.evaluations = 0
-        self.inference_seconds = 0.0
         self._ort = ort
-        self._session, self.provider, self.provider_note = _open_session(
+        self._session, self.provider, self.provider_note, self.fallback = _open_session(
             ort, wrap_model(classifier).SerializeToString(), device, classifier
         )
+        on_cuda = self.provider == CUDA
+        self.io_binding = on_cuda if io_binding is None else io_binding
+        self.pad_batches = on_cuda if pad_batches is None else pad_batches
         self._feeds: dict[str, np.ndarray] = {}
         self._binding = None
-        self._pad_batches = self.provider == CUDA
+        self.reset_counts()
         self.batch_size = classifier.fixed_batch or batch_size or self._choose_batch_size()
+        self.reset_counts()  # the batch-size probe's runs are not the caller's
+
+    def reset_counts(self) -> None:
+        """Start counting evaluations, padding, calls and inference time from zero."""
+        self.evaluations = 0
+        self.padded_evaluations = 0
+        self.model_calls = 0
+        self.inference_seconds = 0.0
+
+    def batch_shape(self, real: int) -> int:
+        """How many masks the session runs for a batch of ``real`` (at most ``batch_size``)."""
+        if self.classifier.fixed_batch:
+            return self.classifier.fixed_batch
+        if not self.pad_batches:
+            return real
+        return min(self.batch_size, 1 << (real - 1).bit_length())
 
     def set_image(self, image: np.ndarray, fill: np.ndarray, target: int) -> None:
         """Fix the image and its fill (both in model layout, a batch of one) and the target."""
         target_array = np.array([target], dtype=np.int64)
         self._feeds = {"mps_image": image, "mps_fill": fill, "mps_target": target_array}
-        if self.provider == CUDA:
+        if self.io_binding:
+            device = "cuda" if self.provider == CUDA else "cpu"
             self._binding = self._session.io_binding()
             for name, value in self._feeds.items():
-                on_device = self._ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0)
+                on_device = self._ort.OrtValue.ortvalue_from_numpy(value, device, 0)
                 self._binding.bind_ortvalue_input(name, on_device)
-            for name in ("top1", "top1_confidence", "target_confidence"):
-                self._binding.bind_output(name, "cpu")
 
     def evaluate(self, masks: np.ndarray) -> Answers:
         """Classify the image under each mask (``masks``: bool or uint8, [n, height, width])."""
@@ -156,17 +188,25 @@ class MaskedOracle:
 
     def _run_batch(self, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         real = len(masks)
-        if real < self.batch_size and (self._pad_batches or self.classifier.fixed_batch):
-            padding = np.zeros((self.batch_size - real, *masks.shape[1:]), dtype=np.uint8)
+        shape = self.batch_shape(real)
+        if shape > real:
+            padding = np.zeros((shape - real, *masks.shape[1:]), dtype=np.uint8)
             masks = np.concatenate([masks, padding])
         start = time.perf_counter()
         if self._binding is not None:
             self._binding.bind_cpu_input("mps_masks", np.ascontiguousarray(masks))
+            # Outputs bound once keep the first run's shape; batch shapes vary, so each run
+            # gets fresh ones that onnxruntime allocates.
+            self._binding.clear_binding_outputs()
+            for name in OUTPUTS:
+                self._binding.bind_output(name, "cpu")
             self._session.run_with_iobinding(self._binding)
             outputs = self._binding.copy_outputs_to_cpu()
         else:
             outputs = self._session.run(None, {**self._feeds, "mps_masks": masks})
         self.inference_seconds += time.perf_counter() - start
+        self.padded_evaluations += shape
+        self.model_calls += 1
         top1, top1_confidence, target_confidence = (np.asarray(o)[:real] for o in outputs)
         return top1.astype(np.int64), top1_confidence, target_confidence
 
@@ -195,7 +235,6 @@ class MaskedOracle:
                 self._run_batch(masks)
             per_mask[size] = (time.perf_counter() - start) / (2 * size)
         best = min(per_mask.values())
-        self.inference_seconds = 0.0
         return min(size for size, seconds in per_mask.items() if seconds <= 1.1 * best)
 
     def _largest_batch_that_runs(self, height: int, width: int) -> int:
@@ -211,7 +250,8 @@ class MaskedOracle:
 
 
 def _open_session(ort, model_bytes: bytes, device: str, classifier: Classifier):
-    """An inference session on the requested device, and a note on the provider in use."""
+    """An inference session on the requested device, the provider in use, a note on it, and
+    why CUDA was not used when onnxruntime listed it (None otherwise)."""
     if device not in DEVICES:
         raise MPSInputError(classifier.path, f"unknown device {device!r} (auto, cpu or cuda)")
     options = ort.SessionOptions()
@@ -219,17 +259,18 @@ def _open_session(ort, model_bytes: bytes, device: str, classifier: Classifier):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = len(os.sched_getaffinity(0))
     options.inter_op_num_threads = 1
-    note = ""
+    note, fallback = "", None
     if device in ("auto", "cuda"):
         if CUDA in ort.get_available_providers():
             cuda = (CUDA, {"cudnn_conv_algo_search": "HEURISTIC"})
             try:
                 session = ort.InferenceSession(model_bytes, options, providers=[cuda, CPU])
                 if session.get_providers()[0] == CUDA:
-                    return session, CUDA, "CUDA execution provider with IO binding"
+                    return session, CUDA, "CUDA execution provider with IO binding", None
                 note = "onnxruntime could not start CUDA (missing CUDA 13 or cuDNN 9 libraries?)"
             except Exception as exc:
                 note = f"CUDA failed: {first_line(exc)}"
+            fallback = note
         else:
             available = ", ".join(ort.get_available_providers())
             note = f"this onnxruntime has no CUDA provider ({available})"
@@ -243,4 +284,4 @@ def _open_session(ort, model_bytes: bytes, device: str, classifier: Classifier):
         ) from None
     threads = options.intra_op_num_threads
     summary = f"CPU execution provider, {threads} threads"
-    return session, CPU, f"{summary}; {note}" if note else summary
+    return session, CPU, f"{summary}; {note}" if note else summary, fallback

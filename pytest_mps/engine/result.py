@@ -24,7 +24,8 @@ class Explanation:
     responsibility map, smoothed at the stated ``location_scale`` (model grid; in the original
     grid: ``original_responsibility``). Compare locations with it. ``restart_sizes`` are the
     sizes the independent restarts found (the MPS is the smallest): their spread says how
-    certain the size is.
+    certain the size is. ``queries`` counts the model evaluations of real masks,
+    ``padded_queries`` the forward passes including the padding of batches to fixed sizes.
     """
 
     image: str
@@ -47,6 +48,7 @@ class Explanation:
     default_class: bool = False
     stages: dict[str, int] = field(default_factory=dict)
     restart_sizes: tuple[int, ...] = ()
+    padded_queries: int = 0
     geometry: Geometry | None = None
 
     @property
@@ -73,6 +75,7 @@ class Explanation:
             "mps_pixels": self.pixels,
             "mps_ratio": self.ratio,
             "queries": self.queries,
+            "padded_queries": self.padded_queries,
             "seconds": self.seconds,
             "inference_seconds": self.inference_seconds,
             "sufficient": self.sufficient,

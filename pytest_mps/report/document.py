@@ -43,7 +43,7 @@ def build_document(payloads: list[dict[str, Any]], session: dict[str, Any]) -> d
     return {
         "format": FORMAT,
         "version": VERSION,
-        "session": {**session, "providers": providers, "evaluations": evaluations},
+        "session": {**session, "providers": providers, **evaluations},
         "audits": audits,
     }
 

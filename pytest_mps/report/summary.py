@@ -46,13 +46,22 @@ def audit_reports(
             for reason in [expected_failures.get(id(outcome))]
         ]
         audits.append(entry)
-    return {"process": process, "evaluations": session.evaluations, "audits": audits}
+    return {
+        "process": process,
+        "evaluations": session.evaluations,
+        "padded_evaluations": session.padded_evaluations,
+        "fallbacks": session.fallbacks,
+        "audits": audits,
+    }
 
 
-def merge_audit_reports(payloads: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+def merge_audit_reports(
+    payloads: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One entry per audit (xdist workers that shared an audit each sent their own checks),
     its images' anomaly flags from the merged checks, and the model evaluations of all
-    processes together."""
+    processes together (``evaluations``: real masks; ``padded_evaluations``: forward passes
+    including padding; ``fallbacks``: why CUDA was not used where it was listed)."""
     merged: dict[str, dict[str, Any]] = {}
     for payload in payloads:
         for audit in payload["audits"]:
@@ -66,10 +75,17 @@ def merge_audit_reports(payloads: list[dict[str, Any]]) -> tuple[list[dict[str, 
     for audit in merged.values():
         audit["images"] = mark_anomalies(audit["images"], audit["checks"])
     audits = sorted(merged.values(), key=lambda audit: (audit["name"], audit["id"]))
-    return audits, sum(payload["evaluations"] for payload in payloads)
+    counts: dict[str, Any] = {
+        key: sum(payload.get(key, payload["evaluations"]) for payload in payloads)
+        for key in ("evaluations", "padded_evaluations")
+    }
+    counts["fallbacks"] = sorted({note for p in payloads for note in p.get("fallbacks", [])})
+    return audits, counts
 
 
-def render_summary(audits: list[dict[str, Any]], evaluations: int, width: int = 120) -> str:
+def render_summary(
+    audits: list[dict[str, Any]], evaluations: dict[str, Any], width: int = 120
+) -> str:
     """The rich table printed at the end of the pytest run."""
     from rich.console import Console
     from rich.table import Table
@@ -97,13 +113,22 @@ def render_summary(audits: list[dict[str, Any]], evaluations: int, width: int = 
                 f"{ratio(figures.get('median_incorrect'))}",
             )
         table.add_row("anomalies", ", ".join(audit["flagged"]) or "none flagged")
-        table.add_row("model evaluations", f"{figures['queries']} to compute these MPS")
+        table.add_row(
+            "model evaluations",
+            f"{figures['queries']} to compute these MPS "
+            f"({figures.get('padded_queries', figures['queries'])} with padding)",
+        )
         table.add_row("time", time_text(figures))
         for check in audit["checks"]:
             table.add_row(f"{check['verdict'].upper()} {check['check']}", check["message"])
         console.print(table)
         console.print()
-    console.print(f"model evaluations in this run: {evaluations}")
+    console.print(
+        f"model evaluations in this run: {evaluations['evaluations']} "
+        f"({evaluations['padded_evaluations']} with padding)"
+    )
+    for note in evaluations.get("fallbacks", []):
+        console.print(f"CUDA listed but not used, ran on the CPU: {note}")
     return buffer.getvalue()
 
 

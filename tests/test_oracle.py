@@ -1,0 +1,105 @@
+"""The oracle's CUDA path (IO binding, batches padded to a few fixed sizes) run on the CPU
+provider, where onnxruntime's IO binding works too: the same answers as the plain path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support import FASHION, assert_sufficient, break_cuda, spot_detector, spot_image
+
+from pytest_mps import Engine
+from pytest_mps.engine.model import load_classifier
+from pytest_mps.engine.oracle import CPU, MaskedOracle
+from pytest_mps.errors import MPSInputError
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest_mps.engine.modelconfig.MPSConfigWarning")
+
+CUDA_PATH = {"io_binding": True, "pad_batches": True}
+
+
+def oracle_for(model, **options) -> MaskedOracle:
+    classifier = load_classifier(model)
+    oracle = MaskedOracle(classifier, "cpu", options.pop("batch_size", 8), **options)
+    image = np.random.default_rng(0).random((classifier.height, classifier.width, 3))
+    values = classifier.to_layout(image.astype(np.float32))
+    oracle.set_image(values, np.zeros_like(values), 1)
+    return oracle
+
+
+def random_masks(count: int, size: int, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).random((count, size, size)) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("count", "calls", "padded"), [(13, 2, 16), (3, 1, 4), (8, 1, 8), (1, 1, 1)]
+)
+def test_padded_batches_answer_like_plain_ones(tmp_path, count, calls, padded):
+    model = spot_detector(tmp_path / "m.onnx")
+    plain, bound = oracle_for(model), oracle_for(model, **CUDA_PATH)
+    masks = random_masks(count, plain.classifier.height)
+    expected, answers = plain.evaluate(masks), bound.evaluate(masks)
+
+    for field in ("top1", "top1_confidence", "target_confidence"):
+        assert np.array_equal(getattr(expected, field), getattr(answers, field))
+    assert answers.top1.shape == (count,)
+    assert (bound.evaluations, bound.model_calls, bound.padded_evaluations) == (
+        count,
+        calls,
+        padded,
+    )
+    assert (plain.evaluations, plain.padded_evaluations) == (count, count)  # the CPU never pads
+
+
+def test_padding_uses_powers_of_two_up_to_the_batch_size(tmp_path):
+    oracle = oracle_for(spot_detector(tmp_path / "m.onnx"), batch_size=48, pad_batches=True)
+    assert [oracle.batch_shape(n) for n in (1, 2, 3, 5, 17, 33, 48)] == [1, 2, 4, 8, 32, 48, 48]
+    assert oracle_for(spot_detector(tmp_path / "m.onnx")).batch_shape(5) == 5
+
+
+def test_a_fixed_batch_model_is_always_padded_to_its_batch(tmp_path):
+    fixed = oracle_for(spot_detector(tmp_path / "fixed.onnx", batch=4), io_binding=True)
+    free = oracle_for(spot_detector(tmp_path / "free.onnx"))
+    masks = random_masks(6, fixed.classifier.height)
+    assert fixed.batch_size == 4
+    assert np.array_equal(fixed.evaluate(masks).top1, free.evaluate(masks).top1)
+    assert (fixed.evaluations, fixed.model_calls, fixed.padded_evaluations) == (6, 2, 8)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        pytest.param(lambda tmp: FASHION / "cnn.onnx", id="fashion-cnn"),
+        pytest.param(lambda tmp: spot_detector(tmp / "fixed.onnx", batch=4), id="fixed-batch-4"),
+        pytest.param(lambda tmp: spot_detector(tmp / "nhwc.onnx", layout="NHWC"), id="nhwc"),
+    ],
+)
+def test_the_engine_finds_the_same_mps_on_both_paths(tmp_path, model):
+    model = model(tmp_path)
+    picture = (
+        sorted((FASHION / "test").glob("*.png"))[2]
+        if model.parent == FASHION
+        else spot_image(tmp_path / "p.png")
+    )
+    plain = Engine(model, device="cpu", batch_size=8)
+    bound = Engine(model, device="cpu", batch_size=8, **CUDA_PATH)
+    first, second = plain.explain(picture), bound.explain(picture)
+
+    assert bound.provider == CPU and bound.oracle.io_binding and bound.oracle.pad_batches
+    assert np.array_equal(first.mask, second.mask)
+    assert np.array_equal(first.responsibility, second.responsibility)
+    assert first.queries == second.queries == bound.oracle.evaluations
+    assert second.padded_queries == bound.oracle.padded_evaluations > second.queries
+    fixed = plain.classifier.fixed_batch is not None
+    assert (first.padded_queries > first.queries) == fixed  # plain CPU pads only a fixed batch
+    assert first.config == second.config  # how the masks travel does not decide the MPS
+    assert_sufficient(model, bound, second)
+
+
+def test_a_listed_cuda_that_fails_to_start_falls_back_and_says_why(monkeypatch, spot_model):
+    error = break_cuda(monkeypatch)
+    engine = Engine(spot_model, device="auto")
+    assert engine.provider == CPU and not engine.oracle.io_binding
+    assert engine.oracle.fallback == f"CUDA failed: {error}"
+    assert error in engine.oracle.provider_note
+    with pytest.raises(MPSInputError, match="cuda requested but CUDA failed: libcudnn"):
+        Engine(spot_model, device="cuda")
