@@ -138,9 +138,24 @@ def mps_audit(request: pytest.FixtureRequest):
     return factory
 
 
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist controller: with the default ``--dist load``, a YAML audit's checks go to one
+    worker, so that each audit is computed once (see `pytest_mps.scheduling`)."""
+    if config.getvalue("dist") != "load":
+        return None
+    from pytest_mps.scheduling import AuditScheduling
+
+    return AuditScheduling(config, log)
+
+
+def is_audit_file(name: str) -> bool:
+    """Whether pytest-mps collects a file of this name as a YAML audit."""
+    return name.endswith(".mps.yaml") or (name.startswith("mps_") and name.endswith(".yaml"))
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
-    name = file_path.name
-    if name.endswith(".mps.yaml") or (name.startswith("mps_") and name.endswith(".yaml")):
+    if is_audit_file(file_path.name):
         from pytest_mps.yaml_items import AuditFile
 
         return AuditFile.from_parent(parent, path=file_path)

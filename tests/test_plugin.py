@@ -241,6 +241,25 @@ def test_xdist_runs_and_prints_one_combined_summary(project):
     assert "PASS concentration" in text and "FAIL anomalies" in text
 
 
+def test_xdist_workers_compute_each_yaml_audit_once(project):
+    """Under ``-n 2`` each YAML audit's checks share a worker: the run makes the evaluations a
+    plain run makes (xdist's ``load`` sent every audit's checks to both workers)."""
+    for seed in (1, 2):
+        engine = f"data\nengine: {{seed: {seed}}}\n"
+        project.makefile(".mps.yaml", **{f"gate{seed}": YAML_AUDIT.replace("data\n", engine, 1)})
+
+    def evaluations(*args: str) -> int:
+        result = project.runpytest("--mps-no-cache", "-v", *args)
+        text = result.stdout.str()
+        found = re.search(r"model evaluations in this run: (\d+) \((\d+) with padding\)", text)
+        assert found, text
+        return int(found[1])
+
+    alone = evaluations()
+    assert alone > 0
+    assert evaluations("-n", "2", "-p", "xdist") == alone
+
+
 def _empty_folder(path):
     (path / "empty").mkdir()
 
