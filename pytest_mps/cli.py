@@ -57,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     explain.add_argument("--device", choices=DEVICES, default="auto")
     explain.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        help="masks per model call (default: the largest that runs; on the CPU a timing probe)",
+    )
+    explain.add_argument(
+        "--stats", type=Path, help="write the run's figures (model calls, evaluations...) as JSON"
+    )
+    explain.add_argument(
         "--baseline", default="zero", help="zero (default), mean, blur or a colour #rrggbb"
     )
     explain.add_argument("--preset", choices=PRESETS, default="default")
@@ -68,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(run=_report)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -83,7 +98,8 @@ def _explain(args: argparse.Namespace) -> int:
     images = check_images(list_images(args.images))
     if args.json is not None and args.json.is_dir():
         raise MPSInputError(args.json, "is a folder; --json needs a file name")
-    for folder in (args.json.parent if args.json else None, args.masks):
+    outputs = (args.json.parent if args.json else None, args.stats.parent if args.stats else None)
+    for folder in (*outputs, args.masks):
         if folder is not None:
             ensure_writable_folder(folder)  # fail now, not after the model work
     engine = Engine(
@@ -93,6 +109,7 @@ def _explain(args: argparse.Namespace) -> int:
         preset=args.preset,
         seed=args.seed,
         baseline=args.baseline,
+        batch_size=args.batch_size,
     )
     errors.print(f"[dim]provider: {engine.oracle.provider_note}; batch {engine.oracle.batch_size}")
     results = _explain_with_progress(engine, images, console)
@@ -103,6 +120,9 @@ def _explain(args: argparse.Namespace) -> int:
     if args.json is not None:
         write_json_atomic(args.json, records)
         errors.print(f"[dim]wrote {args.json}")
+    if args.stats is not None:
+        write_json_atomic(args.stats, engine.stats())
+        errors.print(f"[dim]wrote {args.stats}")
     return 0
 
 

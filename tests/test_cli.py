@@ -167,6 +167,38 @@ def test_labels_must_match_the_number_of_classes(tmp_path, spot_picture, capsys)
     assert "other.yaml: labels file has 3 names, the model has 2 classes" in err
 
 
+def test_stats_counts_the_runs_model_calls_at_the_batch_size_asked_for(
+    tmp_path, spot_model, capsys
+):
+    pictures = [spot_image(tmp_path / f"p{i}.png", seed=i) for i in range(2)]
+    stats, out = tmp_path / "stats.json", tmp_path / "out.json"
+    arguments = ["explain", str(spot_model), *map(str, pictures), "--device", "cpu"]
+    assert main([*arguments, "--batch-size", "4", "--stats", str(stats), "--json", str(out)]) == 0
+
+    figures = json.loads(stats.read_text())
+    records = json.loads(out.read_text())
+    assert set(figures) == {
+        "images", "model_calls", "evaluations", "padded_evaluations", "batch_size", "in_flight",
+        "provider", "seconds", "inference_seconds",
+    }  # fmt: skip
+    assert figures["images"] == 2 and figures["batch_size"] == 4
+    assert figures["evaluations"] == sum(r["queries"] for r in records)
+    assert figures["padded_evaluations"] == figures["evaluations"]  # the CPU does not pad
+    assert figures["evaluations"] / 4 <= figures["model_calls"] <= figures["evaluations"]
+    assert figures["provider"] == "CPUExecutionProvider" and figures["in_flight"] == 1
+    assert 0 < figures["inference_seconds"] <= figures["seconds"]
+    assert "--batch-size: must be at least 1" in _usage_error(
+        capsys, [*arguments, "--batch-size", "0"]
+    )
+
+
+def _usage_error(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("option", "value", "expected"),
     [
@@ -187,6 +219,7 @@ def test_bad_option_values_are_usage_errors(
         ("--json", "taken/out.json", "taken: cannot write files here"),
         ("--masks", "taken/masks", "taken/masks: cannot write files here"),
         ("--json", ".", ".: is a folder; --json needs a file name"),
+        ("--stats", "taken/stats.json", "taken: cannot write files here"),
     ],
 )
 def test_an_output_that_cannot_be_written_is_refused_before_the_model_work(

@@ -61,11 +61,31 @@ class Engine:
             extraction = dataclasses.replace(settings.extraction, search_width=width)
             settings = dataclasses.replace(settings, extraction=extraction)
         self.settings: Settings = settings
+        self._images = 0
+        self._seconds = 0.0
 
     @property
     def provider(self) -> str:
         """The onnxruntime execution provider actually in use."""
         return self.oracle.provider
+
+    def stats(self) -> dict[str, Any]:
+        """This engine's work so far: ``images`` explained, ``model_calls``, ``evaluations``
+        (real masks), ``padded_evaluations`` (forward passes with padding), ``batch_size``,
+        ``in_flight`` (the most images searched at once), ``provider``, ``seconds`` (in
+        `explain`) and ``inference_seconds`` (inside onnxruntime)."""
+        oracle = self.oracle
+        return {
+            "images": self._images,
+            "model_calls": oracle.model_calls,
+            "evaluations": oracle.evaluations,
+            "padded_evaluations": oracle.padded_evaluations,
+            "batch_size": oracle.batch_size,
+            "in_flight": min(self._images, 1),  # one image at a time, until a scheduler
+            "provider": self.provider,
+            "seconds": self._seconds,
+            "inference_seconds": oracle.inference_seconds,
+        }
 
     def preprocess(self, image: PathLike) -> np.ndarray:
         """The model-input tensor for ``image`` (a batch of one, in the model's layout)."""
@@ -89,6 +109,9 @@ class Engine:
             mask = np.ones_like(mask)
             confidence = run.verify(mask)
         pixels = int(mask.sum())
+        seconds = time.perf_counter() - start
+        self._images += 1
+        self._seconds += seconds
         return Explanation(
             image=os.fspath(image),
             target=run.target,
@@ -102,7 +125,7 @@ class Engine:
             ratio=pixels / mask.size,
             queries=sum(run.stages.values()),
             padded_queries=self.oracle.padded_evaluations - padded_start,
-            seconds=time.perf_counter() - start,
+            seconds=seconds,
             inference_seconds=self.oracle.inference_seconds - inference_start,
             seed=self.settings.seed,
             provider=self.provider,
