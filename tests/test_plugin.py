@@ -226,6 +226,27 @@ def test_a_damaged_entry_that_cannot_be_removed_is_recomputed_with_a_warning(tmp
     assert (tmp_path / "key.npz").exists()
 
 
+def test_a_claimed_image_is_left_to_the_process_that_holds_it(tmp_path):
+    import fcntl
+    import threading
+
+    from pytest_mps.audit.cache import ResultCache
+
+    cache = ResultCache(tmp_path)
+    with cache.claim("key", wait=False) as held:
+        assert held
+    other = open(tmp_path / "key.lock", "a")  # another holder: flock is per open file  # noqa: SIM115
+    fcntl.flock(other, fcntl.LOCK_EX)
+    with cache.claim("key", wait=False) as held:
+        assert not held
+    threading.Timer(0.2, lambda: fcntl.flock(other, fcntl.LOCK_UN)).start()
+    with cache.claim("key", wait=True) as held:  # waits for the other holder to finish
+        assert held
+    other.close()
+    with ResultCache(None).claim("key", wait=False) as held:
+        assert held  # no cache, nothing to share
+
+
 def test_xdist_runs_and_prints_one_combined_summary(project):
     project.makefile(".mps.yaml", gate=YAML_AUDIT.replace("[0.2, 0.9]", "[0.001, 0.9]"))
     project.makepyfile(
@@ -241,23 +262,30 @@ def test_xdist_runs_and_prints_one_combined_summary(project):
     assert "PASS concentration" in text and "FAIL anomalies" in text
 
 
-def test_xdist_workers_compute_each_yaml_audit_once(project):
-    """Under ``-n 2`` each YAML audit's checks share a worker: the run makes the evaluations a
-    plain run makes (xdist's ``load`` sent every audit's checks to both workers)."""
+def test_xdist_workers_compute_each_audit_once(project):
+    """Under ``-n 2`` each YAML audit's checks share a worker, and workers whose tests share an
+    audit split its images through the cache: the run makes the evaluations a plain run makes
+    (xdist's ``load`` had every worker compute every audit it touched)."""
     for seed in (1, 2):
         engine = f"data\nengine: {{seed: {seed}}}\n"
         project.makefile(".mps.yaml", **{f"gate{seed}": YAML_AUDIT.replace("data\n", engine, 1)})
+    project.makepyfile(  # two tests on the seed-1 audit, which the first YAML file runs too
+        test_gate=red_mass_gate(
+            [("one", "check_concentration(mean_between=(0.005, 0.5))"), ("two", INCORRECT_LARGER)]
+        ).replace('labels="data/labels.csv")', 'labels="data/labels.csv", seed=1)')
+    )
 
-    def evaluations(*args: str) -> int:
-        result = project.runpytest("--mps-no-cache", "-v", *args)
+    def evaluations(cache: str, *args: str) -> int:
+        result = project.runpytest("-o", f"cache_dir={cache}", *args)
         text = result.stdout.str()
         found = re.search(r"model evaluations in this run: (\d+) \((\d+) with padding\)", text)
         assert found, text
         return int(found[1])
 
-    alone = evaluations()
+    alone = evaluations("alone")
     assert alone > 0
-    assert evaluations("-n", "2", "-p", "xdist") == alone
+    assert evaluations("shared", "-n", "2", "-p", "xdist") == alone
+    assert len(list((project.path / "shared" / "d" / "mps").glob("*.npz"))) == 2 * 11
 
 
 def _empty_folder(path):

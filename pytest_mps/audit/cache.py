@@ -7,12 +7,14 @@ cleaned warns (`MPSCacheWarning`), as pytest's own cache does, and never fails a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
 import json
 import warnings
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,11 @@ from pytest_mps.engine.preprocess import Geometry
 from pytest_mps.engine.result import Explanation
 from pytest_mps.errors import MPSCacheWarning, first_line
 from pytest_mps.fileio import write_bytes_atomic
+
+try:
+    import fcntl
+except ImportError:  # Windows: no file locks here, so processes may compute an image twice
+    fcntl = None  # type: ignore[assignment]
 
 ARRAYS = ("mask", "original_mask", "responsibility")
 
@@ -65,6 +72,34 @@ class ResultCache:
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
             self._discard(path)
             return None
+
+    @contextlib.contextmanager
+    def claim(self, key: str, *, wait: bool) -> Iterator[bool]:
+        """Hold the computation of ``key`` for this process while the block runs (a lock on
+        ``<key>.lock`` beside the entry), so that processes sharing the cache, such as
+        pytest-xdist workers on one audit, compute an image once. Yields whether it is held:
+        without ``wait``, False at once when another process holds it. Without a cache, or
+        where files cannot be locked, it is always held."""
+        if self.folder is None or fcntl is None:
+            yield True
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle = open(self.folder / f"{key}.lock", "a")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            _warn(f"{self.folder}: MPS results not shared between processes ({first_line(exc)})")
+            yield True
+            return
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _discard(self, path: Path) -> None:
         """Remove a damaged entry; one that cannot be removed is only warned about (it is

@@ -173,29 +173,49 @@ class MPSSession:
         paths: list[Path],
         fingerprint: dict[str, Any],
     ) -> list[tuple[Explanation, bool]]:
-        """Each image's explanation, and whether it came from an earlier session's cache.
+        """Each image's explanation, and whether it came from the cache.
 
         Results are keyed by the provider in use. Before a model is loaded that is the one the
         device asks for; once an engine runs, its own (CUDA can be listed and fail to start).
+        An image whose computation another process holds (a pytest-xdist worker on the same
+        audit) is left for a second pass, which waits for it and reads its result from the
+        cache: workers that share an audit split its images instead of computing each twice.
         """
-        results = []
         if engine_key in self.engines:
             fingerprint = _in_use(fingerprint, self.engines[engine_key])
-        for done, path in enumerate(paths, start=1):
+
+        def resolve(path: Path, wait: bool) -> str | None:
+            """The key of ``path``'s result, computed here if no one has; None when another
+            process is computing it and ``wait`` is False."""
+            nonlocal fingerprint
             key = cache_key(self._sha(model), self._sha(path), fingerprint)
-            if self._known(key, path) is None:
-                if engine_key not in self.engines:
-                    self.engines[engine_key] = Engine(model, config, **options)
-                engine = self.engines[engine_key]
-                fingerprint = _in_use(fingerprint, engine)
-                key = cache_key(self._sha(model), self._sha(path), fingerprint)
-                if self._known(key, path) is None:
+            if self._known(key, path) is not None:
+                return key
+            if engine_key not in self.engines:
+                self.engines[engine_key] = Engine(model, config, **options)
+            engine = self.engines[engine_key]
+            fingerprint = _in_use(fingerprint, engine)
+            key = cache_key(self._sha(model), self._sha(path), fingerprint)
+            with self.cache.claim(key, wait=wait) as held:
+                if not held:
+                    return None
+                if self._known(key, path) is None:  # another worker may have just stored it
                     self._results[key] = engine.explain(path)
                     self.cache.store(key, self._results[key])
-            results.append((self._results[key], key in self._from_cache))
-            if self.options.progress is not None:
-                self.options.progress(self._relative(model), done, len(paths))
-        return results
+            return key
+
+        keys: list[str | None] = []
+        for path in paths:
+            keys.append(resolve(path, wait=False))
+            self._progress(model, sum(key is not None for key in keys), len(paths))
+        for index in [i for i, key in enumerate(keys) if key is None]:
+            keys[index] = resolve(paths[index], wait=True)
+            self._progress(model, sum(key is not None for key in keys), len(paths))
+        return [(self._results[key], key in self._from_cache) for key in keys if key is not None]
+
+    def _progress(self, model: Path, done: int, total: int) -> None:
+        if self.options.progress is not None:
+            self.options.progress(self._relative(model), done, total)
 
     def _known(self, key: str, path: Path) -> Explanation | None:
         """The result under ``key`` from this session or the cache (remembered), else None."""

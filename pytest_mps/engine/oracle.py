@@ -249,6 +249,13 @@ class MaskedOracle:
         return 1
 
 
+def _threads() -> int:
+    """onnxruntime's threads: every core this process may use, shared out between the
+    pytest-xdist workers when there are some (more threads than cores only contend)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    return max(1, len(os.sched_getaffinity(0)) // max(1, workers))
+
+
 def _open_session(ort, model_bytes: bytes, device: str, classifier: Classifier):
     """An inference session on the requested device, the provider in use, a note on it, and
     why CUDA was not used when onnxruntime listed it (None otherwise)."""
@@ -257,7 +264,7 @@ def _open_session(ort, model_bytes: bytes, device: str, classifier: Classifier):
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = len(os.sched_getaffinity(0))
+    options.intra_op_num_threads = _threads()
     options.inter_op_num_threads = 1
     note, fallback = "", None
     if device in ("auto", "cuda"):
