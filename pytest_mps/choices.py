@@ -3,7 +3,18 @@
 Imports nothing, so that reading it never loads the engine.
 """
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda")  # and "cuda:N", the N-th GPU
+DEVICE_TEXT = "auto, cpu, cuda or cuda:N"
+
+
+def is_device(value: object) -> bool:
+    """Whether ``value`` names a device: one of `DEVICES`, or ``cuda:N`` for a GPU index."""
+    if not isinstance(value, str):
+        return False
+    kind, _, index = value.partition(":")
+    return value in DEVICES or (kind == "cuda" and index.isdigit())
+
+
 PRESETS = ("default", "rex")
 CHECKS = ("concentration", "correct_vs_incorrect", "anomalies", "baseline", "default_class")
 DIRECTIONS = ("incorrect_larger", "correct_larger", "different")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_mps.choices import DEVICES, PRESETS
+from pytest_mps.choices import DEVICE_TEXT, PRESETS, is_device
 from pytest_mps.errors import MPSError, MPSInputError, first_line, require_onnxruntime
 
 EXIT_USAGE = 2
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", type=Path, help="write one JSON object per image to this file")
     explain.add_argument("--masks", type=Path, help="write each MPS mask as a PNG into this folder")
     explain.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    explain.add_argument("--device", choices=DEVICES, default="auto")
+    explain.add_argument("--device", type=_device, default="auto", help=DEVICE_TEXT)
     explain.add_argument(
         "--batch-size",
         type=_positive_int,
@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(run=_report)
     return parser
+
+
+def _device(text: str) -> str:
+    if not is_device(text):
+        raise argparse.ArgumentTypeError(f"must be {DEVICE_TEXT}, not {text!r}")
+    return text
 
 
 def _positive_int(text: str) -> int:

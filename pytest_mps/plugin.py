@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_mps.choices import DEVICES, PRESETS
+from pytest_mps.choices import DEVICE_TEXT, PRESETS
 from pytest_mps.pytest_session import SESSION_KEY, device, mps_session, validate_options
 
 WORKER_AUDITS_KEY = pytest.StashKey[list]()  # per-process audit payloads (controller)
@@ -27,9 +27,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mps", "minimal sufficient pixel sets (pytest-mps)")
     group.addoption(
         "--mps-device",
-        choices=DEVICES,
         default=None,
-        help="onnxruntime device for MPS engines (default: ini mps_device or auto)",
+        help=f"onnxruntime device for MPS engines: {DEVICE_TEXT} (default: ini mps_device or auto)",
     )
     group.addoption(
         "--mps-seed",
@@ -61,7 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write the MPS report (JSON and HTML) into DIR",
     )
-    parser.addini("mps_device", f"default MPS device ({', '.join(DEVICES)})", default="auto")
+    parser.addini("mps_device", f"default MPS device ({DEVICE_TEXT})", default="auto")
     parser.addini("mps_seed", "default random seed for MPS engines", default="0")
     parser.addini("mps_preset", f"default engine preset ({', '.join(PRESETS)})", default="default")
     parser.addini(

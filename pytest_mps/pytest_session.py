@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_mps.choices import DEVICES, PRESETS
+from pytest_mps.choices import DEVICE_TEXT, PRESETS, is_device
 
 if TYPE_CHECKING:
     from pytest_mps.audit.session import MPSSession
@@ -31,8 +31,8 @@ def validate_options(config: pytest.Config) -> None:
 
 def device(config: pytest.Config) -> str:
     value = config.getoption("mps_device") or str(config.getini("mps_device")).strip() or "auto"
-    if value not in DEVICES:
-        raise pytest.UsageError(f"ini option mps_device must be one of {', '.join(DEVICES)}")
+    if not is_device(value):
+        raise pytest.UsageError(f"ini option mps_device must be {DEVICE_TEXT}, got {value!r}")
     return value
 
 

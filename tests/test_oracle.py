@@ -99,7 +99,56 @@ def test_a_listed_cuda_that_fails_to_start_falls_back_and_says_why(monkeypatch, 
     error = break_cuda(monkeypatch)
     engine = Engine(spot_model, device="auto")
     assert engine.provider == CPU and not engine.oracle.io_binding
-    assert engine.oracle.fallback == f"CUDA failed: {error}"
+    assert engine.oracle.fallback.startswith(f"CUDA failed: {error} (")
     assert error in engine.oracle.provider_note
     with pytest.raises(MPSInputError, match="cuda requested but CUDA failed: libcudnn"):
         Engine(spot_model, device="cuda")
+
+
+def test_the_cuda_hint_names_what_the_installed_onnxruntime_gpu_needs(monkeypatch):
+    from importlib import metadata
+
+    from pytest_mps.engine.oracle import cuda_hint
+
+    requires = ["numpy>=1.21.6", 'nvidia-cuda-runtime~=13.0; extra == "cuda"',
+                'nvidia-cudnn-cu13~=9.0; extra == "cudnn"']  # fmt: skip
+    monkeypatch.setattr(metadata, "version", lambda name: "1.31.1")
+    monkeypatch.setattr(metadata, "requires", lambda name: requires)
+    assert cuda_hint() == (
+        "onnxruntime-gpu 1.31.1 needs nvidia-cuda-runtime~=13.0, nvidia-cudnn-cu13~=9.0: "
+        'pip install "onnxruntime-gpu[cuda,cudnn]==1.31.1"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("device", "worker", "expected"),
+    [("cuda:1", "", 1), ("cuda", "", 0), ("auto", "gw3", 1), ("cuda", "gw2", 0), ("cpu", "gw3", 0)],
+)
+def test_a_gpu_is_named_or_taken_by_the_xdist_worker_number(monkeypatch, device, worker, expected):
+    from pytest_mps.engine import oracle
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+    monkeypatch.setattr(oracle, "_gpu_count", lambda: 2)
+    assert oracle.gpu_index(device) == expected
+
+
+def test_a_device_index_reaches_the_cuda_provider(monkeypatch, spot_model):
+    import onnxruntime
+
+    break_cuda(monkeypatch)
+    tried = []
+    failing = onnxruntime.InferenceSession
+    monkeypatch.setattr(
+        onnxruntime,
+        "InferenceSession",
+        lambda model, options=None, providers=None: (
+            tried.append(providers) or failing(model, options, providers=providers)
+        ),
+    )
+    with pytest.raises(MPSInputError, match=r"--device cuda:1 requested but CUDA failed"):
+        Engine(spot_model, device="cuda:1")
+    assert tried[0][0] == (
+        "CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC", "device_id": 1}
+    )  # fmt: skip
+    with pytest.raises(MPSInputError, match=r"unknown device 'tpu' \(auto, cpu, cuda or cuda:N\)"):
+        Engine(spot_model, device="tpu")

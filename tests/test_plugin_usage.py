@@ -25,7 +25,7 @@ def run_gate(pytester, body: str, *args: str):
     ("ini", "expected"),
     [
         ("mps_seed = abc", "ini option mps_seed must be an integer >= 0, got 'abc'"),
-        ("mps_device = tpu", "ini option mps_device must be one of auto, cpu, cuda"),
+        ("mps_device = tpu", "ini option mps_device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
         ("mps_preset = fast", "ini option mps_preset must be one of default, rex"),
         ("mps_progress = soon", "ini option mps_progress must be seconds >= 0, got 'soon'"),
     ],

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_mps.audit.checks import make_check
-from pytest_mps.choices import ANOMALY_REFERENCES, CHECKS, DEVICES
+from pytest_mps.choices import ANOMALY_REFERENCES, CHECKS, DEVICE_TEXT, is_device
 from pytest_mps.errors import MPSInputError
 from pytest_mps.yamlfile import load_yaml
 
@@ -100,8 +100,8 @@ def _check_engine(path: Path, engine: dict[str, Any]) -> None:
     from pytest_mps.engine.settings import RUN_OPTIONS, make_settings  # SciPy: audits only
 
     device = engine.get("device", "auto")
-    if device not in DEVICES:
-        raise MPSInputError(path, f"engine: device must be one of {', '.join(DEVICES)}")
+    if not is_device(device):
+        raise MPSInputError(path, f"engine: device must be {DEVICE_TEXT}, not {device!r}")
     try:
         make_settings(**{k: v for k, v in engine.items() if k not in RUN_OPTIONS})
     except (ValueError, TypeError) as exc:

@@ -8,7 +8,9 @@ target's confidence.
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -16,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_mps.choices import DEVICES
+from pytest_mps.choices import DEVICE_TEXT, is_device
 from pytest_mps.engine.model import Classifier
 from pytest_mps.errors import MPSInputError, first_line
 
@@ -134,8 +136,11 @@ class MaskedOracle:
 
         self.classifier = classifier
         self._ort = ort
+        if not is_device(device):
+            raise MPSInputError(classifier.path, f"unknown device {device!r} ({DEVICE_TEXT})")
+        self.device_id = gpu_index(device)
         self._session, self.provider, self.provider_note, self.fallback = _open_session(
-            ort, wrap_model(classifier).SerializeToString(), device, classifier
+            ort, wrap_model(classifier).SerializeToString(), device, self.device_id, classifier
         )
         on_cuda = self.provider == CUDA
         self.io_binding = on_cuda if io_binding is None else io_binding
@@ -166,10 +171,10 @@ class MaskedOracle:
         target_array = np.array([target], dtype=np.int64)
         self._feeds = {"mps_image": image, "mps_fill": fill, "mps_target": target_array}
         if self.io_binding:
-            device = "cuda" if self.provider == CUDA else "cpu"
+            device, index = ("cuda", self.device_id) if self.provider == CUDA else ("cpu", 0)
             self._binding = self._session.io_binding()
             for name, value in self._feeds.items():
-                on_device = self._ort.OrtValue.ortvalue_from_numpy(value, device, 0)
+                on_device = self._ort.OrtValue.ortvalue_from_numpy(value, device, index)
                 self._binding.bind_ortvalue_input(name, on_device)
 
     def evaluate(self, masks: np.ndarray) -> Answers:
@@ -249,6 +254,31 @@ class MaskedOracle:
         return 1
 
 
+def _preload_cuda(ort) -> None:
+    """Load CUDA and cuDNN from NVIDIA's pip wheels when they are installed (the ``gpu``
+    extra), so that no system-wide CUDA is needed; onnxruntime before 1.21 has no preload."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        preload()
+
+
+def cuda_hint() -> str:
+    """What the installed onnxruntime-gpu needs, from its own requirements."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("onnxruntime-gpu")
+        requires = metadata.requires("onnxruntime-gpu") or []
+    except metadata.PackageNotFoundError:
+        return "onnxruntime-gpu is not installed"
+    libraries = [r.split(";")[0].strip() for r in requires if "nvidia-" in r]
+    named = ", ".join(libraries) or "CUDA and cuDNN"
+    return (
+        f"onnxruntime-gpu {version} needs {named}: "
+        f'pip install "onnxruntime-gpu[cuda,cudnn]=={version}"'
+    )
+
+
 def _threads() -> int:
     """onnxruntime's threads: every core this process may use, shared out between the
     pytest-xdist workers when there are some (more threads than cores only contend)."""
@@ -256,33 +286,55 @@ def _threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) // max(1, workers))
 
 
-def _open_session(ort, model_bytes: bytes, device: str, classifier: Classifier):
-    """An inference session on the requested device, the provider in use, a note on it, and
-    why CUDA was not used when onnxruntime listed it (None otherwise)."""
-    if device not in DEVICES:
-        raise MPSInputError(classifier.path, f"unknown device {device!r} (auto, cpu or cuda)")
+def gpu_index(device: str) -> int:
+    """The GPU a device name asks for: ``cuda:N`` names it; otherwise a pytest-xdist worker
+    takes the GPU of its number (modulo how many there are), so workers spread over GPUs."""
+    kind, _, index = device.partition(":")
+    if kind == "cuda" and index:
+        return int(index)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if device == "cpu" or not worker.removeprefix("gw").isdigit():
+        return 0
+    return int(worker.removeprefix("gw")) % _gpu_count()
+
+
+@functools.cache
+def _gpu_count() -> int:
+    """GPUs that nvidia-smi lists (1 when it cannot say)."""
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return 1
+    return max(1, sum(line.startswith("GPU ") for line in listed.stdout.splitlines()))
+
+
+def _open_session(ort, model_bytes: bytes, device: str, device_id: int, classifier: Classifier):
+    """An inference session on the requested device (GPU ``device_id`` for CUDA), the provider
+    in use, a note on it, and why CUDA was not used when onnxruntime listed it (else None)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = _threads()
     options.inter_op_num_threads = 1
     note, fallback = "", None
-    if device in ("auto", "cuda"):
+    if device != "cpu":
         if CUDA in ort.get_available_providers():
-            cuda = (CUDA, {"cudnn_conv_algo_search": "HEURISTIC"})
+            cuda = (CUDA, {"cudnn_conv_algo_search": "HEURISTIC", "device_id": device_id})
             try:
+                _preload_cuda(ort)
                 session = ort.InferenceSession(model_bytes, options, providers=[cuda, CPU])
                 if session.get_providers()[0] == CUDA:
-                    return session, CUDA, "CUDA execution provider with IO binding", None
-                note = "onnxruntime could not start CUDA (missing CUDA 13 or cuDNN 9 libraries?)"
+                    note = f"CUDA execution provider on GPU {device_id} with IO binding"
+                    return session, CUDA, note, None
+                note = f"onnxruntime could not start CUDA ({cuda_hint()})"
             except Exception as exc:
-                note = f"CUDA failed: {first_line(exc)}"
+                note = f"CUDA failed: {first_line(exc)} ({cuda_hint()})"
             fallback = note
         else:
             available = ", ".join(ort.get_available_providers())
             note = f"this onnxruntime has no CUDA provider ({available})"
-        if device == "cuda":
-            raise MPSInputError(classifier.path, f"--device cuda requested but {note}")
+        if device.startswith("cuda"):
+            raise MPSInputError(classifier.path, f"--device {device} requested but {note}")
     try:
         session = ort.InferenceSession(model_bytes, options, providers=[CPU])
     except Exception as exc:
