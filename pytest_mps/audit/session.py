@@ -5,6 +5,7 @@ Plain Python: the pytest glue (`pytest_mps.pytest_session`) builds it from pytes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -30,6 +31,7 @@ from pytest_mps.engine.model import load_classifier
 from pytest_mps.engine.modelconfig import find_config
 from pytest_mps.engine.oracle import CUDA
 from pytest_mps.engine.result import Explanation
+from pytest_mps.engine.scheduler import default_in_flight
 from pytest_mps.engine.settings import RUN_OPTIONS, Settings, make_settings
 from pytest_mps.errors import MPSInputError
 
@@ -177,41 +179,63 @@ class MPSSession:
 
         Results are keyed by the provider in use. Before a model is loaded that is the one the
         device asks for; once an engine runs, its own (CUDA can be listed and fail to start).
-        An image whose computation another process holds (a pytest-xdist worker on the same
-        audit) is left for a second pass, which waits for it and reads its result from the
+        The images this process computes are explained together, many in flight (their masks
+        share model calls). An image whose computation another process holds (a pytest-xdist
+        worker on the same audit) is left until last, then waited for and read from the
         cache: workers that share an audit split its images instead of computing each twice.
         """
+        done = 0
+
+        def keyed(path: Path) -> str:
+            return cache_key(self._sha(model), self._sha(path), fingerprint)
+
+        def count(newly: int) -> None:
+            nonlocal done
+            done += newly
+            self._progress(model, done, len(paths))
+
         if engine_key in self.engines:
             fingerprint = _in_use(fingerprint, self.engines[engine_key])
-
-        def resolve(path: Path, wait: bool) -> str | None:
-            """The key of ``path``'s result, computed here if no one has; None when another
-            process is computing it and ``wait`` is False."""
-            nonlocal fingerprint
-            key = cache_key(self._sha(model), self._sha(path), fingerprint)
-            if self._known(key, path) is not None:
-                return key
+        keys = [keyed(path) for path in paths]
+        missing = [i for i, path in enumerate(paths) if self._known(keys[i], path) is None]
+        count(len(paths) - len(missing))
+        if missing:
             if engine_key not in self.engines:
                 self.engines[engine_key] = Engine(model, config, **options)
             engine = self.engines[engine_key]
             fingerprint = _in_use(fingerprint, engine)
-            key = cache_key(self._sha(model), self._sha(path), fingerprint)
-            with self.cache.claim(key, wait=wait) as held:
-                if not held:
-                    return None
-                if self._known(key, path) is None:  # another worker may have just stored it
-                    self._results[key] = engine.explain(path)
-                    self.cache.store(key, self._results[key])
-            return key
+            for i in missing:
+                keys[i] = keyed(paths[i])
+            chunk = default_in_flight(engine)
+            while missing:  # claim a batch at a time, so workers on one audit share it
+                with contextlib.ExitStack() as claims:
+                    held: list[int] = []
+                    for i in missing:
+                        if len(held) == chunk:
+                            break
+                        if claims.enter_context(self.cache.claim(keys[i], wait=False)):
+                            held.append(i)
+                    if not held:  # every image left is another process's: wait for one
+                        held = missing[:1]
+                        claims.enter_context(self.cache.claim(keys[held[0]], wait=True))
+                    mine = self._unknown(held, keys, paths)  # the rest finished meanwhile
+                    count(len(held) - len(mine))
+                    self._compute(engine, [paths[i] for i in mine], [keys[i] for i in mine], count)
+                missing = [i for i in missing if i not in held]
+        return [(self._results[key], key in self._from_cache) for key in keys]
 
-        keys: list[str | None] = []
-        for path in paths:
-            keys.append(resolve(path, wait=False))
-            self._progress(model, sum(key is not None for key in keys), len(paths))
-        for index in [i for i, key in enumerate(keys) if key is None]:
-            keys[index] = resolve(paths[index], wait=True)
-            self._progress(model, sum(key is not None for key in keys), len(paths))
-        return [(self._results[key], key in self._from_cache) for key in keys if key is not None]
+    def _unknown(self, indices: list[int], keys: list[str], paths: list[Path]) -> list[int]:
+        """Those of ``indices`` whose result neither this session nor the cache has."""
+        return [i for i in indices if self._known(keys[i], paths[i]) is None]
+
+    def _compute(
+        self, engine: Engine, paths: list[Path], keys: list[str], done: Callable[[int], None]
+    ) -> None:
+        """Explain ``paths`` together, storing each result under its key as it comes."""
+        for key, result in zip(keys, engine.explain_many(paths), strict=True):
+            self._results[key] = result
+            self.cache.store(key, result)
+            done(1)
 
     def _progress(self, model: Path, done: int, total: int) -> None:
         if self.options.progress is not None:

@@ -10,17 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from pytest_mps.engine.extract import (
-    first_sufficient_prefix,
-    perturbed,
-    prune_within_budget,
-    rank_pixels,
-)
+from pytest_mps.engine.extract import perturbed, prefix_steps, prune_steps, rank_pixels
 from pytest_mps.engine.model import Classifier, PreparedImage, load_classifier
-from pytest_mps.engine.oracle import CUDA, MaskedOracle
-from pytest_mps.engine.responsibility import compute_responsibility, smooth
+from pytest_mps.engine.oracle import CUDA, Answers, MaskedOracle
+from pytest_mps.engine.responsibility import responsibility_steps, smooth
 from pytest_mps.engine.result import Explanation
 from pytest_mps.engine.settings import Settings, make_fill, make_settings
+from pytest_mps.engine.steps import Steps, drive
 
 SEARCH_WIDTH = {CUDA: 16}  # candidates per call; on the CPU a batch costs as much as its parts
 ENGINE_VERSION = "0.4.0"  # 0.4: eleven trees of balanced splits, location read at 15%
@@ -63,6 +59,7 @@ class Engine:
         self.settings: Settings = settings
         self._images = 0
         self._seconds = 0.0
+        self._in_flight = 0
 
     @property
     def provider(self) -> str:
@@ -81,7 +78,7 @@ class Engine:
             "evaluations": oracle.evaluations,
             "padded_evaluations": oracle.padded_evaluations,
             "batch_size": oracle.batch_size,
-            "in_flight": min(self._images, 1),  # one image at a time, until a scheduler
+            "in_flight": self._in_flight,
             "provider": self.provider,
             "seconds": self._seconds,
             "inference_seconds": oracle.inference_seconds,
@@ -91,27 +88,70 @@ class Engine:
         """The model-input tensor for ``image`` (a batch of one, in the model's layout)."""
         return self.classifier.to_layout(self.classifier.prepare(image).values)
 
-    def explain_many(self, images: Iterable[PathLike]) -> Iterator[Explanation]:
-        """Explain each image in turn with the loaded model."""
-        for image in images:
-            yield self.explain(image)
+    def explain_many(
+        self, images: Iterable[PathLike], in_flight: int | None = None
+    ) -> Iterator[Explanation]:
+        """Explain images with the loaded model, in order, searching up to ``in_flight`` at
+        once so that their masks share model calls (default: as many as the batch size and
+        the model's input size allow). Each MPS is the one `explain` finds alone."""
+        from pytest_mps.engine.scheduler import Scheduler, default_in_flight
+
+        count = default_in_flight(self) if in_flight is None else in_flight
+        if count <= 1:
+            for image in images:
+                yield self.explain(image)
+            return
+        start = time.perf_counter()
+        scheduler = Scheduler(self, count)
+        for explanation in scheduler.explain(images):
+            self._images += 1
+            yield explanation
+        self._seconds += time.perf_counter() - start
+        self._in_flight = max(self._in_flight, scheduler.most_in_flight)
 
     def explain(self, image: PathLike) -> Explanation:
         """Compute and verify the MPS of one image."""
         start = time.perf_counter()
         inference_start = self.oracle.inference_seconds
         padded_start = self.oracle.padded_evaluations
-        prepared = self.classifier.prepare(image)
-        run = _Run(self, prepared)
-        mask, values = run.search()
-        confidence = run.verify(mask)
-        if confidence is None:  # unreachable unless the model is not deterministic
-            mask = np.ones_like(mask)
-            confidence = run.verify(mask)
-        pixels = int(mask.sum())
-        seconds = time.perf_counter() - start
+        run = _Run(self, self.classifier.prepare(image))
+        told: int | None = None  # the target the oracle holds
+
+        def answer(masks: np.ndarray) -> Answers:
+            nonlocal told
+            if told != run.target:
+                self.oracle.set_image(run.image, run.fill, run.target)
+                told = run.target
+            return self.oracle.evaluate(masks)
+
+        found = drive(run.steps(), answer)
+        explanation = self.explanation(
+            image,
+            run,
+            *found,
+            seconds=time.perf_counter() - start,
+            padded_queries=self.oracle.padded_evaluations - padded_start,
+            inference_seconds=self.oracle.inference_seconds - inference_start,
+        )
         self._images += 1
-        self._seconds += seconds
+        self._seconds += explanation.seconds
+        self._in_flight = max(self._in_flight, 1)
+        return explanation
+
+    def explanation(
+        self,
+        image: PathLike,
+        run: _Run,
+        mask: np.ndarray,
+        values: np.ndarray,
+        confidence: float | None,
+        *,
+        seconds: float,
+        padded_queries: int,
+        inference_seconds: float,
+    ) -> Explanation:
+        """The result of a finished search, with what it cost."""
+        pixels = int(mask.sum())
         return Explanation(
             image=os.fspath(image),
             target=run.target,
@@ -119,14 +159,14 @@ class Engine:
             target_confidence=run.target_confidence,
             mps_confidence=float(confidence if confidence is not None else run.target_confidence),
             mask=mask,
-            original_mask=prepared.geometry.to_original(mask),
+            original_mask=run.prepared.geometry.to_original(mask),
             responsibility=values.astype(np.float32),
             pixels=pixels,
             ratio=pixels / mask.size,
             queries=sum(run.stages.values()),
-            padded_queries=self.oracle.padded_evaluations - padded_start,
+            padded_queries=padded_queries,
             seconds=seconds,
-            inference_seconds=self.oracle.inference_seconds - inference_start,
+            inference_seconds=inference_seconds,
             seed=self.settings.seed,
             provider=self.provider,
             config=self.describe(),
@@ -134,7 +174,7 @@ class Engine:
             default_class=run.default_class,
             stages=dict(run.stages),
             restart_sizes=run.restart_sizes,
-            geometry=prepared.geometry,
+            geometry=run.prepared.geometry,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -153,55 +193,56 @@ class Engine:
 
 
 class _Run:
-    """The state of one explanation: target, threshold and evaluations per stage."""
+    """One image's search as steps: it yields batches of masks and is sent the model's answers
+    for them (`Engine.explain` answers alone, the scheduler in calls shared with other images).
+    ``target`` is the class the answers' target confidence must be for (0 until known)."""
 
     def __init__(self, engine: Engine, prepared: PreparedImage) -> None:
+        classifier, settings = engine.classifier, engine.settings
+        fill = make_fill(prepared.values, settings.baseline, classifier.config, classifier.channels)
         self.engine = engine
-        self.oracle = engine.oracle
-        self.shape = (engine.classifier.height, engine.classifier.width)
+        self.prepared = prepared
+        self.image = classifier.to_layout(prepared.values)
+        self.fill = classifier.to_layout(fill)
+        self.shape = (classifier.height, classifier.width)
         self.stages: dict[str, int] = {}
         self.default_class = False
         self.restart_sizes: tuple[int, ...] = ()
-        settings = engine.settings
-        fill = make_fill(
-            prepared.values, settings.baseline, engine.classifier.config, engine.classifier.channels
-        )
-        image = engine.classifier.to_layout(prepared.values)
-        fill = engine.classifier.to_layout(fill)
-        self.oracle.set_image(image, fill, 0)
-        answers = self._count("target", self.oracle.evaluate, np.ones((1, *self.shape), bool))
+        self.target = 0
+        self.target_confidence = 0.0
+        self.threshold = 0.0
+
+    def steps(self) -> Steps[tuple[np.ndarray, np.ndarray, float | None]]:
+        """The target, the search, and the verification of its set: ``(mask, map,
+        confidence)``, the confidence None when no set is sufficient."""
+        answers = yield self._asked("target", np.ones((1, *self.shape), bool))
         self.target = int(answers.top1[0])
         self.target_confidence = float(answers.top1_confidence[0])
-        self.oracle.set_image(image, fill, self.target)
-        self.threshold = settings.sufficiency.threshold(self.target_confidence)
+        self.threshold = self.engine.settings.sufficiency.threshold(self.target_confidence)
+        mask, values = yield from self._search()
+        confidence = yield from self._verify(mask)
+        if confidence is None:  # unreachable unless the model is not deterministic
+            mask = np.ones_like(mask)
+            confidence = yield from self._verify(mask)
+        return mask, values, confidence
 
-    def passes(self, masks: np.ndarray) -> np.ndarray:
-        """Which masks are sufficient: top-1 is the target, with enough confidence."""
-        answers = self.oracle.evaluate(masks)
-        return (answers.top1 == self.target) & (answers.target_confidence >= self.threshold)
-
-    def search(self) -> tuple[np.ndarray, np.ndarray]:
-        """The candidate MPS and the responsibility map it was ranked by."""
+    def _search(self) -> Steps[tuple[np.ndarray, np.ndarray]]:
+        """The candidate MPS and the location estimate (the map it was ranked by, smoothed)."""
         settings = self.engine.settings
         full = np.ones(self.shape, dtype=bool)
         if self.target_confidence < self.threshold:
             return full, np.zeros(self.shape)
-        if self._count("target", self.passes, np.zeros((1, *self.shape), bool))[0]:
+        empty = np.zeros((1, *self.shape), dtype=bool)
+        if self._sufficient((yield self._asked("target", empty)))[0]:
             self.default_class = True
-            return np.zeros(self.shape, dtype=bool), np.zeros(self.shape)
-        responsibility = self._count(
-            "responsibility",
-            compute_responsibility,
-            self.shape,
-            self.passes,
-            settings.responsibility,
-            settings.seed,
-        ).values
+            return empty[0], np.zeros(self.shape)
+        map_steps = responsibility_steps(self.shape, settings.responsibility, settings.seed)
+        responsibility = (yield from self._judged("responsibility", map_steps)).values
         extraction = settings.extraction
         found: list[np.ndarray] = []
         for restart in range(extraction.restarts):
             values = perturbed(responsibility, extraction.restart_noise, settings.seed, restart)
-            mask, finished = self._extract(values)
+            mask, finished = yield from self._extract(values)
             found.append(mask)
             if not finished:
                 # Where the pruning budget ends is no minimum: another such end says nothing
@@ -212,26 +253,35 @@ class _Run:
         # The location estimate: the converged map at the scale its convergence was judged at.
         return mask, smooth(responsibility, settings.responsibility.location_scale)
 
-    def _extract(self, values: np.ndarray) -> tuple[np.ndarray, bool]:
+    def _extract(self, values: np.ndarray) -> Steps[tuple[np.ndarray, bool]]:
         """One extraction: the shortest sufficient prefix of the ranking, then pruned; and
         whether the pruning finished within its budget."""
         settings = self.engine.settings.extraction
-        ranking = rank_pixels(values)
-        mask = self._count(
-            "extraction", first_sufficient_prefix, ranking, self.shape, self.passes, settings
-        )
-        return self._count("pruning", prune_within_budget, mask, values, self.passes, settings)
+        prefix = prefix_steps(rank_pixels(values), self.shape, settings)
+        mask = yield from self._judged("extraction", prefix)
+        return (yield from self._judged("pruning", prune_steps(mask, values, settings)))
 
-    def verify(self, mask: np.ndarray) -> float | None:
+    def _verify(self, mask: np.ndarray) -> Steps[float | None]:
         """Re-evaluate the final set; its target confidence if sufficient, else ``None``."""
-        answers = self._count("verification", self.oracle.evaluate, mask[None])
-        sufficient = (
-            answers.top1[0] == self.target and answers.target_confidence[0] >= self.threshold
-        )
+        answers = yield self._asked("verification", mask[None])
+        sufficient = self._sufficient(answers)[0]
         return float(answers.target_confidence[0]) if sufficient else None
 
-    def _count(self, stage: str, function: Any, *args: Any) -> Any:
-        before = self.oracle.evaluations
-        result = function(*args)
-        self.stages[stage] = self.stages.get(stage, 0) + self.oracle.evaluations - before
-        return result
+    def _sufficient(self, answers: Answers) -> np.ndarray:
+        """Which masks are sufficient: top-1 is the target, with enough confidence."""
+        return (answers.top1 == self.target) & (answers.target_confidence >= self.threshold)
+
+    def _judged(self, stage: str, steps: Steps[Any]) -> Steps[Any]:
+        """``steps``, which ask which masks are sufficient, answered from the model's answers."""
+        try:
+            masks = next(steps)
+            while True:
+                answers = yield self._asked(stage, masks)
+                masks = steps.send(self._sufficient(answers))
+        except StopIteration as done:
+            return done.value
+
+    def _asked(self, stage: str, masks: np.ndarray) -> np.ndarray:
+        """``masks``, counted as ``stage``'s evaluations."""
+        self.stages[stage] = self.stages.get(stage, 0) + len(masks)
+        return masks

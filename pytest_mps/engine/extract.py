@@ -6,13 +6,13 @@ model has just called sufficient (the engine verifies it once more before report
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-Passes = Callable[[np.ndarray], np.ndarray]  # masks [n, h, w] -> sufficient [n] (bool)
+from pytest_mps.engine.steps import Passes, Steps, drive
+
 RESTART_STREAM = 1 << 29  # the random streams of restarts, apart from the trees'
 
 
@@ -69,6 +69,13 @@ def prefix_masks(position: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 def first_sufficient_prefix(
     ranking: np.ndarray, shape: tuple[int, int], passes: Passes, settings: ExtractionSettings
 ) -> np.ndarray:
+    """`prefix_steps`, with ``passes`` (masks -> which are sufficient) answering."""
+    return drive(prefix_steps(ranking, shape, settings), passes)
+
+
+def prefix_steps(
+    ranking: np.ndarray, shape: tuple[int, int], settings: ExtractionSettings
+) -> Steps[np.ndarray]:
     """The shortest sufficient prefix of the ranking the search finds, as a boolean mask.
 
     The empty prefix is known to fail and the whole image to pass. The batched search narrows
@@ -80,11 +87,11 @@ def first_sufficient_prefix(
     position[ranking] = np.arange(ranking.size)
     position = position.reshape(shape)
     if settings.prefix_step:
-        return _stepped_prefix(position, passes, settings)
+        return (yield from _stepped_prefix(position, settings))
     failing, passing = 0, ranking.size
     while passing - failing > 1:
         lengths = _lengths_between(failing, passing, settings.search_width)
-        verdicts = passes(prefix_masks(position, lengths))
+        verdicts = yield prefix_masks(position, lengths)
         hits = np.flatnonzero(verdicts)
         if hits.size == 0:
             failing = int(lengths[-1])
@@ -94,9 +101,7 @@ def first_sufficient_prefix(
     return prefix_masks(position, [passing])[0]
 
 
-def _stepped_prefix(
-    position: np.ndarray, passes: Passes, settings: ExtractionSettings
-) -> np.ndarray:
+def _stepped_prefix(position: np.ndarray, settings: ExtractionSettings) -> Steps[np.ndarray]:
     """ReX's extraction: grow the prefix by ``prefix_step`` pixels until it is sufficient."""
     total, step = position.size, settings.prefix_step
     assert step is not None
@@ -104,7 +109,7 @@ def _stepped_prefix(
     lengths = np.append(np.arange(step, total, step), total)
     for start in range(0, lengths.size, chunk):
         batch = lengths[start : start + chunk]
-        hits = np.flatnonzero(passes(prefix_masks(position, batch)))
+        hits = np.flatnonzero((yield prefix_masks(position, batch)))
         if hits.size:
             return prefix_masks(position, [batch[hits[0]]])[0]
     return np.ones(position.shape, dtype=bool)
@@ -130,11 +135,18 @@ def prune(
 def prune_within_budget(
     mask: np.ndarray, values: np.ndarray, passes: Passes, settings: ExtractionSettings
 ) -> tuple[np.ndarray, bool]:
+    """`prune_steps`, with ``passes`` (masks -> which are sufficient) answering."""
+    return drive(prune_steps(mask, values, settings), passes)
+
+
+def prune_steps(
+    mask: np.ndarray, values: np.ndarray, settings: ExtractionSettings
+) -> Steps[tuple[np.ndarray, bool]]:
     """`prune`, and whether it finished: False when the budget ran out before every block
     size was done, so the set is where the budget ended, not a local minimum."""
     budget = _Budget(settings.prune_budget if settings.prune_budget is not None else np.inf)
     for side in settings.prune_blocks:
-        mask = _prune_blocks(mask, values, side, passes, settings.search_width, budget)
+        mask = yield from _prune_blocks(mask, values, side, settings.search_width, budget)
     return mask, not budget.ran_out
 
 
@@ -150,10 +162,9 @@ def _prune_blocks(
     mask: np.ndarray,
     values: np.ndarray,
     side: int,
-    passes: Passes,
     width: int,
     budget: _Budget,
-) -> np.ndarray:
+) -> Steps[np.ndarray]:
     """Greedy removal of ``side`` x ``side`` blocks in ascending responsibility, galloping.
 
     Each round tries removing the next ``s`` blocks for a few strides ``s`` around the current
@@ -172,7 +183,7 @@ def _prune_blocks(
             budget.ran_out = True
             break
         budget.left -= len(tried)
-        verdicts = passes(np.stack([c for _, c in tried])) if tried else []
+        verdicts = (yield np.stack([c for _, c in tried])) if tried else []
         accepted = [(s, c) for (s, c), ok in zip(tried, verdicts, strict=True) if ok]
         if accepted:
             best, mask = max(accepted, key=lambda pair: pair[0])

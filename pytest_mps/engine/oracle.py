@@ -1,9 +1,9 @@
 """The masked oracle: the model wrapped into one graph that masks in-graph and answers top-1.
 
-The wrapped graph takes the preprocessed image and its fill (the ``baseline`` option) once, a
-batch of ``uint8`` pixel masks (1 = show the image, 0 = show the fill) and the target class,
-and returns per mask only what the search needs: the top-1 class, its confidence and the
-target's confidence.
+The wrapped graph takes a few preprocessed images, their fills (the ``baseline`` option) and
+target classes once, then batches of ``uint8`` pixel masks (1 = show the image, 0 = show the
+fill), each with the index of its image, and returns per mask only what the search needs: the
+top-1 class, its confidence and the confidence of its image's target.
 """
 
 from __future__ import annotations
@@ -49,16 +49,20 @@ def wrap_model(classifier: Classifier) -> onnx.ModelProto:
     height, width = classifier.height, classifier.width
     channels = classifier.channel_count
     nchw = classifier.layout == "NCHW"
-    image_shape = [1, channels, height, width] if nchw else [1, height, width, channels]
+    images_shape = (
+        ["images", channels, height, width] if nchw else ["images", height, width, channels]
+    )
     mask_shape = [-1, 1, height, width] if nchw else [-1, height, width, 1]
     model_output = "model/" + classifier.output_name
 
-    head = [
+    head = [  # each mask's image and fill, picked by its index
+        helper.make_node("Gather", ["mps_images", "mps_index"], ["image_n"], axis=0),
+        helper.make_node("Gather", ["mps_fills", "mps_index"], ["fill_n"], axis=0),
         helper.make_node("Cast", ["mps_masks"], ["mask_f"], to=TensorProto.FLOAT),
         helper.make_node("Reshape", ["mask_f", "mps_mask_shape"], ["mask_b"]),
-        helper.make_node("Sub", ["mps_image", "mps_fill"], ["delta"]),
+        helper.make_node("Sub", ["image_n", "fill_n"], ["delta"]),
         helper.make_node("Mul", ["mask_b", "delta"], ["revealed"]),
-        helper.make_node("Add", ["mps_fill", "revealed"], ["model/" + classifier.input_name]),
+        helper.make_node("Add", ["fill_n", "revealed"], ["model/" + classifier.input_name]),
     ]
     if classifier.config.output == "logits":
         scores = [helper.make_node("Softmax", [model_output], ["probs"], axis=1)]
@@ -67,7 +71,9 @@ def wrap_model(classifier: Classifier) -> onnx.ModelProto:
     tail = [
         helper.make_node("ArgMax", ["probs"], ["top1_k"], axis=1, keepdims=1),
         helper.make_node("GatherElements", ["probs", "top1_k"], ["top1_conf_k"], axis=1),
-        helper.make_node("Gather", ["probs", "mps_target"], ["target_conf_k"], axis=1),
+        helper.make_node("Gather", ["mps_targets", "mps_index"], ["target_n"], axis=0),
+        helper.make_node("Reshape", ["target_n", "mps_column"], ["target_k"]),
+        helper.make_node("GatherElements", ["probs", "target_k"], ["target_conf_k"], axis=1),
         helper.make_node("Reshape", ["top1_k", "mps_flat"], ["top1"]),
         helper.make_node("Reshape", ["top1_conf_k", "mps_flat"], ["top1_confidence"]),
         helper.make_node("Reshape", ["target_conf_k", "mps_flat"], ["target_confidence"]),
@@ -75,15 +81,17 @@ def wrap_model(classifier: Classifier) -> onnx.ModelProto:
     constants = [
         numpy_helper.from_array(np.array(mask_shape, dtype=np.int64), "mps_mask_shape"),
         numpy_helper.from_array(np.array([-1], dtype=np.int64), "mps_flat"),
+        numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), "mps_column"),
     ]
     graph = helper.make_graph(
         head + list(inner.graph.node) + scores + tail,
         "mps_masked_oracle",
         inputs=[
-            helper.make_tensor_value_info("mps_image", TensorProto.FLOAT, image_shape),
-            helper.make_tensor_value_info("mps_fill", TensorProto.FLOAT, image_shape),
+            helper.make_tensor_value_info("mps_images", TensorProto.FLOAT, images_shape),
+            helper.make_tensor_value_info("mps_fills", TensorProto.FLOAT, images_shape),
+            helper.make_tensor_value_info("mps_targets", TensorProto.INT64, ["images"]),
             helper.make_tensor_value_info("mps_masks", TensorProto.UINT8, ["batch", height, width]),
-            helper.make_tensor_value_info("mps_target", TensorProto.INT64, [1]),
+            helper.make_tensor_value_info("mps_index", TensorProto.INT64, ["batch"]),
         ],
         outputs=[
             helper.make_tensor_value_info("top1", TensorProto.INT64, ["batch"]),
@@ -167,9 +175,14 @@ class MaskedOracle:
         return min(self.batch_size, 1 << (real - 1).bit_length())
 
     def set_image(self, image: np.ndarray, fill: np.ndarray, target: int) -> None:
-        """Fix the image and its fill (both in model layout, a batch of one) and the target."""
-        target_array = np.array([target], dtype=np.int64)
-        self._feeds = {"mps_image": image, "mps_fill": fill, "mps_target": target_array}
+        """Fix the one image and its fill (both in model layout, a batch of one) and target."""
+        self.set_images(image, fill, np.array([target]))
+
+    def set_images(self, images: np.ndarray, fills: np.ndarray, targets: np.ndarray) -> None:
+        """Fix the images that masks refer to by index (model layout, one per row), their fills
+        and their targets; on the device they stay until the next call."""
+        targets = np.asarray(targets, dtype=np.int64)
+        self._feeds = {"mps_images": images, "mps_fills": fills, "mps_targets": targets}
         if self.io_binding:
             device, index = ("cuda", self.device_id) if self.provider == CUDA else ("cpu", 0)
             self._binding = self._session.io_binding()
@@ -177,12 +190,14 @@ class MaskedOracle:
                 on_device = self._ort.OrtValue.ortvalue_from_numpy(value, device, index)
                 self._binding.bind_ortvalue_input(name, on_device)
 
-    def evaluate(self, masks: np.ndarray) -> Answers:
-        """Classify the image under each mask (``masks``: bool or uint8, [n, height, width])."""
+    def evaluate(self, masks: np.ndarray, images: np.ndarray | None = None) -> Answers:
+        """Classify each mask's image under the mask (``masks``: bool or uint8, [n, height,
+        width]; ``images``: each mask's image index, default all 0)."""
         masks = masks.astype(np.uint8, copy=False).reshape(-1, *masks.shape[-2:])
         count = len(masks)
+        index = np.zeros(count, np.int64) if images is None else np.asarray(images, np.int64)
         parts = [
-            self._run_batch(masks[i : i + self.batch_size])
+            self._run_batch(masks[i : i + self.batch_size], index[i : i + self.batch_size])
             for i in range(0, count, self.batch_size)
         ]
         self.evaluations += count
@@ -191,15 +206,19 @@ class MaskedOracle:
             return Answers(empty.astype(np.int64), empty, empty)
         return Answers(*(np.concatenate([p[k] for p in parts]) for k in range(3)))
 
-    def _run_batch(self, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _run_batch(
+        self, masks: np.ndarray, index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         real = len(masks)
         shape = self.batch_shape(real)
-        if shape > real:
+        if shape > real:  # padding: all-fill masks of image 0
             padding = np.zeros((shape - real, *masks.shape[1:]), dtype=np.uint8)
             masks = np.concatenate([masks, padding])
+            index = np.concatenate([index, np.zeros(shape - real, np.int64)])
         start = time.perf_counter()
         if self._binding is not None:
             self._binding.bind_cpu_input("mps_masks", np.ascontiguousarray(masks))
+            self._binding.bind_cpu_input("mps_index", np.ascontiguousarray(index))
             # Outputs bound once keep the first run's shape; batch shapes vary, so each run
             # gets fresh ones that onnxruntime allocates.
             self._binding.clear_binding_outputs()
@@ -208,7 +227,8 @@ class MaskedOracle:
             self._session.run_with_iobinding(self._binding)
             outputs = self._binding.copy_outputs_to_cpu()
         else:
-            outputs = self._session.run(None, {**self._feeds, "mps_masks": masks})
+            feeds = {**self._feeds, "mps_masks": masks, "mps_index": index}
+            outputs = self._session.run(None, feeds)
         self.inference_seconds += time.perf_counter() - start
         self.padded_evaluations += shape
         self.model_calls += 1
@@ -216,11 +236,12 @@ class MaskedOracle:
         return top1.astype(np.int64), top1_confidence, target_confidence
 
     def _choose_batch_size(self) -> int:
-        """The largest batch that runs, bounded; on the CPU, the smallest as fast as the best.
+        """The largest batch that runs, bounded; on the CPU, the largest as fast as the best.
 
-        On the CPU a bigger batch does not make one evaluation cheaper for real models (it can
-        make it dearer), so a short probe picks the smallest batch whose time per mask is within
-        10% of the best one measured.
+        On the CPU a bigger batch can make one evaluation dearer for real models, so a short
+        probe keeps the largest batch whose time per mask is within 10% of the best one
+        measured: the batch bounds how many images the scheduler keeps in flight, whose shared
+        calls save the time between calls.
         """
         height, width = self.classifier.height, self.classifier.width
         zeros = self.classifier.to_layout(
@@ -234,20 +255,20 @@ class MaskedOracle:
         for size in sorted({1, 4, 16, largest} & set(range(1, largest + 1))):
             self.batch_size = size
             masks = np.ones((size, height, width), dtype=np.uint8)
-            self._run_batch(masks)  # warm-up
+            self._run_batch(masks, np.zeros(size, np.int64))  # warm-up
             start = time.perf_counter()
             for _ in range(2):
-                self._run_batch(masks)
+                self._run_batch(masks, np.zeros(size, np.int64))
             per_mask[size] = (time.perf_counter() - start) / (2 * size)
         best = min(per_mask.values())
-        return min(size for size, seconds in per_mask.items() if seconds <= 1.1 * best)
+        return max(size for size, seconds in per_mask.items() if seconds <= 1.1 * best)
 
     def _largest_batch_that_runs(self, height: int, width: int) -> int:
         size = MAX_BATCH[self.provider]
         while size > 1:
             try:
                 self.batch_size = size
-                self._run_batch(np.ones((size, height, width), dtype=np.uint8))
+                self._run_batch(np.ones((size, height, width), np.uint8), np.zeros(size, np.int64))
                 return size
             except Exception:  # out of memory: onnxruntime raises its own untyped errors
                 size //= 2

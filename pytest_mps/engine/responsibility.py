@@ -12,17 +12,17 @@ sent.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage, stats
 
+from pytest_mps.engine.steps import Passes, Steps, drive
+
 # The 14 non-empty proper subsets of the four children, in ReX's order (by size, then index).
 COMBINATIONS = [c for k in (1, 2, 3) for c in itertools.combinations(range(4), k)]
 
 Box = tuple[int, int, int, int, int]  # row_start, row_stop, col_start, col_stop, depth
-Oracle = Callable[[np.ndarray], np.ndarray]  # masks [n, h, w] -> passing [n] (bool)
 _QUASI_STREAM = 1 << 30  # the random stream of a seed that shifts the quasi-random splits
 
 
@@ -89,14 +89,21 @@ class _Mutant:
 
 def compute_responsibility(
     shape: tuple[int, int],
-    passes: Oracle,
+    passes: Passes,
     settings: ResponsibilitySettings,
     seed: int,
 ) -> ResponsibilityMap:
+    """`responsibility_steps`, with ``passes`` (masks -> which are sufficient) answering."""
+    return drive(responsibility_steps(shape, settings, seed), passes)
+
+
+def responsibility_steps(
+    shape: tuple[int, int], settings: ResponsibilitySettings, seed: int
+) -> Steps[ResponsibilityMap]:
     """Grow ReX trees, all live ones in lockstep, until the map converges (or ``iterations``).
 
-    ``passes`` classifies a batch of masks and says which are sufficient. Trees ``0, 2, 4,
-    ...`` and ``1, 3, 5, ...`` make two independent half-maps; the map is both together.
+    Yields batches of masks and is sent which are sufficient. Trees ``0, 2, 4, ...`` and
+    ``1, 3, 5, ...`` make two independent half-maps; the map is both together.
     """
     halves: list[np.ndarray | None] = [None, None]
     done = evaluations = 0
@@ -105,7 +112,7 @@ def compute_responsibility(
         # min_iterations) grow at once: the fullest model calls.
         wave = settings.wave if settings.converged_at < 1.0 else settings.iterations
         count = min(max(wave, settings.min_iterations - done), settings.iterations - done)
-        maps, cost = _run_trees(shape, passes, settings, seed, range(done, done + count))
+        maps, cost = yield from _run_trees(shape, settings, seed, range(done, done + count))
         evaluations += cost
         for index, values in zip(range(done, done + count), maps, strict=True):
             half = halves[index % 2]
@@ -147,8 +154,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _run_trees(
-    shape: tuple[int, int], passes: Oracle, settings: ResponsibilitySettings, seed: int, ids: range
-) -> tuple[list[np.ndarray], int]:
+    shape: tuple[int, int], settings: ResponsibilitySettings, seed: int, ids: range
+) -> Steps[tuple[list[np.ndarray], int]]:
     start = 0.0 if settings.combine == "additive" else 1.0
     shift = np.random.default_rng([seed, _QUASI_STREAM]).random(2)  # the same for every tree
     min_area = max(settings.min_box_area, settings.min_box_share * shape[0] * shape[1])
@@ -169,7 +176,7 @@ def _run_trees(
         for mutant in mutants:
             masks.setdefault(mutant.key, mutant.mask)
         keys = list(masks)
-        verdicts = passes(np.stack([masks[k] for k in keys])) if keys else []
+        verdicts = (yield np.stack([masks[k] for k in keys])) if keys else []
         evaluations += len(keys)
         passing_keys = {k for k, ok in zip(keys, verdicts, strict=True) if ok}
         best: dict[int, _Mutant] = {}

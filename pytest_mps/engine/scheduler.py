@@ -1,0 +1,141 @@
+"""Many images in flight: their searches share model calls.
+
+Each image's search is a sequence of steps (`_Run.steps`): it yields a batch of masks and is
+sent the model's answers. The scheduler keeps several searches in flight, gathers the masks
+every one of them is waiting on into shared model calls (each mask carries its image's index
+into the oracle's images), sends each search its answers, and starts the next image as soon as
+one finishes, so calls stay full. A search depends only on its own answers, so an image's MPS
+is the one it gets alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pytest_mps.engine.oracle import Answers
+
+if TYPE_CHECKING:
+    from pytest_mps.engine.explainer import Engine, PathLike, _Run
+    from pytest_mps.engine.result import Explanation
+    from pytest_mps.engine.steps import Steps
+
+IMAGES_MEMORY = 256 << 20  # bytes of images and fills the oracle holds for the searches in flight
+MASKS_PER_SEARCH = 4  # what one search typically asks per call: a batch holds that many searches
+
+
+def default_in_flight(engine: Engine) -> int:
+    """As many searches as fill a batch at a few masks each, within ``IMAGES_MEMORY``."""
+    classifier = engine.classifier
+    image_bytes = 2 * 4 * classifier.height * classifier.width * classifier.channel_count
+    return max(1, min(engine.oracle.batch_size // MASKS_PER_SEARCH, IMAGES_MEMORY // image_bytes))
+
+
+@dataclass
+class _Search:
+    """One image in flight: its search, the masks it waits on, and its share of the calls."""
+
+    position: int
+    image: PathLike
+    run: _Run
+    steps: Steps[Any]
+    masks: np.ndarray
+    padded: float = 0.0
+    seconds: float = 0.0
+    inference_seconds: float = 0.0
+    found: tuple[np.ndarray, np.ndarray, float | None] | None = None  # the search's result
+
+
+class Scheduler:
+    """Explains images with up to ``in_flight`` searches sharing the engine's model calls."""
+
+    def __init__(self, engine: Engine, in_flight: int) -> None:
+        self.engine = engine
+        self.in_flight = in_flight
+        self.most_in_flight = 0
+        self._images: np.ndarray | None = None
+        self._fills: np.ndarray | None = None
+        self._targets = np.zeros(in_flight, dtype=np.int64)
+        self._stale = True  # images or targets changed since the oracle last took them
+        self._clock = time.perf_counter()  # when the last shared call ended
+
+    def explain(self, images: Iterable[PathLike]) -> Iterator[Explanation]:
+        """Each image's explanation, in the order given."""
+        waiting = list(enumerate(images))[::-1]
+        free = list(range(self.in_flight))[::-1]
+        live: dict[int, _Search] = {}  # by slot
+        finished: dict[int, Explanation] = {}
+        handed_out = 0
+        while waiting or live:
+            while waiting and free:
+                slot = free.pop()
+                live[slot] = self._start(*waiting.pop(), slot)
+            self.most_in_flight = max(self.most_in_flight, len(live))
+            for slot in self._serve(live):
+                search = live.pop(slot)
+                free.append(slot)
+                finished[search.position] = self._finish(search)
+            while handed_out in finished:
+                yield finished.pop(handed_out)
+                handed_out += 1
+
+    def _start(self, position: int, image: PathLike, slot: int) -> _Search:
+        from pytest_mps.engine.explainer import _Run
+
+        run = _Run(self.engine, self.engine.classifier.prepare(image))
+        if self._images is None:
+            shape = (self.in_flight, *run.image.shape[1:])
+            self._images, self._fills = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        self._images[slot], self._fills[slot] = run.image[0], run.fill[0]  # type: ignore[index]
+        self._stale = True
+        steps = run.steps()
+        return _Search(position, image, run, steps, next(steps))
+
+    def _serve(self, live: dict[int, _Search]) -> list[int]:
+        """One shared call for every search's waiting masks; each search is sent its answers
+        and books its share of the call's padding, its inference time and the wall time since
+        the last call (the searches' own steps included). Returns the slots whose searches
+        finished."""
+        oracle = self.engine.oracle
+        slots = list(live)
+        targets = np.array([live[slot].run.target for slot in slots])
+        if self._stale or not np.array_equal(self._targets[slots], targets):
+            self._targets[slots] = targets
+            oracle.set_images(self._images, self._fills, self._targets)
+            self._stale = False
+        counts = [len(live[slot].masks) for slot in slots]
+        masks = np.concatenate([live[slot].masks for slot in slots])
+        index = np.repeat(np.array(slots, np.int64), counts)
+        padded, seconds = oracle.padded_evaluations, oracle.inference_seconds
+        answers = oracle.evaluate(masks, index)
+        padded, seconds = oracle.padded_evaluations - padded, oracle.inference_seconds - seconds
+        wall, self._clock = time.perf_counter() - self._clock, time.perf_counter()
+        done, offset = [], 0
+        for slot, count in zip(slots, counts, strict=True):
+            search, part = live[slot], slice(offset, offset + count)
+            offset += count
+            search.padded += count / len(masks) * padded
+            search.inference_seconds += count / len(masks) * seconds
+            search.seconds += count / len(masks) * wall
+            own = Answers(*(values[part] for values in vars(answers).values()))
+            try:
+                search.masks = search.steps.send(own)
+            except StopIteration as end:
+                search.found = end.value
+                done.append(slot)
+        return done
+
+    def _finish(self, search: _Search) -> Explanation:
+        assert search.found is not None
+        return self.engine.explanation(
+            search.image,
+            search.run,
+            *search.found,
+            seconds=search.seconds,
+            padded_queries=round(search.padded),
+            inference_seconds=search.inference_seconds,
+        )

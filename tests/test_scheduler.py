@@ -1,0 +1,74 @@
+"""Many images in flight: shared model calls, and every image's MPS the one it gets alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support import FASHION, spot_detector, spot_image
+
+from pytest_mps import Engine
+from pytest_mps.errors import MPSInputError
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest_mps.engine.modelconfig.MPSConfigWarning")
+
+FASHION_IMAGES = sorted((FASHION / "test").glob("*.png"))[:8]
+
+
+def assert_same(alone, together) -> None:
+    assert [a.image for a in alone] == [b.image for b in together]  # in the order given
+    for a, b in zip(alone, together, strict=True):
+        assert np.array_equal(a.mask, b.mask), a.image
+        assert np.array_equal(a.responsibility, b.responsibility), a.image
+        assert (a.target, a.queries, a.stages, a.restart_sizes) == (
+            b.target, b.queries, b.stages, b.restart_sizes
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(("batch_size", "in_flight"), [(1, 3), (5, 2), (64, 7), (64, 40)])
+def test_in_flight_every_image_gets_the_mps_it_gets_alone(batch_size, in_flight):
+    images = [*FASHION_IMAGES[::2], *FASHION_IMAGES[1::2]]  # classes mixed
+    alone = Engine(FASHION / "vit.onnx", device="cpu", batch_size=batch_size, seed=3)
+    together = Engine(FASHION / "vit.onnx", device="cpu", batch_size=batch_size, seed=3)
+    expected = [alone.explain(image) for image in images]
+    found = list(together.explain_many(images, in_flight=in_flight))
+
+    assert_same(expected, found)
+    stats = together.stats()
+    assert stats["images"] == len(images)
+    assert stats["in_flight"] == min(in_flight, len(images))
+    assert stats["evaluations"] == alone.stats()["evaluations"]
+    if batch_size > 1:  # shared calls: fewer of them, each fuller
+        assert stats["model_calls"] < alone.stats()["model_calls"]
+    assert sum(r.padded_queries for r in found) == stats["padded_evaluations"]
+
+
+def test_the_cuda_path_and_a_fixed_batch_model_in_flight(tmp_path):
+    model = spot_detector(tmp_path / "fixed.onnx", batch=4)
+    images = [spot_image(tmp_path / f"p{i}.png", seed=i) for i in range(5)]
+    options = {"device": "cpu", "io_binding": True, "pad_batches": True}
+    alone = [Engine(model, **options).explain(image) for image in images]
+    engine = Engine(model, **options)
+    found = list(engine.explain_many(images, in_flight=3))
+
+    assert_same(alone, found)
+    stats = engine.stats()
+    assert stats["padded_evaluations"] % 4 == 0 and stats["in_flight"] == 3
+    assert stats["padded_evaluations"] >= stats["evaluations"]
+
+
+def test_a_bad_image_in_flight_is_one_clear_error(tmp_path, spot_model):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a picture")
+    images = [spot_image(tmp_path / "good.png"), broken]
+    with pytest.raises(MPSInputError, match=r"broken\.png"):
+        list(Engine(spot_model, device="cpu").explain_many(images, in_flight=2))
+
+
+def test_the_default_in_flight_follows_the_batch_size():
+    engine = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=64)
+    found = list(engine.explain_many(FASHION_IMAGES))
+    assert engine.stats()["in_flight"] == min(64 // 4, len(FASHION_IMAGES))
+    assert len(found) == len(FASHION_IMAGES)
+    one = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=1)
+    list(one.explain_many(FASHION_IMAGES[:2]))
+    assert one.stats()["in_flight"] == 1  # a batch of one has nothing to share
