@@ -421,7 +421,10 @@ def test_expected_range_of_normal_draws_matches_the_control_chart_table():
 
 def test_size_noise_pools_log_ranges_over_images_with_restarts():
     # log ranges 0.3 (3 searches) and 0.2 (2 searches); the single search says nothing
-    noise = stats.size_noise([10, 20, 7], [10 * np.exp(0.3), 20 * np.exp(0.2), 7], [3, 2, 1])
+    lows, highs = [10, 20, 7], [10 * np.exp(0.3), 20 * np.exp(0.2), 7]
+    own = stats.search_noise(lows, highs, [3, 2, 1])
+    assert own[:2] == pytest.approx([0.3 / 1.6926, 0.2 / 1.1284], rel=1e-4) and np.isnan(own[2])
+    noise = stats.size_noise(lows, highs, [3, 2, 1])
     assert noise == pytest.approx((0.3 / 1.6926 + 0.2 / 1.1284) / 2, rel=1e-4)
     assert stats.size_noise([5, 6], [5, 6], [1, 1]) is None
     with pytest.raises(ValueError, match="positive"):

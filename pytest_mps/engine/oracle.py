@@ -116,15 +116,15 @@ def _default_opset(proto: onnx.ModelProto) -> int:
 
 
 class MaskedOracle:
-    """Evaluates batches of masks for one image at a time, counting every model evaluation.
+    """Evaluates batches of masks, each on the image it names, counting every evaluation.
 
-    ``device`` is ``cpu``, ``cuda`` or ``auto`` (CUDA when onnxruntime can use it). On CUDA the
-    image, fill and target stay on the device (IO binding) and batches are padded to a few fixed
-    sizes (powers of two up to the batch size), because each new input shape costs a cuDNN
-    algorithm search there. The CPU provider has no per-shape cost, so by default it neither
-    binds nor pads; ``io_binding`` and ``pad_batches`` switch either on for any provider (the
-    CUDA path's code then runs, and is tested, on the CPU). A model with a fixed batch size is
-    always padded to it.
+    ``device`` is ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when onnxruntime can use it).
+    On CUDA the images, fills and targets stay on the device (IO binding) and batches are
+    padded to a few fixed sizes (powers of two up to the batch size), because each new input
+    shape costs a cuDNN algorithm search there. The CPU provider has no per-shape cost, so by
+    default it neither binds nor pads; ``io_binding`` and ``pad_batches`` switch either on for
+    any provider (the CUDA path's code then runs, and is tested, on the CPU). A model with a
+    fixed batch size is always padded to it.
 
     ``evaluations`` counts real masks, ``padded_evaluations`` the forward passes including
     padding, ``model_calls`` the session runs. ``provider`` is the provider in use;

@@ -113,7 +113,8 @@ class Scheduler:
         padded, seconds = oracle.padded_evaluations, oracle.inference_seconds
         answers = oracle.evaluate(masks, index)
         padded, seconds = oracle.padded_evaluations - padded, oracle.inference_seconds - seconds
-        wall, self._clock = time.perf_counter() - self._clock, time.perf_counter()
+        now = time.perf_counter()
+        wall, self._clock = now - self._clock, now
         done, offset = [], 0
         for slot, count in zip(slots, counts, strict=True):
             search, part = live[slot], slice(offset, offset + count)

@@ -76,10 +76,10 @@ def merge_audit_reports(
         audit["images"] = mark_anomalies(audit["images"], audit["checks"])
     audits = sorted(merged.values(), key=lambda audit: (audit["name"], audit["id"]))
     counts: dict[str, Any] = {
-        key: sum(payload.get(key, payload["evaluations"]) for payload in payloads)
+        key: sum(payload[key] for payload in payloads)
         for key in ("evaluations", "padded_evaluations")
     }
-    counts["fallbacks"] = sorted({note for p in payloads for note in p.get("fallbacks", [])})
+    counts["fallbacks"] = sorted({note for payload in payloads for note in payload["fallbacks"]})
     return audits, counts
 
 
@@ -115,8 +115,7 @@ def render_summary(
         table.add_row("anomalies", ", ".join(audit["flagged"]) or "none flagged")
         table.add_row(
             "model evaluations",
-            f"{figures['queries']} to compute these MPS "
-            f"({figures.get('padded_queries', figures['queries'])} with padding)",
+            f"{figures['queries']} to compute these MPS ({figures['padded_queries']} with padding)",
         )
         table.add_row("time", time_text(figures))
         for check in audit["checks"]:
@@ -127,7 +126,7 @@ def render_summary(
         f"model evaluations in this run: {evaluations['evaluations']} "
         f"({evaluations['padded_evaluations']} with padding)"
     )
-    for note in evaluations.get("fallbacks", []):
+    for note in evaluations["fallbacks"]:
         console.print(f"CUDA listed but not used, ran on the CPU: {note}")
     return buffer.getvalue()
 

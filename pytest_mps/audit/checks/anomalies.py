@@ -185,18 +185,13 @@ def _noise(records: Sequence[ImageRecord]) -> tuple[float | None, np.ndarray]:
     image's own estimate from its restarts (0 with a single search)."""
     from pytest_mps.audit import stats
 
-    spreads = [
-        r.ratio_spread if r.ratio_spread and r.ratio_spread[0] > 0 else None for r in records
-    ]
-    known = [(s, r.restarts) for s, r in zip(spreads, records, strict=True) if s is not None]
-    pooled = stats.size_noise(
-        [s[0] for s, _ in known], [s[1] for s, _ in known], [n for _, n in known]
-    )
-    own = [
-        np.log(s[1] / s[0]) / stats.expected_range(r.restarts) if s and r.restarts >= 2 else 0.0
-        for s, r in zip(spreads, records, strict=True)
-    ]
-    return pooled, np.array(own, dtype=np.float64)
+    known = [i for i, r in enumerate(records) if r.ratio_spread and r.ratio_spread[0] > 0]
+    spreads = [records[i].ratio_spread for i in known]
+    lows, highs = [s[0] for s in spreads], [s[1] for s in spreads]  # type: ignore[index]
+    counts = [records[i].restarts for i in known]
+    own = np.zeros(len(records))
+    own[known] = np.nan_to_num(stats.search_noise(lows, highs, counts))
+    return stats.size_noise(lows, highs, counts), own
 
 
 def _certain(

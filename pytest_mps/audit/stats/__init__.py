@@ -10,7 +10,8 @@ count over a fixed total), so mean/variance-based methods would be poorly calibr
 
 The package is split by concern: `descriptive` (`summarize` and the input checks every
 function shares), `bootstrap` (`bootstrap_ci`), `comparisons` (`compare_groups`,
-`compare_paired`) and `anomalies` (`flag_anomalies`, `size_noise`, `expected_range`).
+`compare_paired`) and `anomalies` (`flag_anomalies`, `size_noise`, `search_noise`,
+`expected_range`).
 Import from the package itself.
 """
 
@@ -20,6 +21,7 @@ from pytest_mps.audit.stats.anomalies import (
     AnomalyResult,
     expected_range,
     flag_anomalies,
+    search_noise,
     size_noise,
 )
 from pytest_mps.audit.stats.bootstrap import bootstrap_ci
@@ -42,6 +44,7 @@ __all__ = [
     "compare_paired",
     "expected_range",
     "flag_anomalies",
+    "search_noise",
     "size_noise",
     "summarize",
 ]

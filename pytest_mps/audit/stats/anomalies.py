@@ -153,17 +153,22 @@ def size_noise(lows: ArrayLike, highs: ArrayLike, counts: ArrayLike) -> float | 
     standard deviation, is similar across images), hence logs. One image's two or three
     searches say little about its own noise; pooled over an audit they measure the engine's.
     """
+    own = search_noise(lows, highs, counts)
+    searched = ~np.isnan(own)
+    return float(np.mean(own[searched])) if searched.any() else None
+
+
+def search_noise(lows: ArrayLike, highs: ArrayLike, counts: ArrayLike) -> np.ndarray:
+    """Per image, its own estimate of one search's log-size standard deviation,
+    ``log(high / low) / d2(n)`` (see `size_noise`); NaN with fewer than two searches."""
     low, high = as_sample(lows, "lows"), as_sample(highs, "highs")
     n = np.asarray(counts, dtype=np.int64)
     if not (low.shape == high.shape == n.shape):
         raise ValueError("lows, highs and counts must have the same length")
     if np.any(low <= 0) or np.any(high < low):
         raise ValueError("sizes must be positive, with each low at most its high")
-    searched = n >= 2
-    if not searched.any():
-        return None
-    ranges = np.log(high[searched] / low[searched])
-    return float(np.mean(ranges / [expected_range(int(k)) for k in n[searched]]))
+    d2 = np.array([expected_range(int(k)) if k >= 2 else np.nan for k in n])
+    return np.log(high / low) / d2
 
 
 @functools.cache
