@@ -83,6 +83,7 @@ def mps_session(config: pytest.Config) -> MPSSession:
             cache_folder=_cache_folder(config),
             rootdir=Path(config.rootpath),
             progress=TerminalProgress(config),
+            workers=getattr(config, "workerinput", {}).get("workercount", 1),
         )
         config.stash[SESSION_KEY] = MPSSession(options)
     return config.stash[SESSION_KEY]

@@ -42,6 +42,25 @@ def test_in_flight_every_image_gets_the_mps_it_gets_alone(batch_size, in_flight)
     assert sum(r.padded_queries for r in found) == stats["padded_evaluations"]
 
 
+def test_images_are_taken_on_only_as_searches_end():
+    """The scheduler reads its images lazily (the plugin claims each image as it is taken, so
+    pytest-xdist workers on one audit split what is left)."""
+    engine = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=64, seed=0)
+    calls_when_taken = []
+
+    def images():
+        for image in FASHION_IMAGES[:5]:
+            calls_when_taken.append(engine.oracle.model_calls)
+            yield image
+
+    found = list(engine.explain_many(images(), in_flight=2))
+
+    assert len(found) == 5
+    assert calls_when_taken[:2] == [0, 0]  # two slots filled at the start
+    assert all(calls > 0 for calls in calls_when_taken[2:])  # the rest as searches ended
+    assert calls_when_taken == sorted(calls_when_taken)
+
+
 def test_the_cuda_path_and_a_fixed_batch_model_in_flight(tmp_path):
     model = spot_detector(tmp_path / "fixed.onnx", batch=4)
     images = [spot_image(tmp_path / f"p{i}.png", seed=i) for i in range(5)]

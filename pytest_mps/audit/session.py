@@ -9,9 +9,10 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ class SessionOptions:
     cache_folder: Path | None = None
     rootdir: Path = field(default_factory=Path.cwd)
     progress: Progress | None = None
+    workers: int = 1  # processes sharing the cache (pytest-xdist workers)
 
 
 class MPSSession:
@@ -206,36 +208,72 @@ class MPSSession:
             fingerprint = _in_use(fingerprint, engine)
             for i in missing:
                 keys[i] = keyed(paths[i])
-            chunk = default_in_flight(engine)
-            while missing:  # claim a batch at a time, so workers on one audit share it
-                with contextlib.ExitStack() as claims:
-                    held: list[int] = []
-                    for i in missing:
-                        if len(held) == chunk:
-                            break
-                        if claims.enter_context(self.cache.claim(keys[i], wait=False)):
-                            held.append(i)
-                    if not held:  # every image left is another process's: wait for one
-                        held = missing[:1]
-                        claims.enter_context(self.cache.claim(keys[held[0]], wait=True))
-                    mine = self._unknown(held, keys, paths)  # the rest finished meanwhile
-                    count(len(held) - len(mine))
-                    self._compute(engine, [paths[i] for i in mine], [keys[i] for i in mine], count)
-                missing = [i for i in missing if i not in held]
+            self._compute_shared(engine, missing, keys, paths, count)
         return [(self._results[key], key in self._from_cache) for key in keys]
+
+    def _compute_shared(
+        self,
+        engine: Engine,
+        missing: list[int],
+        keys: list[str],
+        paths: list[Path],
+        count: Callable[[int], None],
+    ) -> None:
+        """Compute the ``missing`` images, sharing them with other processes on the cache.
+
+        Each image is claimed only when the engine takes it on (it reads its images lazily)
+        and released once stored, so workers that reach an audit at different times split
+        what is left image by image. With several workers, each keeps at most half its share
+        in flight, so the first to arrive leaves images for the others to take.
+        """
+        workers = self.options.workers
+        share = math.ceil(len(missing) / (2 * workers if workers > 1 else 1))
+        in_flight = min(default_in_flight(engine), share)
+        while missing:
+            claims: dict[int, contextlib.ExitStack] = {}  # the images this process holds
+            taken: list[int] = []  # in the order the engine took them, which it answers in
+            try:
+                images = self._claimed(missing, keys, paths, claims, taken, count)
+                for position, result in enumerate(engine.explain_many(images, in_flight)):
+                    i = taken[position]
+                    self._results[keys[i]] = result
+                    self.cache.store(keys[i], result)
+                    claims.pop(i).close()
+                    count(1)
+            finally:
+                for claim in claims.values():
+                    claim.close()
+            missing = self._unknown(missing, keys, paths)
+            if missing and not taken:  # every image left is another process's: wait for one
+                with self.cache.claim(keys[missing[0]], wait=True):
+                    pass
+
+    def _claimed(
+        self,
+        indices: list[int],
+        keys: list[str],
+        paths: list[Path],
+        claims: dict[int, contextlib.ExitStack],
+        taken: list[int],
+        count: Callable[[int], None],
+    ) -> Iterator[Path]:
+        """The images of ``indices`` that no process holds and none has finished, each
+        claimed (into ``claims`` and ``taken``) as it is handed out."""
+        for i in indices:
+            claim = contextlib.ExitStack()
+            if not claim.enter_context(self.cache.claim(keys[i], wait=False)):
+                claim.close()
+            elif self._known(keys[i], paths[i]) is not None:  # finished meanwhile
+                claim.close()
+                count(1)
+            else:
+                claims[i] = claim
+                taken.append(i)
+                yield paths[i]
 
     def _unknown(self, indices: list[int], keys: list[str], paths: list[Path]) -> list[int]:
         """Those of ``indices`` whose result neither this session nor the cache has."""
         return [i for i in indices if self._known(keys[i], paths[i]) is None]
-
-    def _compute(
-        self, engine: Engine, paths: list[Path], keys: list[str], done: Callable[[int], None]
-    ) -> None:
-        """Explain ``paths`` together, storing each result under its key as it comes."""
-        for key, result in zip(keys, engine.explain_many(paths), strict=True):
-            self._results[key] = result
-            self.cache.store(key, result)
-            done(1)
 
     def _progress(self, model: Path, done: int, total: int) -> None:
         if self.options.progress is not None:

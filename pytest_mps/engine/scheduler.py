@@ -64,16 +64,19 @@ class Scheduler:
         self._clock = time.perf_counter()  # when the last shared call ended
 
     def explain(self, images: Iterable[PathLike]) -> Iterator[Explanation]:
-        """Each image's explanation, in the order given."""
-        waiting = list(enumerate(images))[::-1]
+        """Each image's explanation, in the order given. ``images`` is read lazily, one
+        image each time a search ends, so a caller can hand out work as it is taken."""
+        upcoming = enumerate(images)
         free = list(range(self.in_flight))[::-1]
         live: dict[int, _Search] = {}  # by slot
         finished: dict[int, Explanation] = {}
         handed_out = 0
-        while waiting or live:
-            while waiting and free:
+        while True:
+            while free and (item := next(upcoming, None)) is not None:
                 slot = free.pop()
-                live[slot] = self._start(*waiting.pop(), slot)
+                live[slot] = self._start(*item, slot)
+            if not live:
+                return
             self.most_in_flight = max(self.most_in_flight, len(live))
             for slot in self._serve(live):
                 search = live.pop(slot)
