@@ -17,6 +17,7 @@ def is_device(value: object) -> bool:
 
 PRESETS = ("default", "rex")
 CHECKS = ("concentration", "correct_vs_incorrect", "anomalies", "baseline", "default_class")
+COMPARISON_CHECKS = ("size_shift", "sizes_differ", "location_agreement")  # between models
 DIRECTIONS = ("incorrect_larger", "correct_larger", "different")
 ANOMALY_METHODS = ("mad", "iqr")
 ANOMALY_SCALES = ("log", "linear")

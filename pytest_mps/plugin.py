@@ -137,6 +137,33 @@ def mps_audit(request: pytest.FixtureRequest):
     return factory
 
 
+@pytest.fixture
+def mps_compare(request: pytest.FixtureRequest):
+    """A factory: ``mps_compare(models, images, labels=None, *, sample=None,
+    region_share=None, **engine_options)`` with ``models`` a mapping of names to model files
+    (two or more), e.g. ``{"shipped": "models/v1.onnx", "candidate": "models/v2.onnx"}``.
+
+    Returns a :class:`~pytest_mps.audit.comparison.Comparison`: its ``audits`` (by name) are
+    ordinary audits, and its ``check_size_shift``, ``check_sizes_differ`` and
+    ``check_location_agreement`` compare the models. Each model's preprocessing comes from
+    its own YAML; the engine options apply to every model.
+    """
+    session = mps_session(request.config)
+
+    def factory(models, images, labels=None, *, sample=None, region_share=None, **options: Any):
+        return session.comparison(
+            models,
+            images,
+            labels,
+            sample=sample,
+            where=request.node.nodeid,
+            region_share=region_share,
+            **options,
+        )
+
+    return factory
+
+
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """xdist controller: with the default ``--dist load``, a YAML audit's checks go to one
@@ -194,20 +221,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def _outcome_counts(config: pytest.Config) -> dict[str, int]:
+    return {key: len(checked.outcomes) for key, checked in _checked(config).items()}
+
+
+def _checked(config: pytest.Config) -> dict[str, Any]:
+    """Every audit and comparison of this process, by a key of its own."""
     if SESSION_KEY not in config.stash:
         return {}
-    return {key: len(audit.outcomes) for key, audit in config.stash[SESSION_KEY].audits.items()}
+    session = config.stash[SESSION_KEY]
+    return {
+        **{f"audit:{key}": audit for key, audit in session.audits.items()},
+        **{f"comparison:{key}": found for key, found in session.comparisons.items()},
+    }
 
 
 def _audits_used(item: pytest.Item) -> list[tuple[Any, list[Any]]]:
-    """The audits this test built or checked, each with the check outcomes it added."""
-    if SESSION_KEY not in item.config.stash:
-        return []
+    """The audits and comparisons this test built or checked, each with the check outcomes
+    it added."""
     before = item.stash.get(OUTCOME_COUNTS_KEY, {})
     used = []
-    for key, audit in item.config.stash[SESSION_KEY].audits.items():
-        if key not in before or len(audit.outcomes) > before[key]:
-            used.append((audit, audit.outcomes[before.get(key, 0) :]))
+    for key, checked in _checked(item.config).items():
+        if key not in before or len(checked.outcomes) > before[key]:
+            used.append((checked, checked.outcomes[before.get(key, 0) :]))
     return used
 
 

@@ -61,3 +61,10 @@ def one_of(value: Any, name: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def model_name(value: Any) -> str:
+    """The name of a model of a comparison."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"a model is named by a non-empty string, not {value!r}")
+    return value

@@ -46,7 +46,7 @@ __tracebackhide__ = _hide_frames_of_failed_checks
 def _check_method(kind: type[Check]) -> Any:
     """``Audit.check_<name>``: builds the check from the arguments and runs it."""
 
-    def method(self: Audit, *args: Any, **kwargs: Any) -> CheckOutcome:
+    def method(self: CheckRunner, *args: Any, **kwargs: Any) -> CheckOutcome:
         return self.run_check(kind(*args, **kwargs))
 
     parameters = list(inspect.signature(kind.__init__).parameters.values())
@@ -56,7 +56,43 @@ def _check_method(kind: type[Check]) -> Any:
     return method
 
 
-class Audit:
+class CheckRunner:
+    """What an audit and a comparison share: checks run against ``self``, their outcomes kept
+    in ``outcomes``, failures raised at once or at the end of an `all_checks` block."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[CheckOutcome] = []
+        self._deferred: list[CheckOutcome] | None = None
+
+    def run_check(self, check: Any) -> CheckOutcome:
+        """Judge ``self`` with ``check``; record the outcome; return it when it passed, raise
+        `MPSCheckFailed` when not (or keep it for the end of an `all_checks` block)."""
+        outcome = check.evaluate(self)
+        self.outcomes.append(outcome)
+        if not outcome.passed:
+            if self._deferred is None:
+                raise MPSCheckFailed([outcome])
+            self._deferred.append(outcome)
+        return outcome
+
+    @contextlib.contextmanager
+    def all_checks(self) -> Iterator[Any]:
+        """Run every check in the block, then fail once with all the failures::
+
+        with audit.all_checks():
+            audit.check_concentration(median_between=(0.01, 0.2))
+            audit.check_baseline("baselines/model.json")  # runs (and is written) either way
+        """
+        outer, self._deferred = self._deferred, []
+        try:
+            yield self
+        finally:
+            failed, self._deferred = self._deferred, outer
+        if failed:
+            raise MPSCheckFailed(failed)
+
+
+class Audit(CheckRunner):
     """The MPS results of one model over a set of images, with the checks a release must pass.
 
     Every ``check_*`` call appends a `CheckOutcome` to ``outcomes``, returns it when the check
@@ -89,8 +125,7 @@ class Audit:
         self.rootdir = Path(rootdir) if rootdir is not None else None
         self.identity = identity
         self.run_seconds = run_seconds
-        self.outcomes: list[CheckOutcome] = []
-        self._deferred: list[CheckOutcome] | None = None
+        super().__init__()
 
     check_concentration = _check_method(BY_NAME["concentration"])
     check_correct_vs_incorrect = _check_method(BY_NAME["correct_vs_incorrect"])
@@ -201,35 +236,6 @@ class Audit:
         """A file an argument names: relative paths are taken from the rootdir."""
         given = Path(path)
         return self.rootdir / given if self.rootdir is not None else given
-
-    # ------------------------------------------------------------------ running checks
-
-    def run_check(self, check: Check) -> CheckOutcome:
-        """Judge the audit with ``check``; record the outcome; return it when it passed, raise
-        `MPSCheckFailed` when not (or keep it for the end of an `all_checks` block)."""
-        outcome = check.evaluate(self)
-        self.outcomes.append(outcome)
-        if not outcome.passed:
-            if self._deferred is None:
-                raise MPSCheckFailed([outcome])
-            self._deferred.append(outcome)
-        return outcome
-
-    @contextlib.contextmanager
-    def all_checks(self) -> Iterator[Audit]:
-        """Run every check in the block, then fail once with all the failures::
-
-        with audit.all_checks():
-            audit.check_concentration(median_between=(0.01, 0.2))
-            audit.check_baseline("baselines/model.json")  # runs (and is written) either way
-        """
-        outer, self._deferred = self._deferred, []
-        try:
-            yield self
-        finally:
-            failed, self._deferred = self._deferred, outer
-        if failed:
-            raise MPSCheckFailed(failed)
 
     def _latest(self, check: str, compared: bool = False) -> CheckOutcome | None:
         for outcome in reversed(self.outcomes):

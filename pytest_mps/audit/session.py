@@ -12,10 +12,10 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_mps.audit.audit import Audit
 from pytest_mps.audit.cache import ResultCache, cache_key, file_sha256
@@ -35,6 +35,9 @@ from pytest_mps.engine.result import Explanation
 from pytest_mps.engine.scheduler import default_in_flight
 from pytest_mps.engine.settings import RUN_OPTIONS, Settings, make_settings
 from pytest_mps.errors import MPSInputError
+
+if TYPE_CHECKING:
+    from pytest_mps.audit.comparison import Comparison
 
 # progress(label, images done, images in all): called as each image's MPS is ready.
 Progress = Callable[[str, int, int], None]
@@ -63,6 +66,7 @@ class MPSSession:
         self.cache = ResultCache(options.cache_folder if options.use_cache else None)
         self.engines: dict[str, Engine] = {}
         self.audits: dict[str, Audit] = {}
+        self.comparisons: dict[str, Comparison] = {}
         self._results: dict[str, Explanation] = {}
         self._from_cache: set[str] = set()
         self._hashes: dict[tuple[str, float, int], str] = {}
@@ -158,6 +162,48 @@ class MPSSession:
                 run_seconds=time.perf_counter() - start,
             )
         return self.audits[identity]
+
+    def comparison(
+        self,
+        models: Mapping[str, str | os.PathLike[str]],
+        images: ImageSpec,
+        labels: str | os.PathLike[str] | None = None,
+        *,
+        sample: int | None = None,
+        base: Path | None = None,
+        where: str = "mps_compare",
+        region_share: float | None = None,
+        **engine_options: Any,
+    ) -> Comparison:
+        """The comparison of ``models`` (name: model file, two or more) on ``images``: one
+        audit per model (each with its own preprocessing, from its own YAML), the same engine
+        options and seed for all; the same arguments give the same object."""
+        from pytest_mps.audit.comparison import Comparison
+        from pytest_mps.audit.stats.location import REGION_SHARE
+
+        if not isinstance(models, Mapping) or len(models) < 2:
+            raise MPSInputError(where, "models: give two models or more, as {name: model file}")
+        audits = {
+            str(name): self.audit(
+                model, images, labels, sample=sample, base=base, where=where, **engine_options
+            )
+            for name, model in models.items()
+        }
+        share = REGION_SHARE if region_share is None else region_share
+        identity = hashlib.sha256(
+            json.dumps([[name, audit.identity] for name, audit in audits.items()] + [share]).encode(
+                "utf-8"
+            )
+        ).hexdigest()[:16]
+        if identity not in self.comparisons:
+            described = self._describe_images(images, base or self.options.rootdir)
+            try:
+                self.comparisons[identity] = Comparison(
+                    f"{' vs '.join(audits)} on {described}", audits, identity, share
+                )
+            except ValueError as exc:
+                raise MPSInputError(where, str(exc)) from None
+        return self.comparisons[identity]
 
     def _engine_options(self, explicit: dict[str, Any]) -> dict[str, Any]:
         """Command-line values are defaults; what the audit itself says wins."""

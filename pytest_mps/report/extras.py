@@ -41,8 +41,12 @@ def html_extras(used: Used) -> list[dict[str, Any]]:
     from pytest_mps.report.plots import distribution_png
     from pytest_mps.report.selection import distribution_groups, gallery
 
+    from pytest_mps.audit.audit import Audit
+
     found = []
     for audit, _ in used:
+        if not isinstance(audit, Audit):  # a comparison: its audits have their own extras
+            continue
         entry = audit.as_dict()
         if not entry["images"]:
             continue

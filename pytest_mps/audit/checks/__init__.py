@@ -3,29 +3,38 @@
 from __future__ import annotations
 
 from pytest_mps.audit.checks.anomalies import Anomalies
-from pytest_mps.audit.checks.base import Check
+from pytest_mps.audit.checks.base import Check, ComparisonCheck
 from pytest_mps.audit.checks.baseline import BaselineCheck
 from pytest_mps.audit.checks.concentration import Concentration
 from pytest_mps.audit.checks.correct_vs_incorrect import CorrectVsIncorrect
 from pytest_mps.audit.checks.default_class import DefaultClass
-from pytest_mps.choices import CHECKS
+from pytest_mps.audit.checks.location_agreement import LocationAgreement
+from pytest_mps.audit.checks.size_shift import SizeShift
+from pytest_mps.audit.checks.sizes_differ import SizesDiffer
+from pytest_mps.choices import CHECKS, COMPARISON_CHECKS
 
 BY_NAME: dict[str, type[Check]] = {
     check.name: check
     for check in (Concentration, CorrectVsIncorrect, Anomalies, BaselineCheck, DefaultClass)
 }
 assert tuple(BY_NAME) == CHECKS, "pytest_mps.choices.CHECKS lists every check, in this order"
+COMPARISON_BY_NAME: dict[str, type[ComparisonCheck]] = {
+    check.name: check for check in (SizeShift, SizesDiffer, LocationAgreement)
+}
+assert tuple(COMPARISON_BY_NAME) == COMPARISON_CHECKS, "and COMPARISON_CHECKS those between models"
 
 
 def make_check(name: str, arguments: dict) -> Check:
-    """The check ``name`` with ``arguments`` validated; `ValueError` for a bad name or argument
-    (a wrong keyword included), before any image is looked at."""
-    if name not in BY_NAME:
-        raise ValueError(f"unknown check {name!r} (one of {', '.join(CHECKS)})")
+    """The check ``name`` (of one model, or between models) with ``arguments`` validated;
+    `ValueError` for a bad name or argument (a wrong keyword included), before any image is
+    looked at."""
+    kinds = {**BY_NAME, **COMPARISON_BY_NAME}
+    if name not in kinds:
+        raise ValueError(f"unknown check {name!r} (one of {', '.join(kinds)})")
     try:
-        return BY_NAME[name](**arguments)
+        return kinds[name](**arguments)
     except TypeError as exc:  # an unknown or missing keyword argument
         raise ValueError(f"{name}: {exc}".replace("__init__() ", "")) from None
 
 
-__all__ = ["BY_NAME", "Check", "make_check"]
+__all__ = ["BY_NAME", "COMPARISON_BY_NAME", "Check", "ComparisonCheck", "make_check"]

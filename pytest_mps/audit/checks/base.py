@@ -58,3 +58,17 @@ class Check:
 
     def failed(self, message: str, measured: dict[str, Any]) -> CheckOutcome:
         return self.outcome(False, message, measured)
+
+
+class ComparisonCheck(Check):
+    """A check between the models of a `pytest_mps.audit.comparison.Comparison`; ``models``
+    names the two it compares, or is empty for one over all of them."""
+
+    models: tuple[str, ...] = ()
+
+    def evaluate(self, comparison: Any) -> CheckOutcome:  # type: ignore[override]
+        for model in self.models:
+            comparison.audit(model)  # ValueError naming the models for an unknown name
+        if not comparison.images:
+            return self.failed(f"{self.name}: the comparison has no images.", {"n": 0})
+        return self.judge(comparison)

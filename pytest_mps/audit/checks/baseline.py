@@ -13,8 +13,9 @@ import numpy as np
 from pytest_mps.audit import arguments
 from pytest_mps.audit.baseline import Baseline, make_baseline, read_baseline, write_baseline
 from pytest_mps.audit.checks.base import Audit, Check
+from pytest_mps.audit.checks.paired import largest_changes, shift
 from pytest_mps.audit.records import CheckOutcome, ImageRecord, ratios
-from pytest_mps.audit.text import SHOWN, count_images, listing, p_value, ratio_text, signed
+from pytest_mps.audit.text import count_images, listing, ratio_text
 
 MIN_PAIRS = 3  # images shared with a baseline for a Wilcoxon test
 UPDATE_HINT = "Run pytest --mps-update-baselines to accept the new sizes."
@@ -86,7 +87,6 @@ class BaselineCheck(Check):
 
     def _compare(self, audit: Audit, target: Path) -> CheckOutcome:
         """Pair this run's images with the baseline's and test the ratio changes."""
-        from pytest_mps.audit import stats  # SciPy: loaded by the first check that runs
 
         saved = read_baseline(target)
         shown, n = audit.name_of(target), len(audit.records)
@@ -106,32 +106,19 @@ class BaselineCheck(Check):
 
         now = ratios([current[name] for name in paired])
         then = np.array([saved.images[name].ratio for name in paired])
-        result = stats.compare_paired(now, then, min_n=MIN_PAIRS)
-        significant = result.p_value < self.alpha
-        limit = self.max_median_shift
-        too_far = limit is not None and abs(result.median_shift) > limit
-        passed = not (significant or too_far)
+        judged = shift(now, then, self.alpha, self.max_median_shift, MIN_PAIRS)
+        result, passed = judged.result, judged.passed
         if passed:
             headline = f"MPS ratios match {shown}"
-        elif significant:
+        elif judged.significant:
             headline = f"MPS ratios shifted significantly from {shown}"
         else:
-            headline = f"median MPS ratio moved by more than {limit:g} from {shown}"
-        message = (
-            f"baseline: {headline} (Wilcoxon W={result.statistic:.1f}, "
-            f"p={p_value(result.p_value)} {'<' if significant else '≥'} alpha {self.alpha:g}; "
-            f"median change {signed(result.median_shift)} [{result.confidence:.0%} CI "
-            f"{signed(result.ci_low)}, {signed(result.ci_high)}]"
-            f"{'' if limit is None else f', allowed ±{limit:g}'}; n={result.n} pairs, "
-            f"{result.n_nonzero} changed)."
-        )
+            headline = f"median MPS ratio moved by more than {self.max_median_shift:g} from {shown}"
+        message = f"baseline: {headline} {judged.figures('pairs')}."
         images: list[str] = []
         if not passed:
-            change = now - then
-            order = [i for i in np.argsort(-np.abs(change), kind="stable") if change[i] != 0]
-            images = [paired[i] for i in order[:SHOWN]]
-            listed = [f"{paired[i]} {ratio_text(then[i])} → {ratio_text(now[i])}" for i in order]
-            message += f" Largest changes: {listing(listed)}."
+            images, changes = largest_changes(now, then, paired)
+            message += changes
         message += notes if passed else f"{notes} {UPDATE_HINT}"
         measured["median_shift"] = result.median_shift
         return self.outcome(

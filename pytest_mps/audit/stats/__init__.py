@@ -10,8 +10,9 @@ count over a fixed total), so mean/variance-based methods would be poorly calibr
 
 The package is split by concern: `descriptive` (`summarize` and the input checks every
 function shares), `bootstrap` (`bootstrap_ci`), `comparisons` (`compare_groups`,
-`compare_paired`) and `anomalies` (`flag_anomalies`, `size_noise`, `search_noise`,
-`expected_range`).
+`compare_paired`, `compare_many`), `anomalies` (`flag_anomalies`, `size_noise`,
+`search_noise`, `expected_range`) and `location` (`dice`, `hausdorff`, `top_region`: these
+take masks in one image's pixel grid, not ratios).
 Import from the package itself.
 """
 
@@ -27,24 +28,35 @@ from pytest_mps.audit.stats.anomalies import (
 from pytest_mps.audit.stats.bootstrap import bootstrap_ci
 from pytest_mps.audit.stats.comparisons import (
     GroupComparison,
+    ManyComparison,
     PairedComparison,
+    PairTest,
     compare_groups,
+    compare_many,
     compare_paired,
 )
 from pytest_mps.audit.stats.descriptive import InsufficientData, Summary, summarize
+from pytest_mps.audit.stats.location import REGION_SHARE, dice, hausdorff, top_region
 
 __all__ = [
+    "REGION_SHARE",
     "AnomalyResult",
     "GroupComparison",
     "InsufficientData",
+    "ManyComparison",
+    "PairTest",
     "PairedComparison",
     "Summary",
     "bootstrap_ci",
     "compare_groups",
+    "compare_many",
     "compare_paired",
+    "dice",
     "expected_range",
     "flag_anomalies",
+    "hausdorff",
     "search_noise",
     "size_noise",
     "summarize",
+    "top_region",
 ]

@@ -201,6 +201,123 @@ def compare_paired(
     )
 
 
+@dataclass(frozen=True)
+class PairTest:
+    """One post-hoc pair of `compare_many`: samples ``a`` and ``b`` (their indices)."""
+
+    a: int
+    b: int
+    p_value: float
+    p_adjusted: float
+    median_difference: float
+
+
+@dataclass(frozen=True)
+class ManyComparison:
+    """Result of `compare_many`: do several samples differ in size?
+
+    ``friedman`` (paired samples only; None otherwise or with two samples, where the paired
+    test is Wilcoxon's) and ``kruskal`` are ``(statistic, p_value)``; ``test`` names the one
+    ``p_value`` comes from. ``pairwise``: every pair, Holm-corrected, when there are three
+    samples or more (empty otherwise).
+    """
+
+    test: str
+    statistic: float
+    p_value: float
+    n: tuple[int, ...]
+    medians: tuple[float, ...]
+    friedman: tuple[float, float] | None
+    kruskal: tuple[float, float]
+    pairwise: tuple[PairTest, ...]
+
+
+def compare_many(samples: Sequence[ArrayLike], *, paired: bool, min_n: int = 3) -> ManyComparison:
+    """Test whether two or more samples differ in location, as the study does.
+
+    Paired samples (the same images under each model, in the same order) are tested with
+    Friedman's test (``scipy.stats.friedmanchisquare``), or Wilcoxon's signed-rank test when
+    there are only two; independent samples with Kruskal-Wallis (``scipy.stats.kruskal``),
+    which is reported for paired samples too. With three samples or more, every pair is then
+    tested (Wilcoxon signed-rank when paired, Mann-Whitney U otherwise) and the p-values are
+    Holm-corrected for the number of pairs.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two samples, or paired samples of different lengths.
+    InsufficientData
+        A sample with fewer than ``min_n`` values.
+    """
+    values = [as_sample(sample, f"sample {i}") for i, sample in enumerate(samples)]
+    if len(values) < 2:
+        raise ValueError(f"compare_many needs at least two samples, got {len(values)}")
+    require(min(v.size for v in values), min_n, f"compare_many (n={[v.size for v in values]})")
+    if paired and len({v.size for v in values}) > 1:
+        raise ValueError(f"paired samples must have one length, got {[v.size for v in values]}")
+    kruskal = _kruskal(values)
+    friedman = None
+    if paired and len(values) > 2:
+        friedman = _friedman(values)
+    if paired:
+        test = "friedman" if friedman is not None else "wilcoxon"
+        statistic, p_value = friedman or _paired_p(values[0], values[1])
+    else:
+        test, (statistic, p_value) = "kruskal", kruskal
+    return ManyComparison(
+        test=test,
+        statistic=statistic,
+        p_value=p_value,
+        n=tuple(v.size for v in values),
+        medians=tuple(float(np.median(v)) for v in values),
+        friedman=friedman,
+        kruskal=kruskal,
+        pairwise=_pairwise(values, paired) if len(values) > 2 else (),
+    )
+
+
+def _friedman(values: list[np.ndarray]) -> tuple[float, float]:
+    if all(np.array_equal(values[0], v) for v in values[1:]):  # nothing to rank: no difference
+        return 0.0, 1.0
+    result = stats.friedmanchisquare(*values)
+    return float(result.statistic), float(result.pvalue)
+
+
+def _kruskal(values: list[np.ndarray]) -> tuple[float, float]:
+    if np.ptp(np.concatenate(values)) == 0:  # every value equal: SciPy would return NaN
+        return 0.0, 1.0
+    result = stats.kruskal(*values)
+    return float(result.statistic), float(result.pvalue)
+
+
+def _paired_p(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    result = compare_paired(a, b, n_boot=1, min_n=1)  # the test only: no interval needed
+    return result.statistic, result.p_value
+
+
+def _pairwise(values: list[np.ndarray], paired: bool) -> tuple[PairTest, ...]:
+    """Every pair's test, Holm-corrected (step-down, kept monotone)."""
+    pairs = [(i, j) for i in range(len(values)) for j in range(i + 1, len(values))]
+    raw = []
+    for i, j in pairs:
+        if paired:
+            raw.append(_paired_p(values[i], values[j])[1])
+        else:
+            raw.append(float(stats.mannwhitneyu(values[i], values[j]).pvalue))
+    order = np.argsort(raw, kind="stable")
+    adjusted = np.empty(len(raw))
+    running = 0.0
+    for rank, k in enumerate(order):
+        running = max(running, min(1.0, (len(raw) - rank) * raw[k]))
+        adjusted[k] = running
+    return tuple(
+        PairTest(
+            i, j, raw[k], float(adjusted[k]), float(np.median(values[i]) - np.median(values[j]))
+        )
+        for k, (i, j) in enumerate(pairs)
+    )
+
+
 def _samples(alternative: str, **named: ArrayLike) -> list[np.ndarray]:
     """The checks both comparisons start with: ``alternative`` first (not every code path
     reaches SciPy), then each named sample in order (see `as_sample`)."""

@@ -1,0 +1,126 @@
+"""The location_agreement check: do two models find their MPS in the same place (RQ2)?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_mps.audit import arguments
+from pytest_mps.audit.checks.base import ComparisonCheck
+from pytest_mps.audit.records import CheckOutcome
+from pytest_mps.audit.text import SHOWN, listing, percent
+
+LOCATIONS = ("region", "mps")
+
+
+class LocationAgreement(ComparisonCheck):
+    """Per image, the Dice coefficient and the symmetric Hausdorff distance (pixels of the
+    original image) between where two models look, with bounds on the mean Dice, the median
+    Hausdorff distance and the share of images with no overlap (at least one bound).
+
+    ``on="region"`` (default) bounds the location regions: each model's top ``region_share``
+    of responsibility (default: the comparison's, 5%), which is steady from seed to seed; a
+    single MPS is one of possibly several minimal sets, so ``on="mps"`` (the study's figure)
+    is noisier. Both are reported. Images where either model's set is empty (its default
+    class) are counted apart, never as Dice 0.
+    """
+
+    name = "location_agreement"
+
+    def __init__(
+        self,
+        first: str,
+        second: str,
+        min_mean_dice: float | None = None,
+        max_median_hausdorff: float | None = None,
+        max_no_overlap: float | None = None,
+        on: str = "region",
+        region_share: float | None = None,
+    ) -> None:
+        self.models = (arguments.model_name(first), arguments.model_name(second))
+        self.min_mean_dice = _optional(arguments.fraction, min_mean_dice, "min_mean_dice")
+        self.max_median_hausdorff = _optional(
+            arguments.non_negative, max_median_hausdorff, "max_median_hausdorff"
+        )
+        self.max_no_overlap = _optional(arguments.fraction, max_no_overlap, "max_no_overlap")
+        if (min_mean_dice, max_median_hausdorff, max_no_overlap) == (None, None, None):
+            raise ValueError("give min_mean_dice, max_median_hausdorff or max_no_overlap")
+        self.on = arguments.one_of(on, "on", LOCATIONS)
+        self.region_share = _optional(arguments.fraction, region_share, "region_share")
+        if self.region_share == 0:
+            raise ValueError("region_share must be above 0")
+
+    def thresholds(self) -> dict[str, Any]:
+        first, second = self.models
+        return {
+            "first": first,
+            "second": second,
+            "on": self.on,
+            "region_share": self.region_share,
+            "min_mean_dice": self.min_mean_dice,
+            "max_median_hausdorff": self.max_median_hausdorff,
+            "max_no_overlap": self.max_no_overlap,
+        }
+
+    def judge(self, comparison: Any) -> CheckOutcome:
+        from pytest_mps.audit.comparison import pair_summary
+
+        first, second = self.models
+        share = self.region_share or comparison.region_share
+        locations = comparison.locations(first, second, share)
+        figures = pair_summary(locations)
+        prefix = "region_" if self.on == "region" else ""
+        mean_dice = figures[f"{prefix}mean_dice"]
+        median_distance = figures[f"{prefix}median_hausdorff"]
+        no_overlap = figures[f"{prefix}no_overlap"]
+        what = f"location regions (top {percent(share)} of responsibility)"
+        compared = what if self.on == "region" else "MPS masks"
+        if mean_dice is None:
+            return self.failed(
+                f"location_agreement: no image where both {first} and {second} have a non-empty "
+                f"set to compare ({figures[f'{prefix}empty']} with an empty MPS).",
+                figures,
+            )
+        failures = []
+        if self.min_mean_dice is not None and mean_dice < self.min_mean_dice:
+            failures.append(f"mean Dice {mean_dice:.3g} < {self.min_mean_dice:g}")
+        limit = self.max_median_hausdorff
+        if limit is not None and median_distance > limit:
+            failures.append(f"median Hausdorff {median_distance:.3g} px > {limit:g}")
+        if self.max_no_overlap is not None and no_overlap > self.max_no_overlap:
+            failures.append(
+                f"{percent(no_overlap)} of images with no overlap > {percent(self.max_no_overlap)}"
+            )
+        passed = not failures
+        verdict = "agree on" if passed else "disagree on"
+        message = (
+            f"location_agreement: {first} and {second} {verdict} where they look "
+            f"({'; '.join(failures) if failures else 'within every bound'}). "
+            f"{_figures_text(what, figures, 'region_')}; {_figures_text('MPS masks', figures, '')}"
+            f"; n={figures['n']} images."
+        )
+        images: list[str] = []
+        if not passed:
+            scored = [(loc.image, getattr(loc, f"{prefix}dice")) for loc in locations]
+            scored = [(image, value) for image, value in scored if value is not None]
+            worst = sorted(scored, key=lambda item: item[1])
+            images = [image for image, _ in worst[:SHOWN]]
+            listed = [f"{image} Dice {value:.2g}" for image, value in worst]
+            message += f" Least overlap ({compared}): {listing(listed)}."
+        measured = {**figures, "region_share": share}
+        return self.outcome(passed, message, measured, images=images)
+
+
+def _figures_text(what: str, figures: dict[str, Any], prefix: str) -> str:
+    mean_dice = figures[f"{prefix}mean_dice"]
+    if mean_dice is None:
+        return f"{what}: nothing to compare"
+    empty = figures[f"{prefix}empty"]
+    return (
+        f"{what}: mean Dice {mean_dice:.3g}, median Hausdorff "
+        f"{figures[f'{prefix}median_hausdorff']:.3g} px, {percent(figures[f'{prefix}no_overlap'])} "
+        f"with no overlap" + (f", {empty} left out (an empty set)" if empty else "")
+    )
+
+
+def _optional(validate: Any, value: Any, name: str) -> float | None:
+    return None if value is None else validate(value, name)

@@ -1,0 +1,57 @@
+"""What the checks that pair two runs of the same images share (baseline, size_shift)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pytest_mps.audit.text import SHOWN, listing, p_value, ratio_text, signed
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A paired comparison judged against ``alpha`` and an optional bound on the median shift."""
+
+    result: Any  # stats.PairedComparison
+    alpha: float
+    limit: float | None
+
+    @property
+    def significant(self) -> bool:
+        return self.result.p_value < self.alpha
+
+    @property
+    def too_far(self) -> bool:
+        return self.limit is not None and abs(self.result.median_shift) > self.limit
+
+    @property
+    def passed(self) -> bool:
+        return not (self.significant or self.too_far)
+
+    def figures(self, unit: str) -> str:
+        """ "(Wilcoxon W=.., p=.. < alpha ..; median change .. [95% CI ..]; n=.. <unit>, ..)"."""
+        result, limit = self.result, self.limit
+        return (
+            f"(Wilcoxon W={result.statistic:.1f}, p={p_value(result.p_value)} "
+            f"{'<' if self.significant else '≥'} alpha {self.alpha:g}; median change "
+            f"{signed(result.median_shift)} [{result.confidence:.0%} CI {signed(result.ci_low)}, "
+            f"{signed(result.ci_high)}]{'' if limit is None else f', allowed ±{limit:g}'}; "
+            f"n={result.n} {unit}, {result.n_nonzero} changed)"
+        )
+
+
+def shift(now: np.ndarray, then: np.ndarray, alpha: float, limit: float | None, min_n: int):
+    """The Wilcoxon comparison of ``now`` against ``then`` (paired by position), judged."""
+    from pytest_mps.audit import stats  # SciPy: loaded by the first check that runs
+
+    return Shift(stats.compare_paired(now, then, min_n=min_n), alpha, limit)
+
+
+def largest_changes(now: np.ndarray, then: np.ndarray, images: list[str]) -> tuple[list[str], str]:
+    """The images whose ratio changed most (up to `SHOWN`), and the sentence listing them."""
+    change = now - then
+    order = [i for i in np.argsort(-np.abs(change), kind="stable") if change[i] != 0]
+    listed = [f"{images[i]} {ratio_text(then[i])} → {ratio_text(now[i])}" for i in order]
+    return [images[i] for i in order[:SHOWN]], f" Largest changes: {listing(listed)}."

@@ -1,0 +1,83 @@
+"""The size_shift check: one model's MPS sizes against another's on the same images."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from pytest_mps.audit import arguments
+from pytest_mps.audit.checks.base import ComparisonCheck
+from pytest_mps.audit.checks.paired import largest_changes, shift
+from pytest_mps.audit.records import CheckOutcome, ratios
+
+MIN_PAIRS = 3  # images for a Wilcoxon test
+
+
+class SizeShift(ComparisonCheck):
+    """``candidate``'s MPS ratios against ``reference``'s, image by image (Wilcoxon signed-rank
+    on candidate minus reference, median shift with a bootstrap CI). Passes when the shift is
+    not significant at ``alpha`` and, with ``max_median_shift``, the median shift is within it.
+    """
+
+    name = "size_shift"
+
+    def __init__(
+        self,
+        reference: str,
+        candidate: str,
+        max_median_shift: float | None = None,
+        alpha: float = 0.05,
+    ) -> None:
+        self.models = (arguments.model_name(reference), arguments.model_name(candidate))
+        self.alpha = arguments.alpha(alpha)
+        self.max_median_shift = (
+            None
+            if max_median_shift is None
+            else arguments.non_negative(max_median_shift, "max_median_shift")
+        )
+
+    def thresholds(self) -> dict[str, Any]:
+        reference, candidate = self.models
+        return {
+            "reference": reference,
+            "candidate": candidate,
+            "alpha": self.alpha,
+            "max_median_shift": self.max_median_shift,
+        }
+
+    def judge(self, comparison: Any) -> CheckOutcome:
+        reference, candidate = self.models
+        then = ratios(comparison.audit(reference).records)
+        now = ratios(comparison.audit(candidate).records)
+        images = comparison.images
+        measured: dict[str, Any] = {"n": len(images)}
+        if len(images) < MIN_PAIRS:
+            return self.failed(
+                f"size_shift: {len(images)} images; at least {MIN_PAIRS} are needed to compare "
+                f"{candidate} with {reference}.",
+                measured,
+            )
+        judged = shift(now, then, self.alpha, self.max_median_shift, MIN_PAIRS)
+        if judged.passed:
+            headline = f"{candidate}'s MPS ratios match {reference}'s"
+        elif judged.significant:
+            headline = f"{candidate}'s MPS ratios differ significantly from {reference}'s"
+        else:
+            limit = self.max_median_shift
+            headline = f"{candidate}'s median MPS ratio is more than {limit:g} from {reference}'s"
+        message = f"size_shift: {headline} {judged.figures('images')}."
+        named: list[str] = []
+        if not judged.passed:
+            named, changes = largest_changes(now, then, images)
+            message += changes
+        result = judged.result
+        measured |= {
+            "median_shift": result.median_shift,
+            "median_reference": float(np.median(then)),
+            "median_candidate": float(np.median(now)),
+        }
+        return self.outcome(
+            judged.passed, message, measured, statistics=dataclasses.asdict(result), images=named
+        )

@@ -1,0 +1,84 @@
+"""The sizes_differ check: do the models of a comparison have MPS of different sizes (RQ1)?"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pytest_mps.audit import arguments
+from pytest_mps.audit.checks.base import ComparisonCheck
+from pytest_mps.audit.records import CheckOutcome, ratios
+from pytest_mps.audit.text import listing, p_value, ratio_text
+
+MIN_IMAGES = 3
+SIZE_DIRECTIONS = ("different", "same")
+SIZE_TESTS = ("friedman", "kruskal")
+TEST_NAMES = {"friedman": "Friedman", "kruskal": "Kruskal-Wallis", "wilcoxon": "Wilcoxon"}
+
+
+class SizesDiffer(ComparisonCheck):
+    """The study's test across all models: Friedman (paired: the same images; with two models,
+    Wilcoxon signed-rank) or Kruskal-Wallis, with Holm-corrected pairwise tests when there are
+    three models or more. ``direction="different"`` passes when the sizes differ at ``alpha``;
+    ``"same"`` passes when they do not."""
+
+    name = "sizes_differ"
+
+    def __init__(
+        self, direction: str = "different", alpha: float = 0.05, test: str = "friedman"
+    ) -> None:
+        self.direction = arguments.one_of(direction, "direction", SIZE_DIRECTIONS)
+        self.alpha = arguments.alpha(alpha)
+        self.test = arguments.one_of(test, "test", SIZE_TESTS)
+
+    def thresholds(self) -> dict[str, Any]:
+        return {"direction": self.direction, "alpha": self.alpha, "test": self.test}
+
+    def judge(self, comparison: Any) -> CheckOutcome:
+        from pytest_mps.audit import stats  # SciPy: loaded by the first check that runs
+
+        models = comparison.models
+        n = len(comparison.images)
+        if n < MIN_IMAGES:
+            return self.failed(
+                f"sizes_differ: {n} images; at least {MIN_IMAGES} are needed.", {"n": n}
+            )
+        samples = [ratios(comparison.audit(model).records) for model in models]
+        result = stats.compare_many(samples, paired=self.test == "friedman", min_n=MIN_IMAGES)
+        differ = result.p_value < self.alpha
+        passed = differ == (self.direction == "different")
+        medians = ", ".join(
+            f"{model} {ratio_text(median)}"
+            for model, median in zip(models, result.medians, strict=True)
+        )
+        verdict = "differ" if differ else "do not differ significantly"
+        message = (
+            f"sizes_differ: MPS sizes {verdict} between {len(models)} models "
+            f"({TEST_NAMES[result.test]} statistic {result.statistic:.3g}, "
+            f"p={p_value(result.p_value)} {'<' if differ else '≥'} alpha {self.alpha:g}; "
+            f"n={n} images; median MPS ratio {medians}); expected: {self.direction}."
+        )
+        pairwise = [
+            {
+                "models": [models[pair.a], models[pair.b]],
+                "p_value": pair.p_value,
+                "p_adjusted": pair.p_adjusted,
+                "median_difference": pair.median_difference,
+            }
+            for pair in result.pairwise
+        ]
+        if pairwise:
+            listed = [
+                f"{' vs '.join(pair['models'])} p={p_value(pair['p_adjusted'])}"
+                for pair in sorted(pairwise, key=lambda pair: pair["p_adjusted"])
+            ]
+            message += f" Pairwise (Holm-corrected): {listing(listed)}."
+        measured = {
+            "n": n,
+            "medians": dict(zip(models, result.medians, strict=True)),
+            "pairwise": pairwise,
+        }
+        statistics = {
+            key: value for key, value in dataclasses.asdict(result).items() if key != "pairwise"
+        }
+        return self.outcome(passed, message, measured, statistics=statistics)
