@@ -38,18 +38,32 @@ class AuditCheck(pytest.Item):
         self.check, self.spec = check, spec
 
     def runtest(self) -> None:
-        spec = self.spec
-        audit = mps_session(self.config).audit(
-            spec.model,
-            spec.images,
-            spec.labels,
-            spec.config,
-            sample=spec.sample,
-            base=spec.folder,
-            where=str(self.path),
-            **spec.engine,
-        )
-        getattr(audit, f"check_{self.check.check}")(**self.check.arguments)
+        spec, check = self.spec, self.check
+        session = mps_session(self.config)
+        where = str(self.path)
+        if spec.models:
+            comparison = session.comparison(
+                spec.models,
+                spec.images,
+                spec.labels,
+                sample=spec.sample,
+                base=spec.folder,
+                where=where,
+                **spec.engine,
+            )
+            checked = comparison if check.model is None else comparison.audits[check.model]
+        else:
+            checked = session.audit(
+                spec.model,
+                spec.images,
+                spec.labels,
+                spec.config,
+                sample=spec.sample,
+                base=spec.folder,
+                where=where,
+                **spec.engine,
+            )
+        getattr(checked, f"check_{check.check}")(**check.arguments)
 
     def repr_failure(self, excinfo, style=None):
         from pytest_mps.audit.audit import MPSCheckFailed
