@@ -114,7 +114,8 @@ def report_folder(config: pytest.Config) -> Path | None:
 @pytest.fixture
 def mps_audit(request: pytest.FixtureRequest):
     """A factory: ``mps_audit(model, images, labels=None, config=None, *, sample=None,
-    **engine_options)``.
+    masks=None, **engine_options)``; ``masks``: the images' object masks, a folder matched by
+    relative path and stem or a pattern such as ``"{stem}_mask.png"``.
 
     Returns an :class:`~pytest_mps.audit.audit.Audit` whose ``check_*`` methods fail the test
     with a readable message (``with audit.all_checks():`` runs them all, then fails once).
@@ -123,15 +124,18 @@ def mps_audit(request: pytest.FixtureRequest):
     """
     session = mps_session(request.config)
 
-    def factory(model, images, labels=None, config=None, *, sample=None, **engine_options: Any):
+    def factory(
+        model, images, labels=None, config=None, *, sample=None, masks=None, **options: Any
+    ):
         return session.audit(
             model,
             images,
             labels,
             config,
             sample=sample,
+            masks=masks,
             where=request.node.nodeid,
-            **engine_options,
+            **options,
         )
 
     return factory
@@ -296,13 +300,22 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     payloads = config.stash[WORKER_AUDITS_KEY]
     if payloads:
-        from pytest_mps.report.summary import merge_audit_reports, render_summary
+        from pytest_mps.report.summary import (
+            merge_audit_reports,
+            merge_comparison_reports,
+            render_summary,
+        )
 
         audits, evaluations = merge_audit_reports(payloads)
         if audits:
             terminalreporter.write_sep("=", "MPS audit summary")
             terminalreporter.write(
-                render_summary(audits, evaluations, width=terminalreporter._tw.fullwidth)
+                render_summary(
+                    audits,
+                    evaluations,
+                    width=terminalreporter._tw.fullwidth,
+                    comparisons=merge_comparison_reports(payloads),
+                )
             )
     if REPORT_KEY in config.stash:
         terminalreporter.write_line(f"MPS report: {config.stash[REPORT_KEY]}")

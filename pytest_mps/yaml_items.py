@@ -59,6 +59,7 @@ class AuditCheck(pytest.Item):
                 spec.labels,
                 spec.config,
                 sample=spec.sample,
+                masks=spec.masks,
                 base=spec.folder,
                 where=where,
                 **spec.engine,

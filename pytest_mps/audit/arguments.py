@@ -7,7 +7,7 @@ argument; YAML makes quoted numbers and booleans easy to slip in, so both are re
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Real
 from typing import Any
 
@@ -68,3 +68,8 @@ def model_name(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"a model is named by a non-empty string, not {value!r}")
     return value
+
+
+def optional(validate: Callable[[Any, str], float], value: Any, name: str) -> float | None:
+    """``validate(value, name)``, or None for an argument that was not given."""
+    return None if value is None else validate(value, name)

@@ -132,6 +132,7 @@ class Audit(CheckRunner):
     check_anomalies = _check_method(BY_NAME["anomalies"])
     check_baseline = _check_method(BY_NAME["baseline"])
     check_default_class = _check_method(BY_NAME["default_class"])
+    check_localisation = _check_method(BY_NAME["localisation"])
 
     # ------------------------------------------------------------------ measurements
 

@@ -43,19 +43,29 @@ class ImageLocation:
 def locate(image: str, first: Any, second: Any, share: float = REGION_SHARE) -> ImageLocation:
     """How the MPS and location regions of two explanations of ``image`` agree (in the original
     image's grid, so models with different input sizes compare)."""
-    masks = [np.asarray(e.original_mask, bool) & (not e.default_class) for e in (first, second)]
-    regions = [
-        top_region(e.original_responsibility, share)
-        if not e.default_class
-        else np.zeros(e.original_mask.shape, bool)
-        for e in (first, second)
-    ]
+    return locate_sets(image, location_sets(first, share), location_sets(second, share))
+
+
+def location_sets(explanation: Any, share: float = REGION_SHARE) -> tuple[np.ndarray, np.ndarray]:
+    """The MPS mask and location region (top ``share`` of responsibility) of an explanation,
+    in the original image's grid, as `locate` compares them: both empty for an empty MPS."""
+    mask = np.asarray(explanation.original_mask, bool)
+    if explanation.default_class:
+        return np.zeros(mask.shape, bool), np.zeros(mask.shape, bool)
+    return mask, top_region(explanation.original_responsibility, share)
+
+
+def locate_sets(image: str, first: tuple[Any, Any], second: tuple[Any, Any]) -> ImageLocation:
+    """`locate` for sets already taken out of their explanations: each of ``first`` and
+    ``second`` is an MPS mask and a location region (`location_sets`), such as the ones a
+    baseline file keeps of a run that is no longer at hand."""
+    (first_mask, first_region), (second_mask, second_region) = first, second
     return ImageLocation(
         image=image,
-        dice=dice(*masks),
-        hausdorff=hausdorff(*masks),
-        region_dice=dice(*regions),
-        region_hausdorff=hausdorff(*regions),
+        dice=dice(first_mask, second_mask),
+        hausdorff=hausdorff(first_mask, second_mask),
+        region_dice=dice(first_region, second_region),
+        region_hausdorff=hausdorff(first_region, second_region),
     )
 
 

@@ -22,6 +22,11 @@ class ImageRecord:
     passes including the padding of batches (None when not recorded). ``ratio_spread`` is the
     smallest and largest ratio the engine's ``restarts`` (independent searches) found;
     ``ratio`` is the smallest. Over an audit, those spreads measure how certain each size is.
+
+    Against an object mask (an audit given ``masks``; ``masked`` is None without them, False
+    for an image that has no mask): ``object_share``, the share of the MPS's pixels inside the
+    object (None for an empty MPS); ``touches_object``; and the responsibility map's
+    ``relevance_mass`` and ``relevance_rank`` accuracies inside the object.
     """
 
     path: str
@@ -41,6 +46,11 @@ class ImageRecord:
     ratio_spread: tuple[float, float] | None = None
     restarts: int = 1
     padded_queries: int | None = None
+    masked: bool | None = None
+    object_share: float | None = None
+    touches_object: bool | None = None
+    relevance_mass: float | None = None
+    relevance_rank: float | None = None
 
     @classmethod
     def from_explanation(
@@ -65,6 +75,25 @@ class ImageRecord:
             ratio_spread=(0.0, 0.0) if explanation.default_class else explanation.ratio_spread,
             restarts=max(1, len(getattr(explanation, "restart_sizes", ()))),
             padded_queries=getattr(explanation, "padded_queries", None) or explanation.queries,
+        )
+
+    def localised(self, explanation: Any, target: np.ndarray | None) -> ImageRecord:
+        """This record with its figures against the object mask ``target`` (original grid;
+        None: the image has no mask)."""
+        from pytest_mps.audit import stats  # SciPy: audits with masks only
+
+        if target is None:
+            return dataclasses.replace(self, masked=False)
+        mps = explanation.original_mask & (not explanation.default_class)
+        relevance = explanation.original_responsibility
+        share = stats.share_inside(mps, target)
+        return dataclasses.replace(
+            self,
+            masked=True,
+            object_share=share,
+            touches_object=None if share is None else share > 0,
+            relevance_mass=stats.relevance_mass(relevance, target),
+            relevance_rank=stats.relevance_rank(relevance, target),
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from pytest_mps.audit.audit import Audit
 from pytest_mps.audit.cache import ResultCache, cache_key, file_sha256
 from pytest_mps.audit.inputs import (
@@ -26,6 +28,7 @@ from pytest_mps.audit.inputs import (
     resolve_labels,
     sample_images,
 )
+from pytest_mps.audit.masks import MaskSpec, match_masks, read_mask
 from pytest_mps.audit.records import ImageRecord
 from pytest_mps.engine.explainer import ENGINE_VERSION, Engine
 from pytest_mps.engine.model import load_classifier
@@ -94,6 +97,7 @@ class MPSSession:
         config: str | os.PathLike[str] | None = None,
         *,
         sample: int | None = None,
+        masks: MaskSpec | None = None,
         base: Path | None = None,
         where: str = "mps_audit",
         **engine_options: Any,
@@ -101,7 +105,9 @@ class MPSSession:
         """The audit of ``images`` under ``model``; the same arguments give the same object.
 
         ``sample``: audit a reproducible random sample of that many images (seeded by the
-        engine's seed). ``where`` names the audit (its YAML file or test) in error messages.
+        engine's seed). ``masks``: the images' object masks (see `match_masks`), for the
+        localisation figures. ``where`` names the audit (its YAML file or test) in error
+        messages.
         """
         base = base or self.options.rootdir
         model_path = _absolute(model, base)
@@ -119,6 +125,7 @@ class MPSSession:
         truth = resolve_labels(
             labels, paths, base, classifier.labels, classifier.class_count, folders
         )
+        mask_files = match_masks(masks, paths, folders, base) if masks is not None else {}
         identity = json.dumps(
             [
                 str(model_path.resolve()),
@@ -126,6 +133,7 @@ class MPSSession:
                 [str(p.resolve()) for p in paths],
                 str(labels and _absolute(labels, base).resolve()),
                 options,
+                {str(image): str(mask) for image, mask in mask_files.items()},
             ],
             sort_keys=True,
             default=str,
@@ -144,6 +152,11 @@ class MPSSession:
                 )
                 for path, (result, cached) in zip(paths, results, strict=True)
             ]
+            if masks is not None:
+                records = [
+                    record.localised(result, _object_mask(mask_files[path], result))
+                    for path, record, (result, _) in zip(paths, records, results, strict=True)
+                ]
             first = results[0][0]
             self.audits[identity] = Audit(
                 name=f"{self._relative(model_path)} on {self._describe_images(images, base)}",
@@ -352,6 +365,11 @@ class MPSSession:
             return path.resolve().relative_to(self.options.rootdir.resolve()).as_posix()
         except ValueError:
             return str(path)
+
+
+def _object_mask(path: Path | None, result: Explanation) -> np.ndarray | None:
+    """The object mask in ``path`` (None: the image has none), in the result's original grid."""
+    return None if path is None else read_mask(path, result.original_mask.shape)
 
 
 def _fingerprint(

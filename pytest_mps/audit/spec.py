@@ -6,6 +6,7 @@ Example::
     images: ../fixtures/photos
     labels: ../fixtures/photos/labels.csv
     sample: 50            # optional: a reproducible sample of the images (seeded by engine.seed)
+    masks: ../fixtures/photos/masks   # optional: object masks, for the localisation check
     engine: {seed: 0}
     checks:
       - concentration: {median_between: [0.001, 0.2]}
@@ -40,7 +41,18 @@ from pytest_mps.choices import ANOMALY_REFERENCES, CHECKS, COMPARISON_CHECKS, DE
 from pytest_mps.errors import MPSInputError
 from pytest_mps.yamlfile import load_yaml
 
-KEYS = {"model", "models", "images", "labels", "config", "engine", "checks", "name", "sample"}
+KEYS = {
+    "model",
+    "models",
+    "images",
+    "labels",
+    "masks",
+    "config",
+    "engine",
+    "checks",
+    "name",
+    "sample",
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,7 @@ class AuditSpec:
     model: str | None
     images: str | list[str]
     labels: str | None = None
+    masks: str | None = None  # object masks: a folder or a pattern such as "{stem}_mask.png"
     config: str | None = None
     sample: int | None = None
     engine: dict[str, Any] = field(default_factory=dict)
@@ -106,11 +119,18 @@ def load_audit_spec(path: Path) -> AuditSpec:
         models=models,
         images=list(images) if isinstance(images, list) else images,
         labels=data.get("labels"),
+        masks=_masks(path, data.get("masks")),
         config=data.get("config"),
         sample=sample,
         engine=engine,
         checks=_checks(path, data["checks"], list(models)),
     )
+
+
+def _masks(path: Path, masks: Any) -> str | None:
+    if masks is not None and not isinstance(masks, str):
+        raise MPSInputError(path, "'masks' must be a folder or a pattern such as '{stem}.png'")
+    return masks
 
 
 def _models(path: Path, data: dict[str, Any]) -> dict[str, str]:

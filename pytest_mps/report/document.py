@@ -1,4 +1,4 @@
-"""The JSON report (``mps-report.json``): a versioned document built from the audits' payloads,
+"""The JSON report (``mps-report.json``): a versioned document built from the processes' payloads,
 and writing the report folder so that readers never see a half-written file."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import Any
 from pytest_mps import __version__
 from pytest_mps.fileio import write_bytes_atomic, write_json_atomic
 from pytest_mps.report.pictures import FOLDER as PICTURES
-from pytest_mps.report.summary import merge_audit_reports
+from pytest_mps.report.summary import merge_audit_reports, merge_comparison_reports
 
 FORMAT = "pytest-mps-report"
 VERSION = 2  # 2: figures split this run's time from the compute cost; default_class check
+# Comparisons came later within version 2: a report without them is still read (none ran).
 JSON_NAME = "mps-report.json"
 HTML_NAME = "index.html"
 SCHEMA = Path(__file__).with_name("schema.json")
@@ -37,7 +38,7 @@ def session_info(device: str, exitstatus: int | None = None) -> dict[str, Any]:
 
 
 def build_document(payloads: list[dict[str, Any]], session: dict[str, Any]) -> dict[str, Any]:
-    """The report of every process's audits (each audit once), as JSON-ready data."""
+    """The report of every process's audits and comparisons (each once), as JSON-ready data."""
     audits, evaluations = merge_audit_reports(payloads)
     providers = sorted({audit["provider"] for audit in audits})
     return {
@@ -45,6 +46,7 @@ def build_document(payloads: list[dict[str, Any]], session: dict[str, Any]) -> d
         "version": VERSION,
         "session": {**session, "providers": providers, **evaluations},
         "audits": audits,
+        "comparisons": merge_comparison_reports(payloads),
     }
 
 

@@ -36,12 +36,11 @@ def html_extras(used: Used) -> list[dict[str, Any]]:
     pytest-html row has no folder of its own)."""
     from pytest_html import extras
 
+    from pytest_mps.audit.audit import Audit
     from pytest_mps.report.html import render_row_extra
     from pytest_mps.report.pictures import render_pictures
     from pytest_mps.report.plots import distribution_png
     from pytest_mps.report.selection import distribution_groups, gallery
-
-    from pytest_mps.audit.audit import Audit
 
     found = []
     for audit, _ in used:

@@ -9,11 +9,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pytest_mps.audit.text import percent
 from pytest_mps.report.plots import distribution_png
-from pytest_mps.report.selection import distribution_groups, gallery
-from pytest_mps.report.summary import ratio, time_text
+from pytest_mps.report.selection import (
+    disagreement,
+    disagreements,
+    distribution_groups,
+    gallery,
+    pair_matrix,
+)
+from pytest_mps.report.summary import pair_text, ratio, time_text
 
 TEMPLATES = Path(__file__).with_name("templates")
+# A comparison's models x models tables, as the study gives them: (title, pair figure), each
+# on the location regions (the figure with a ``region_`` prefix) and on the MPS masks.
+MATRICES = (("Mean Dice", "mean_dice"), ("Median Hausdorff (px)", "median_hausdorff"))
 
 
 def render_html(document: dict[str, Any], json_folder: Path, page_folder: Path) -> str:
@@ -22,10 +32,14 @@ def render_html(document: dict[str, Any], json_folder: Path, page_folder: Path) 
     environment = _environment()
     environment.globals["picture"] = lambda relative: _relative(json_folder / relative, page_folder)
     audits = [_audit_view(audit) for audit in document["audits"]]
+    by_id = {audit["id"]: audit for audit in document["audits"]}
+    # Reports made before comparisons existed have none.
+    comparisons = [_comparison_view(found, by_id) for found in document.get("comparisons", [])]
     return environment.get_template("index.html.j2").render(
         session=document["session"],
         version=document["version"],
         audits=audits,
+        comparisons=comparisons,
         overview=_overview_plot(document["audits"]),
     )
 
@@ -53,7 +67,14 @@ def _environment() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters.update(ratio=ratio, value=_value, percent=_percent, time_text=time_text)
+    environment.filters.update(
+        ratio=ratio,
+        value=_value,
+        percent=_percent,
+        time_text=time_text,
+        figure=_figure,
+        pair_text=pair_text,
+    )
     return environment
 
 
@@ -77,6 +98,64 @@ def _audit_view(audit: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _comparison_view(
+    comparison: dict[str, Any], audits: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """A comparison with what its section shows. Each model's image entries (ratios,
+    pictures) come from its audit's entry: the comparison names that audit, and the process
+    that built the comparison wrote the audit's pictures."""
+    models = [
+        {**model, "path": audits[model["audit"]]["model"]["path"]} for model in comparison["models"]
+    ]
+    by_model = {
+        model["name"]: {image["path"]: image for image in audits[model["audit"]]["images"]}
+        for model in models
+    }
+    share = percent(comparison["region_share"])
+    return {
+        **comparison,
+        "models": models,
+        "by_model": by_model,
+        "share": share,
+        "plot": _models_plot(by_model),
+        "matrices": [
+            {"title": f"{title}, {on}", "rows": pair_matrix(comparison, prefix + figure)}
+            for title, figure in MATRICES
+            for prefix, on in (("region_", f"location regions (top {share})"), ("", "MPS masks"))
+        ],
+        "gallery": disagreements(comparison),
+        "rows": _comparison_rows(comparison, by_model),
+        "verdicts": Counter(check["verdict"] for check in comparison["checks"]),
+    }
+
+
+def _models_plot(by_model: dict[str, dict[str, dict[str, Any]]]) -> str | None:
+    """One row of MPS ratios per model of a comparison."""
+    groups = [
+        (name, [image["ratio"] for image in images.values()]) for name, images in by_model.items()
+    ]
+    if not any(values for _, values in groups):
+        return None
+    return png_data_uri(distribution_png(groups, "MPS ratio per model"))
+
+
+def _comparison_rows(
+    comparison: dict[str, Any], by_model: dict[str, dict[str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Per image: each model's entry and each pair's figures; the first pair's worst
+    `disagreement` first."""
+    first = next(iter(by_model.values()))
+    rows = [
+        {
+            "path": path,
+            "images": [images[path] for images in by_model.values()],
+            "locations": [pair["images"][path] for pair in comparison["pairs"]],
+        }
+        for path in first
+    ]
+    return sorted(rows, key=lambda row: disagreement(row["locations"][0]))
+
+
 def _overview_plot(audits: list[dict[str, Any]]) -> str | None:
     """One row per audit, when the report compares several."""
     groups = [
@@ -91,6 +170,11 @@ def _overview_plot(audits: list[dict[str, Any]]) -> str | None:
 
 def _relative(target: Path, folder: Path) -> str:
     return Path(os.path.relpath(target, folder)).as_posix()
+
+
+def _figure(value: float | None) -> str:
+    """A Dice coefficient or a distance, with 3 significant digits as the checks give them."""
+    return "—" if value is None else f"{value:.3g}"
 
 
 def _percent(value: float | None) -> str:

@@ -1,4 +1,5 @@
-"""What the reports show of an audit: the ratio groups of its plot and its gallery's images."""
+"""What the reports show of an audit (the ratio groups of its plot, its gallery's images) and of
+a comparison (its pair matrices, the images its models disagree on most)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pytest_mps.report.plots import Group
 
 GALLERY_EACH = 4  # smallest and largest MPS images shown in a gallery
 GALLERY_FLAGGED = 12  # flagged images shown at most
+GALLERY_DISAGREEING = 6  # images of a comparison shown, least overlap first
 
 
 def distribution_groups(
@@ -46,3 +48,38 @@ def gallery(
     for image in by_ratio[::-1][:GALLERY_EACH]:
         chosen.setdefault(image["path"], []).append("largest MPS")
     return [(by_path[path], reasons) for path, reasons in chosen.items() if path in by_path]
+
+
+def pair_matrix(comparison: dict[str, Any], figure: str) -> list[list[float | None]]:
+    """One figure of every pair (``region_mean_dice``, ``median_hausdorff``...) as a models x
+    models matrix, symmetric; None on the diagonal and where nothing could be compared."""
+    index = {model["name"]: i for i, model in enumerate(comparison["models"])}
+    matrix: list[list[float | None]] = [[None] * len(index) for _ in index]
+    for pair in comparison["pairs"]:
+        first, second = (index[name] for name in pair["models"])
+        matrix[first][second] = matrix[second][first] = pair[figure]
+    return matrix
+
+
+def disagreements(
+    comparison: dict[str, Any], limit: int = GALLERY_DISAGREEING
+) -> list[tuple[str, dict[str, Any]]]:
+    """The images whose location regions overlap least (the worst `disagreement` of any
+    pair), worst first, each with that pair's ``models`` and figures. Images where no pair has
+    two non-empty sets to compare are left out."""
+    worst: dict[str, dict[str, Any]] = {}
+    for pair in comparison["pairs"]:
+        for image, location in pair["images"].items():
+            if location["region_dice"] is None:
+                continue
+            if image not in worst or disagreement(location) < disagreement(worst[image]):
+                worst[image] = {"models": pair["models"], **location}
+    ranked = sorted(worst.items(), key=lambda item: disagreement(item[1]))
+    return ranked[:limit]
+
+
+def disagreement(location: dict[str, Any]) -> tuple[bool, float, float]:
+    """How two models' location regions on one image rank, worst first: the least overlap,
+    then (many images have none) the farthest apart; nothing to compare last."""
+    dice, distance = location["region_dice"], location["region_hausdorff"]
+    return dice is None, dice or 0.0, -(distance or 0.0)

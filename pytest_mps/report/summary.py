@@ -1,15 +1,19 @@
-"""Audit reports as plain data (shipped between xdist workers) and the terminal summary table."""
+"""Audit and comparison reports as plain data (shipped between xdist workers) and the terminal
+summary tables."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_mps.audit.records import mark_anomalies
-from pytest_mps.audit.text import ratio_text
+from pytest_mps.audit.text import percent, ratio_text
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from pytest_mps.audit.session import MPSSession
 
 
@@ -19,12 +23,14 @@ def audit_reports(
     pictures: Path | None = None,
     expected_failures: dict[int, str] | None = None,
 ) -> dict[str, Any]:
-    """This process's audits as the report entries of `Audit.as_dict`, with its engines'
-    evaluation count: the one payload that the JSON and HTML reports and the terminal summary
-    read (shipped from xdist workers to the controller).
+    """This process's audits and comparisons as the report entries of `Audit.as_dict` and
+    `Comparison.as_dict`, with its engines' evaluation count: the one payload that the JSON
+    and HTML reports and the terminal summary read (shipped from xdist workers to the
+    controller).
 
     With a ``pictures`` folder (the report's), each image's pictures are written there (only
-    this process has the masks) and each image entry names them relative to that folder.
+    this process has the masks) and each image entry names them relative to that folder. A
+    comparison's models are audits of this session too: its gallery shows their pictures.
     ``expected_failures`` maps ``id(outcome)`` of checks that failed under an xfail marker to
     its reason: each check entry carries it as ``expected_failure`` and its ``verdict``.
     """
@@ -40,19 +46,32 @@ def audit_reports(
         entry["images"] = [
             {**image, "pictures": written.get(image["path"])} for image in entry["images"]
         ]
-        entry["checks"] = [
-            {**check, "expected_failure": reason, "verdict": verdict(check["passed"], reason)}
-            for check, outcome in zip(entry["checks"], audit.outcomes, strict=True)
-            for reason in [expected_failures.get(id(outcome))]
-        ]
+        entry["checks"] = _with_verdicts(entry["checks"], audit.outcomes, expected_failures)
         audits.append(entry)
+    comparisons = []
+    for comparison in session.comparisons.values():
+        entry = comparison.as_dict()
+        entry["checks"] = _with_verdicts(entry["checks"], comparison.outcomes, expected_failures)
+        comparisons.append(entry)
     return {
         "process": process,
         "evaluations": session.evaluations,
         "padded_evaluations": session.padded_evaluations,
         "fallbacks": session.fallbacks,
         "audits": audits,
+        "comparisons": comparisons,
     }
+
+
+def _with_verdicts(
+    checks: list[dict[str, Any]], outcomes: list[Any], expected_failures: dict[int, str]
+) -> list[dict[str, Any]]:
+    """Check entries with their ``expected_failure`` (the xfail reason, or None) and verdict."""
+    return [
+        {**check, "expected_failure": reason, "verdict": verdict(check["passed"], reason)}
+        for check, outcome in zip(checks, outcomes, strict=True)
+        for reason in [expected_failures.get(id(outcome))]
+    ]
 
 
 def merge_audit_reports(
@@ -66,11 +85,8 @@ def merge_audit_reports(
     for payload in payloads:
         for audit in payload["audits"]:
             current = merged.setdefault(audit["id"], {**audit, "checks": [], "flagged": []})
-            for check in audit["checks"]:  # the same check run by several tests: once
-                if check not in current["checks"]:
-                    current["checks"].append(check)
-            # Most anomalous first, as the audit ranks them.
-            current["flagged"] += [p for p in audit["flagged"] if p not in current["flagged"]]
+            _extend_new(current["checks"], audit["checks"])  # a check run by several tests: once
+            _extend_new(current["flagged"], audit["flagged"])  # most anomalous first
             current["baseline"] = current["baseline"] or audit["baseline"]
     for audit in merged.values():
         audit["images"] = mark_anomalies(audit["images"], audit["checks"])
@@ -83,43 +99,39 @@ def merge_audit_reports(
     return audits, counts
 
 
+def merge_comparison_reports(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per comparison, with the checks every process ran on it (each once): its
+    figures are the same in every process that built it, from the same MPS."""
+    merged: dict[str, dict[str, Any]] = {}
+    for payload in payloads:
+        for comparison in payload["comparisons"]:
+            current = merged.setdefault(comparison["id"], {**comparison, "checks": []})
+            _extend_new(current["checks"], comparison["checks"])
+    return sorted(merged.values(), key=lambda comparison: (comparison["name"], comparison["id"]))
+
+
+def _extend_new(target: list[Any], items: list[Any]) -> None:
+    """Append the items ``target`` does not hold yet, in their order."""
+    for item in items:
+        if item not in target:
+            target.append(item)
+
+
 def render_summary(
-    audits: list[dict[str, Any]], evaluations: dict[str, Any], width: int = 120
+    audits: list[dict[str, Any]],
+    evaluations: dict[str, Any],
+    width: int = 120,
+    comparisons: Sequence[dict[str, Any]] = (),
 ) -> str:
-    """The rich table printed at the end of the pytest run."""
+    """The rich tables printed at the end of the pytest run: each audit, then each comparison."""
     from rich.console import Console
-    from rich.table import Table
 
     buffer = io.StringIO()
     console = Console(file=buffer, width=max(width, 100), force_terminal=False, color_system=None)
-    for audit in audits:
-        figures = audit["figures"]
-        table = Table(title=audit["name"], title_justify="left", show_header=False, box=None)
-        table.add_column("what", style="bold")
-        table.add_column("value")
-        model = audit["model"]
-        table.add_row("model", f"{model['path']} (sha256 {model['sha256'][:12]})")
-        table.add_row("provider", audit["provider"])
-        table.add_row("images", images_text(figures))
-        if figures.get("accuracy") is not None:
-            table.add_row("accuracy", f"{figures['accuracy']:.3f}")
-        table.add_row(
-            "MPS ratio", f"mean {ratio(figures['mean'])}, median {ratio(figures['median'])}"
-        )
-        if figures.get("median_correct") is not None or figures.get("median_incorrect") is not None:
-            table.add_row(
-                "median correct / incorrect",
-                f"{ratio(figures.get('median_correct'))} / "
-                f"{ratio(figures.get('median_incorrect'))}",
-            )
-        table.add_row("anomalies", ", ".join(audit["flagged"]) or "none flagged")
-        table.add_row(
-            "model evaluations",
-            f"{figures['queries']} to compute these MPS ({figures['padded_queries']} with padding)",
-        )
-        table.add_row("time", time_text(figures))
-        for check in audit["checks"]:
-            table.add_row(f"{check['verdict'].upper()} {check['check']}", check["message"])
+    paths = {audit["id"]: audit["model"]["path"] for audit in audits}
+    tables = [_audit_table(audit) for audit in audits]
+    tables += [_comparison_table(comparison, paths) for comparison in comparisons]
+    for table in tables:
         console.print(table)
         console.print()
     console.print(
@@ -129,6 +141,69 @@ def render_summary(
     for note in evaluations["fallbacks"]:
         console.print(f"CUDA listed but not used, ran on the CPU: {note}")
     return buffer.getvalue()
+
+
+def _audit_table(audit: dict[str, Any]) -> Table:
+    figures = audit["figures"]
+    table = _table(audit["name"])
+    model = audit["model"]
+    table.add_row("model", f"{model['path']} (sha256 {model['sha256'][:12]})")
+    table.add_row("provider", audit["provider"])
+    table.add_row("images", images_text(figures))
+    if figures.get("accuracy") is not None:
+        table.add_row("accuracy", f"{figures['accuracy']:.3f}")
+    table.add_row("MPS ratio", f"mean {ratio(figures['mean'])}, median {ratio(figures['median'])}")
+    if figures.get("median_correct") is not None or figures.get("median_incorrect") is not None:
+        table.add_row(
+            "median correct / incorrect",
+            f"{ratio(figures.get('median_correct'))} / {ratio(figures.get('median_incorrect'))}",
+        )
+    table.add_row("anomalies", ", ".join(audit["flagged"]) or "none flagged")
+    table.add_row(
+        "model evaluations",
+        f"{figures['queries']} to compute these MPS ({figures['padded_queries']} with padding)",
+    )
+    table.add_row("time", time_text(figures))
+    _add_checks(table, audit["checks"])
+    return table
+
+
+def _comparison_table(comparison: dict[str, Any], paths: dict[str, str]) -> Table:
+    """Each model's sizes, each pair's location figures, then the checks between models."""
+    table = _table(f"MPS comparison: {comparison['name']}")
+    for model in comparison["models"]:
+        table.add_row(
+            model["name"],
+            f"{paths[model['audit']]}: "
+            f"median MPS ratio {ratio(model['median'])}, n={images_text(model)}",
+        )
+    for pair in comparison["pairs"]:
+        table.add_row(" vs ".join(pair["models"]), pair_text(pair, comparison["region_share"]))
+    _add_checks(table, comparison["checks"])
+    return table
+
+
+def _table(title: str) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_header=False, box=None)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    return table
+
+
+def _add_checks(table: Table, checks: list[dict[str, Any]]) -> None:
+    for check in checks:
+        table.add_row(f"{check['verdict'].upper()} {check['check']}", check["message"])
+
+
+def pair_text(pair: dict[str, Any], region_share: float) -> str:
+    """Where two models' sets lie, as the location_agreement check words it: mean Dice,
+    median Hausdorff and no-overlap share of the location regions, then of the MPS masks."""
+    from pytest_mps.audit.checks.location_agreement import figures_text
+
+    regions = f"location regions (top {percent(region_share)} of responsibility)"
+    return f"{figures_text(regions, pair, 'region_')}; {figures_text('MPS masks', pair, '')}"
 
 
 def images_text(figures: dict[str, Any]) -> str:

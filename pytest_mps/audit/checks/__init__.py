@@ -8,6 +8,7 @@ from pytest_mps.audit.checks.baseline import BaselineCheck
 from pytest_mps.audit.checks.concentration import Concentration
 from pytest_mps.audit.checks.correct_vs_incorrect import CorrectVsIncorrect
 from pytest_mps.audit.checks.default_class import DefaultClass
+from pytest_mps.audit.checks.localisation import Localisation
 from pytest_mps.audit.checks.location_agreement import LocationAgreement
 from pytest_mps.audit.checks.size_shift import SizeShift
 from pytest_mps.audit.checks.sizes_differ import SizesDiffer
@@ -15,7 +16,14 @@ from pytest_mps.choices import CHECKS, COMPARISON_CHECKS
 
 BY_NAME: dict[str, type[Check]] = {
     check.name: check
-    for check in (Concentration, CorrectVsIncorrect, Anomalies, BaselineCheck, DefaultClass)
+    for check in (
+        Concentration,
+        CorrectVsIncorrect,
+        Anomalies,
+        BaselineCheck,
+        DefaultClass,
+        Localisation,
+    )
 }
 assert tuple(BY_NAME) == CHECKS, "pytest_mps.choices.CHECKS lists every check, in this order"
 COMPARISON_BY_NAME: dict[str, type[ComparisonCheck]] = {

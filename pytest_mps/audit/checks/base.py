@@ -18,6 +18,7 @@ class Audit(Protocol):
     provider: str
     settings: dict[str, Any]
     update_baselines: bool
+    explanations: dict[str, Any]  # by record path: the engine's results, masks included
 
     @property
     def correct(self) -> list[ImageRecord]: ...

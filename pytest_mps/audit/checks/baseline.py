@@ -1,4 +1,5 @@
-"""The baseline check: this run's MPS sizes against a saved run of the same images."""
+"""The baseline check: this run's MPS sizes, and where they lie, against a saved run of the
+same images."""
 
 from __future__ import annotations
 
@@ -6,16 +7,28 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pytest_mps.audit import arguments
-from pytest_mps.audit.baseline import Baseline, make_baseline, read_baseline, write_baseline
+from pytest_mps.audit.baseline import (
+    Baseline,
+    Sets,
+    make_baseline,
+    read_baseline,
+    write_baseline,
+)
 from pytest_mps.audit.checks.base import Audit, Check
+from pytest_mps.audit.checks.location_agreement import LOCATIONS, LocationAgreement
 from pytest_mps.audit.checks.paired import largest_changes, shift
 from pytest_mps.audit.records import CheckOutcome, ImageRecord, ratios
+from pytest_mps.audit.stats.location import REGION_SHARE
 from pytest_mps.audit.text import count_images, listing, ratio_text
+from pytest_mps.errors import MPSInputError
+
+if TYPE_CHECKING:  # the comparison module imports the checks: loaded where used
+    from pytest_mps.audit.comparison import ImageLocation
 
 MIN_PAIRS = 3  # images shared with a baseline for a Wilcoxon test
 UPDATE_HINT = "Run pytest --mps-update-baselines to accept the new sizes."
@@ -23,12 +36,43 @@ UPDATE_HINT = "Run pytest --mps-update-baselines to accept the new sizes."
 # MPS (older baselines stored the batch size, which only the machine's speed chose).
 _NOTED_APART = ("engine_version", "model_sha256", "provider")
 _IRRELEVANT = ("batch_size",)
+THIS_RUN = "this run"  # how the location sentence names the run against the baseline
+
+
+@dataclasses.dataclass(frozen=True)
+class _Verdict:
+    """One part of the check's verdict (the sizes, or the location): its sentence, what it
+    measured and the images it names."""
+
+    passed: bool
+    text: str
+    measured: dict[str, Any]
+    images: list[str] = dataclasses.field(default_factory=list)
+    advised: bool = False  # the text already says how to fix a failure
 
 
 class BaselineCheck(Check):
-    """Compare with a saved baseline of the same images (Wilcoxon signed-rank on current minus
-    baseline). A relative ``path`` is taken from the rootdir. A missing baseline is written and
-    the check fails once; with ``--mps-update-baselines`` it is rewritten and passes."""
+    """Compare with a saved baseline of the same images, paired by path: the MPS ratios
+    (Wilcoxon signed-rank on current minus baseline) and, with ``min_mean_dice`` or
+    ``max_median_hausdorff``, where the MPS lie (Dice and symmetric Hausdorff distance, in
+    pixels of the original image, per image, between this run and the baseline).
+
+    ``on="region"`` (default) bounds the location regions (each image's top 5% of
+    responsibility; the baseline stores its regions and the share they were cut at), which are
+    steady from seed to seed; ``on="mps"`` bounds the MPS masks, one of possibly several
+    minimal sets, so noisier. Both are reported. Images with an empty MPS on either side are
+    counted apart, never as Dice 0. Location needs a baseline written by a pytest-mps that
+    keeps masks; an older one fails the bound until rewritten with ``--mps-update-baselines``.
+    A candidate model can so be compared with a saved run of the shipped model, without the
+    shipped model file: its test points this check at the shipped model's baseline.
+
+    A relative ``path`` is taken from the rootdir. A missing baseline is written and the check
+    fails once; with ``--mps-update-baselines`` it is rewritten and passes, unless it is the
+    baseline of another model (its saved model path differs from this audit's): such a file,
+    typically the shipped model's baseline that a candidate model is compared with, is never
+    overwritten and the check fails. To replace it on purpose, delete the file (or point the
+    check at a new path). A retrained model at the same path is the ordinary update.
+    """
 
     name = "baseline"
 
@@ -37,24 +81,44 @@ class BaselineCheck(Check):
         path: str | os.PathLike[str],
         max_median_shift: float | None = None,
         alpha: float = 0.05,
+        min_mean_dice: float | None = None,
+        max_median_hausdorff: float | None = None,
+        on: str = "region",
     ) -> None:
         if not isinstance(path, str | os.PathLike):
             raise ValueError(f"path must be a file name, not {path!r}")
         self.path = os.fspath(path)
         self.alpha = arguments.alpha(alpha)
-        self.max_median_shift = (
-            None
-            if max_median_shift is None
-            else arguments.non_negative(max_median_shift, "max_median_shift")
+        self.max_median_shift = arguments.optional(
+            arguments.non_negative, max_median_shift, "max_median_shift"
         )
+        self.min_mean_dice = arguments.optional(arguments.fraction, min_mean_dice, "min_mean_dice")
+        self.max_median_hausdorff = arguments.optional(
+            arguments.non_negative, max_median_hausdorff, "max_median_hausdorff"
+        )
+        self.on = arguments.one_of(on, "on", LOCATIONS)
 
     def thresholds(self) -> dict[str, Any]:
-        return {"path": self.path, "alpha": self.alpha, "max_median_shift": self.max_median_shift}
+        return {
+            "path": self.path,
+            "alpha": self.alpha,
+            "max_median_shift": self.max_median_shift,
+            "min_mean_dice": self.min_mean_dice,
+            "max_median_hausdorff": self.max_median_hausdorff,
+            "on": self.on,
+        }
+
+    @property
+    def bounds_location(self) -> bool:
+        return self.min_mean_dice is not None or self.max_median_hausdorff is not None
 
     def judge(self, audit: Audit) -> CheckOutcome:
         target = audit.resolve(self.path)
-        if audit.update_baselines or not target.exists():
+        if not target.exists():
             return self._write(audit, target)
+        if audit.update_baselines:
+            owner = _other_model(audit, target)
+            return self._write(audit, target) if owner is None else self._keep(audit, target, owner)
         return self._compare(audit, target)
 
     def _write(self, audit: Audit, target: Path) -> CheckOutcome:
@@ -67,6 +131,8 @@ class BaselineCheck(Check):
             provider=audit.provider,
             settings=audit.settings,
             records={audit.name_of(r.path): r for r in audit.records},
+            locations=_current_sets(audit, REGION_SHARE),
+            region_share=REGION_SHARE,
         )
         write_baseline(target, saved)
         shown, n = audit.name_of(target), len(audit.records)
@@ -85,9 +151,20 @@ class BaselineCheck(Check):
         measured = {"n": n, "written": True, "existed": existed}
         return self.outcome(audit.update_baselines, message, measured)
 
-    def _compare(self, audit: Audit, target: Path) -> CheckOutcome:
-        """Pair this run's images with the baseline's and test the ratio changes."""
+    def _keep(self, audit: Audit, target: Path, owner: str) -> CheckOutcome:
+        """Refuse to overwrite another model's baseline under --mps-update-baselines."""
+        shown, this = audit.name_of(target), audit.name_of(audit.model)
+        message = (
+            f"baseline: {shown} is the baseline of model {owner}, not of {this}, so "
+            f"--mps-update-baselines left it as it was. To replace it on purpose, delete {shown} "
+            f"and run again; to keep both, point this check at a new file."
+        )
+        measured = {"n": len(audit.records), "written": False, "existed": True, "owner": owner}
+        return self.outcome(False, message, measured)
 
+    def _compare(self, audit: Audit, target: Path) -> CheckOutcome:
+        """Pair this run's images with the baseline's and test the ratio changes (and, when
+        bounded, the locations)."""
         saved = read_baseline(target)
         shown, n = audit.name_of(target), len(audit.records)
         current = {audit.name_of(r.path): r for r in audit.records}
@@ -95,20 +172,22 @@ class BaselineCheck(Check):
         new = sorted(current.keys() - saved.images.keys())
         gone = sorted(saved.images.keys() - current.keys())
         notes = _notes(audit, saved, current, paired, new, gone)
+        # Accepting new sizes is only offered where --mps-update-baselines would write the file.
+        hint = "" if _owner(audit, saved) else f" {UPDATE_HINT}"
         measured: dict[str, Any] = {"n": n, "pairs": len(paired), "new": new, "missing": gone}
         compared = {"baseline_ratios": saved.ratios}
         if len(paired) < MIN_PAIRS:
             message = (
                 f"baseline: only {len(paired)} of {n} images pair with {shown}; at least "
-                f"{MIN_PAIRS} are needed to compare.{notes} {UPDATE_HINT}"
+                f"{MIN_PAIRS} are needed to compare.{notes}{hint}"
             )
             return self.outcome(False, message, measured, **compared)
 
         now = ratios([current[name] for name in paired])
         then = np.array([saved.images[name].ratio for name in paired])
         judged = shift(now, then, self.alpha, self.max_median_shift, MIN_PAIRS)
-        result, passed = judged.result, judged.passed
-        if passed:
+        result = judged.result
+        if judged.passed:
             headline = f"MPS ratios match {shown}"
         elif judged.significant:
             headline = f"MPS ratios shifted significantly from {shown}"
@@ -116,11 +195,19 @@ class BaselineCheck(Check):
             headline = f"median MPS ratio moved by more than {self.max_median_shift:g} from {shown}"
         message = f"baseline: {headline} {judged.figures('pairs')}."
         images: list[str] = []
-        if not passed:
+        if not judged.passed:
             images, changes = largest_changes(now, then, paired)
             message += changes
-        message += notes if passed else f"{notes} {UPDATE_HINT}"
         measured["median_shift"] = result.median_shift
+        passed = advised = judged.passed
+        if self.bounds_location:
+            location = self._location(audit, saved, {name: current[name] for name in paired}, shown)
+            passed = passed and location.passed
+            advised = advised and (location.passed or location.advised)
+            message += location.text
+            measured |= location.measured
+            images += [image for image in location.images if image not in images]
+        message += notes if advised else f"{notes}{hint}"
         return self.outcome(
             passed,
             message,
@@ -129,6 +216,121 @@ class BaselineCheck(Check):
             images=images,
             **compared,
         )
+
+    def _location(
+        self, audit: Audit, saved: Baseline, paired: dict[str, ImageRecord], shown: str
+    ) -> _Verdict:
+        """Where this run's MPS lie against the baseline's, on the paired images: judged by
+        the location_agreement check, so that both read alike."""
+        if not saved.has_masks or saved.region_share is None:
+            text = self._no_masks(audit, saved, shown)
+            return _Verdict(False, text, {"located": 0}, advised=True)
+        share = saved.region_share
+        locations, left_out = _locate(audit, saved, paired, share)
+        unlocated = f" Left out of the location: {listing(left_out)}." if left_out else ""
+        measured: dict[str, Any] = {"located": len(locations), "left_out": left_out}
+        if not locations:
+            text = f" Location: no image has masks on both sides to compare.{unlocated}"
+            return _Verdict(False, text, measured)
+        judged = LocationAgreement(
+            THIS_RUN, shown, self.min_mean_dice, self.max_median_hausdorff, on=self.on
+        ).evaluate(_Located(locations, share))
+        text = judged.message.removeprefix(f"{LocationAgreement.name}: ")
+        # The figures of both sets; "n" would clash with the run's image count.
+        figures = {key: value for key, value in judged.measured.items() if key != "n"}
+        measured |= figures | {"region_share": share}
+        return _Verdict(judged.passed, f" Location: {text}{unlocated}", measured, judged.images)
+
+    def _no_masks(self, audit: Audit, saved: Baseline, shown: str) -> str:
+        """Why a baseline written before masks were kept cannot bound the location."""
+        bounds = [
+            name
+            for name in ("min_mean_dice", "max_median_hausdorff")
+            if getattr(self, name) is not None
+        ]
+        owner = _owner(audit, saved)
+        run = f" on a run of {owner}" if owner else ""
+        return (
+            f" Location: {shown} keeps no MPS masks (it was written before baselines kept them), "
+            f"so {' and '.join(bounds)} cannot be checked; rewrite it with pytest "
+            f"--mps-update-baselines{run}."
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Located:
+    """What `LocationAgreement` reads of a comparison, for this run against a baseline whose
+    locations are already worked out."""
+
+    located: list[ImageLocation]
+    region_share: float
+
+    @property
+    def images(self) -> list[str]:
+        return [location.image for location in self.located]
+
+    def audit(self, model: str) -> None:
+        """Both "models" are known: nothing to look up."""
+
+    def locations(self, first: str, second: str, share: float) -> list[ImageLocation]:
+        return self.located
+
+
+def _locate(
+    audit: Audit, saved: Baseline, paired: dict[str, ImageRecord], share: float
+) -> tuple[list[ImageLocation], list[str]]:
+    """Per paired image, how this run's MPS and location region agree with the baseline's;
+    and the images left out, each with the reason (no masks on one side, another size)."""
+    from pytest_mps.audit.comparison import locate_sets
+
+    now = _current_sets(audit, share, paired)
+    locations: list[ImageLocation] = []
+    left_out: list[str] = []
+    for name in paired:
+        then = saved.images[name].sets
+        if then is None or name not in now:
+            side = "the baseline" if then is None else "this run"
+            left_out.append(f"{name} (no masks in {side})")
+        elif then[0].shape != now[name][0].shape:
+            left_out.append(f"{name} ({_grid(then[0])} then, {_grid(now[name][0])} now)")
+        else:
+            locations.append(locate_sets(name, now[name], then))
+    return locations, left_out
+
+
+def _current_sets(
+    audit: Audit, share: float, records: dict[str, ImageRecord] | None = None
+) -> dict[str, Sets]:
+    """This run's MPS mask and location region per image name (of ``records``, default all),
+    for the images whose explanation the audit keeps."""
+    from pytest_mps.audit.comparison import location_sets
+
+    # Explanations are keyed by record path; an audit built by hand may keep none.
+    explanations = audit.explanations
+    chosen = records if records is not None else {audit.name_of(r.path): r for r in audit.records}
+    return {
+        name: location_sets(explanations[record.path], share)
+        for name, record in chosen.items()
+        if record.path in explanations
+    }
+
+
+def _grid(mask: np.ndarray) -> str:
+    return f"{mask.shape[0]}x{mask.shape[1]}"
+
+
+def _owner(audit: Audit, saved: Baseline) -> str | None:
+    """The model a baseline was written for when it is not this audit's, else None."""
+    return saved.model_path if saved.model_path != audit.name_of(audit.model) else None
+
+
+def _other_model(audit: Audit, target: Path) -> str | None:
+    """`_owner` of the baseline file ``target``; None for a file that cannot be read as a
+    baseline, which --mps-update-baselines replaces as before."""
+    try:
+        return _owner(audit, read_baseline(target))
+    except MPSInputError:
+        return None
 
 
 def _notes(
@@ -141,7 +343,12 @@ def _notes(
 ) -> str:
     """What differs between the baseline's run and this one, as one "Note: ..." sentence."""
     notes = []
-    if saved.model_sha256 != audit.model_sha256:
+    if _owner(audit, saved):
+        notes.append(
+            f"baseline was made with model {saved.model_path} ({saved.model_sha256[:12]}…), "
+            f"now {audit.name_of(audit.model)} ({audit.model_sha256[:12]}…)"
+        )
+    elif saved.model_sha256 != audit.model_sha256:
         notes.append(
             f"baseline was made with model {saved.model_sha256[:12]}…, "
             f"now {audit.model_sha256[:12]}…"

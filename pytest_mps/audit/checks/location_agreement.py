@@ -37,15 +37,17 @@ class LocationAgreement(ComparisonCheck):
         region_share: float | None = None,
     ) -> None:
         self.models = (arguments.model_name(first), arguments.model_name(second))
-        self.min_mean_dice = _optional(arguments.fraction, min_mean_dice, "min_mean_dice")
-        self.max_median_hausdorff = _optional(
+        self.min_mean_dice = arguments.optional(arguments.fraction, min_mean_dice, "min_mean_dice")
+        self.max_median_hausdorff = arguments.optional(
             arguments.non_negative, max_median_hausdorff, "max_median_hausdorff"
         )
-        self.max_no_overlap = _optional(arguments.fraction, max_no_overlap, "max_no_overlap")
+        self.max_no_overlap = arguments.optional(
+            arguments.fraction, max_no_overlap, "max_no_overlap"
+        )
         if (min_mean_dice, max_median_hausdorff, max_no_overlap) == (None, None, None):
             raise ValueError("give min_mean_dice, max_median_hausdorff or max_no_overlap")
         self.on = arguments.one_of(on, "on", LOCATIONS)
-        self.region_share = _optional(arguments.fraction, region_share, "region_share")
+        self.region_share = arguments.optional(arguments.fraction, region_share, "region_share")
         if self.region_share == 0:
             raise ValueError("region_share must be above 0")
 
@@ -95,7 +97,8 @@ class LocationAgreement(ComparisonCheck):
         message = (
             f"location_agreement: {first} and {second} {verdict} where they look "
             f"({'; '.join(failures) if failures else 'within every bound'}). "
-            f"{_figures_text(what, figures, 'region_')}; {_figures_text('MPS masks', figures, '')}"
+            f"{figures_text(what.capitalize(), figures, 'region_')}; "
+            f"{figures_text('MPS masks', figures, '')}"
             f"; n={figures['n']} images."
         )
         images: list[str] = []
@@ -110,7 +113,8 @@ class LocationAgreement(ComparisonCheck):
         return self.outcome(passed, message, measured, images=images)
 
 
-def _figures_text(what: str, figures: dict[str, Any], prefix: str) -> str:
+def figures_text(what: str, figures: dict[str, Any], prefix: str) -> str:
+    """A pair's figures on one kind of location (``prefix`` "region_" or "") as one clause."""
     mean_dice = figures[f"{prefix}mean_dice"]
     if mean_dice is None:
         return f"{what}: nothing to compare"
@@ -120,7 +124,3 @@ def _figures_text(what: str, figures: dict[str, Any], prefix: str) -> str:
         f"{figures[f'{prefix}median_hausdorff']:.3g} px, {percent(figures[f'{prefix}no_overlap'])} "
         f"with no overlap" + (f", {empty} left out (an empty set)" if empty else "")
     )
-
-
-def _optional(validate: Any, value: Any, name: str) -> float | None:
-    return None if value is None else validate(value, name)

@@ -11,8 +11,9 @@ count over a fixed total), so mean/variance-based methods would be poorly calibr
 The package is split by concern: `descriptive` (`summarize` and the input checks every
 function shares), `bootstrap` (`bootstrap_ci`), `comparisons` (`compare_groups`,
 `compare_paired`, `compare_many`), `anomalies` (`flag_anomalies`, `size_noise`,
-`search_noise`, `expected_range`) and `location` (`dice`, `hausdorff`, `top_region`: these
-take masks in one image's pixel grid, not ratios).
+`search_noise`, `expected_range`) and `location` (`dice`, `hausdorff`, `top_region`,
+`share_inside`, `relevance_mass`, `relevance_rank`: these take masks and maps in one image's
+pixel grid, not ratios).
 Import from the package itself.
 """
 
@@ -36,7 +37,15 @@ from pytest_mps.audit.stats.comparisons import (
     compare_paired,
 )
 from pytest_mps.audit.stats.descriptive import InsufficientData, Summary, summarize
-from pytest_mps.audit.stats.location import REGION_SHARE, dice, hausdorff, top_region
+from pytest_mps.audit.stats.location import (
+    REGION_SHARE,
+    dice,
+    hausdorff,
+    relevance_mass,
+    relevance_rank,
+    share_inside,
+    top_region,
+)
 
 __all__ = [
     "REGION_SHARE",
@@ -55,7 +64,10 @@ __all__ = [
     "expected_range",
     "flag_anomalies",
     "hausdorff",
+    "relevance_mass",
+    "relevance_rank",
     "search_noise",
+    "share_inside",
     "size_noise",
     "summarize",
     "top_region",

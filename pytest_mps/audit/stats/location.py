@@ -1,8 +1,9 @@
-"""Where two models look: Dice and Hausdorff between pixel sets, and the location region.
+"""Where a model looks: Dice and Hausdorff between pixel sets, the location region, and how
+much of an MPS or a responsibility map lies on the object (against a ground-truth mask).
 
 Masks are boolean arrays in one image's original pixel grid (True = in the set). An empty set
-has no location: `dice` and `hausdorff` return None when either set is empty, so that an empty
-MPS (the model's default class) is reported apart and never counted as "no overlap".
+has no location: these functions return None for it, so that an empty MPS (the model's default
+class) is reported apart and never counted as "no overlap" or "0% inside".
 """
 
 from __future__ import annotations
@@ -59,6 +60,49 @@ def top_region(responsibility: np.ndarray, share: float = REGION_SHARE) -> np.nd
     order = np.argsort(-values, axis=None, kind="stable")[:count]
     region.flat[order] = True
     return region & (values > 0)
+
+
+def share_inside(mps: np.ndarray, target: np.ndarray) -> float | None:
+    """The share of the MPS's pixels inside the object ``target`` (the MPS's precision);
+    None for an empty MPS.
+
+    >>> share_inside(np.array([[1, 1, 0, 0]], bool), np.array([[0, 1, 1, 0]], bool))
+    0.5
+    """
+    mps, target = _pair(mps, target)
+    if not mps.any():
+        return None
+    return int(np.logical_and(mps, target).sum()) / int(mps.sum())
+
+
+def relevance_mass(relevance: np.ndarray, target: np.ndarray) -> float | None:
+    """Relevance mass accuracy (Quantus' definition): the share of the map's total
+    (non-negative) relevance that falls inside the object; None for a map without relevance.
+    """
+    values = _relevance(relevance, target)
+    total = float(values.sum())
+    return float(values[np.asarray(target, bool)].sum()) / total if total > 0 else None
+
+
+def relevance_rank(relevance: np.ndarray, target: np.ndarray) -> float | None:
+    """Relevance rank accuracy (Quantus' definition): of the K most relevant pixels, with K
+    the object's size, the share inside the object (ties broken by position; pixels without
+    relevance never count); None for a map without relevance or an empty object."""
+    values = _relevance(relevance, target)
+    target = np.asarray(target, bool)
+    count = int(target.sum())
+    if count == 0 or not np.any(values > 0):
+        return None
+    top = np.argsort(-values, axis=None, kind="stable")[:count]
+    top = top[values.flat[top] > 0]  # pixels without relevance are not ranked
+    return int(target.flat[top].sum()) / count
+
+
+def _relevance(relevance: np.ndarray, target: np.ndarray) -> np.ndarray:
+    values = np.clip(np.asarray(relevance, dtype=np.float64), 0, None)
+    if values.shape != np.shape(target):
+        raise ValueError(f"map and mask of different shapes: {values.shape}, {np.shape(target)}")
+    return values
 
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,132 @@
+"""The localisation check: do the model's sufficient pixels lie on the object?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pytest_mps.audit import arguments
+from pytest_mps.audit.checks.base import Audit, Check
+from pytest_mps.audit.records import CheckOutcome, ImageRecord
+from pytest_mps.audit.text import SHOWN, count_images, listing, percent
+
+BOUNDS = ("min_inside", "max_outside", "min_relevance_mass", "min_relevance_rank")
+
+
+class Localisation(Check):
+    """Against the audit's object masks (``masks=`` / ``masks:``): bounds on the mean share of
+    MPS pixels inside the object (``min_inside``), the share of images whose MPS lies wholly
+    outside it (``max_outside``), and the responsibility map's mean relevance mass and rank
+    accuracies inside it (Quantus' definitions). At least one bound.
+
+    Images without a mask are left out and counted; an image with an empty MPS (the model's
+    default class) is reported apart, never as 0% inside.
+    """
+
+    name = "localisation"
+
+    def __init__(
+        self,
+        min_inside: float | None = None,
+        max_outside: float | None = None,
+        min_relevance_mass: float | None = None,
+        min_relevance_rank: float | None = None,
+    ) -> None:
+        given = (min_inside, max_outside, min_relevance_mass, min_relevance_rank)
+        if all(value is None for value in given):
+            raise ValueError(f"give at least one of {', '.join(BOUNDS)}")
+        self.bounds = {
+            name: None if value is None else arguments.fraction(value, name)
+            for name, value in zip(BOUNDS, given, strict=True)
+        }
+
+    def thresholds(self) -> dict[str, Any]:
+        return dict(self.bounds)
+
+    def judge(self, audit: Audit) -> CheckOutcome:
+        records = audit.records
+        if all(record.masked is None for record in records):
+            return self.failed(
+                "localisation: the audit has no object masks: pass masks=... to mps_audit "
+                "(masks: in a YAML audit).",
+                {"n": len(records)},
+            )
+        masked = [record for record in records if record.masked]
+        measured = _figures(masked)
+        measured["unmasked"] = len(records) - len(masked)
+        if measured["with_mps"] == 0:
+            return self.failed(
+                f"localisation: no image has both a mask and a non-empty MPS "
+                f"({count_images(len(masked))} with a mask, {measured['empty']} of them with an "
+                f"empty MPS).",
+                measured,
+            )
+        failures = self._failures(measured)
+        passed = not failures
+        verdict = "the MPS lie on the object" if passed else "the MPS lie off the object"
+        message = (
+            f"localisation: {verdict} ({'; '.join(failures) or 'within every bound'}). "
+            f"{_figures_text(measured)}."
+        )
+        images: list[str] = []
+        if not passed:
+            worst = sorted(
+                (r for r in masked if r.object_share is not None), key=lambda r: r.object_share
+            )
+            images = [audit.name_of(r.path) for r in worst[:SHOWN]]
+            listed = [f"{audit.name_of(r.path)} {percent(r.object_share)} inside" for r in worst]
+            message += f" Least inside: {listing(listed)}."
+        return self.outcome(passed, message, measured, images=images)
+
+    def _failures(self, measured: dict[str, Any]) -> list[str]:
+        failures = []
+        checks = (
+            ("min_inside", "mean_inside", "mean share inside", -1),
+            ("max_outside", "outside", "MPS wholly outside", 1),
+            ("min_relevance_mass", "mean_relevance_mass", "mean relevance mass", -1),
+            ("min_relevance_rank", "mean_relevance_rank", "mean relevance rank", -1),
+        )
+        for bound, figure, what, sign in checks:
+            limit, value = self.bounds[bound], measured[figure]
+            if limit is None or value is None:
+                continue
+            if (value - limit) * sign > 0:
+                relation = ">" if sign > 0 else "<"
+                failures.append(f"{what} {percent(value)} {relation} {percent(limit)}")
+        return failures
+
+
+def _figures(masked: list[ImageRecord]) -> dict[str, Any]:
+    """The means and shares over the images with a mask (empty MPS apart)."""
+    with_mps = [r for r in masked if r.object_share is not None]
+    return {
+        "n": len(masked),
+        "with_mps": len(with_mps),
+        "empty": len(masked) - len(with_mps),
+        "mean_inside": _mean([r.object_share for r in with_mps]),
+        "outside": _mean([not r.touches_object for r in with_mps]),
+        "mean_relevance_mass": _mean([r.relevance_mass for r in masked]),
+        "mean_relevance_rank": _mean([r.relevance_rank for r in masked]),
+    }
+
+
+def _figures_text(measured: dict[str, Any]) -> str:
+    parts = [
+        f"Mean share of MPS pixels inside the object {percent(measured['mean_inside'])}",
+        f"MPS wholly outside on {percent(measured['outside'])} of images",
+    ]
+    for key, what in (("mean_relevance_mass", "mass"), ("mean_relevance_rank", "rank")):
+        if measured[key] is not None:
+            parts.append(f"relevance {what} accuracy {measured[key]:.3g}")
+    counts = f"n={measured['with_mps']} images with a mask and an MPS"
+    if measured["empty"]:
+        counts += f", {measured['empty']} with an empty MPS apart"
+    if measured["unmasked"]:
+        counts += f", {measured['unmasked']} without a mask left out"
+    return "; ".join(parts) + f"; {counts}"
+
+
+def _mean(values: list[Any]) -> float | None:
+    values = [value for value in values if value is not None]
+    return float(np.mean(values)) if values else None
