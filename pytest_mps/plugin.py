@@ -143,7 +143,7 @@ def mps_audit(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def mps_compare(request: pytest.FixtureRequest):
-    """A factory: ``mps_compare(models, images, labels=None, *, sample=None,
+    """A factory: ``mps_compare(models, images, labels=None, *, sample=None, masks=None,
     region_share=None, **engine_options)`` with ``models`` a mapping of names to model files
     (two or more), e.g. ``{"shipped": "models/v1.onnx", "candidate": "models/v2.onnx"}``.
 
@@ -154,12 +154,15 @@ def mps_compare(request: pytest.FixtureRequest):
     """
     session = mps_session(request.config)
 
-    def factory(models, images, labels=None, *, sample=None, region_share=None, **options: Any):
+    def factory(
+        models, images, labels=None, *, sample=None, masks=None, region_share=None, **options: Any
+    ):
         return session.comparison(
             models,
             images,
             labels,
             sample=sample,
+            masks=masks,
             where=request.node.nodeid,
             region_share=region_share,
             **options,

@@ -47,6 +47,7 @@ class AuditCheck(pytest.Item):
                 spec.images,
                 spec.labels,
                 sample=spec.sample,
+                masks=spec.masks,
                 base=spec.folder,
                 where=where,
                 **spec.engine,

@@ -183,6 +183,7 @@ class MPSSession:
         labels: str | os.PathLike[str] | None = None,
         *,
         sample: int | None = None,
+        masks: MaskSpec | None = None,
         base: Path | None = None,
         where: str = "mps_compare",
         region_share: float | None = None,
@@ -198,7 +199,14 @@ class MPSSession:
             raise MPSInputError(where, "models: give two models or more, as {name: model file}")
         audits = {
             str(name): self.audit(
-                model, images, labels, sample=sample, base=base, where=where, **engine_options
+                model,
+                images,
+                labels,
+                sample=sample,
+                masks=masks,
+                base=base,
+                where=where,
+                **engine_options,
             )
             for name, model in models.items()
         }
