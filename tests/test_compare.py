@@ -229,3 +229,19 @@ def test_comparison_checks_name_models_of_the_comparison(two_models):
     text = two_models.runpytest().stdout.str()
     assert "one.mps.yaml: check 'sizes_differ' compares models: give 'models'" in text
     assert "two.mps.yaml: check 'size_shift': no model 'c' in 'models'" in text
+
+
+def test_comparison_checks_record_junit_properties(two_models):
+    two_models.makepyfile(
+        test_compare=f"""
+def test_places(mps_compare):
+    {COMPARISON}
+    comparison.check_location_agreement("big", "small", max_no_overlap=1.0)
+"""
+    )
+    result = two_models.runpytest("--junitxml=junit.xml", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    xml = (two_models.path / "junit.xml").read_text()
+    assert '<property name="mps.location_agreement.verdict" value="pass"' in xml
+    assert 'name="mps.location_agreement.audit" value="big vs small on data"' in xml
+    assert 'name="mps.location_agreement.measured.region_mean_dice"' in xml
