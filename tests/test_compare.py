@@ -94,9 +94,7 @@ def test_friedman_and_holm_corrected_pairs():
     found = stats.compare_many([a, b, c], paired=True)
     expected = scipy_stats.friedmanchisquare(a, b, c)
     assert found.test == "friedman"
-    assert (found.statistic, found.p_value) == pytest.approx(
-        (expected.statistic, expected.pvalue)
-    )
+    assert (found.statistic, found.p_value) == pytest.approx((expected.statistic, expected.pvalue))
     assert found.kruskal == pytest.approx(tuple(scipy_stats.kruskal(a, b, c)))
     raw = {(p.a, p.b): p.p_value for p in found.pairwise}
     ordered = sorted(raw.values())

@@ -185,3 +185,28 @@ def test_gate(mps_audit):
     result = project.runpytest()
     result.assert_outcomes(failed=1)
     assert "bright0.png: mask is 5x5 pixels but its image is 32x32" in result.stdout.str()
+
+
+def test_the_shipped_shortcut_example_catches_the_shortcut_model():
+    """audits/shortcut.mps.yaml: accuracy cannot tell the models apart, localisation can."""
+    from support import ROOT
+
+    from pytest_mps.audit.session import MPSSession, SessionOptions
+    from pytest_mps.audit.spec import load_audit_spec
+
+    spec = load_audit_spec(ROOT / "audits" / "shortcut.mps.yaml")
+    session = MPSSession(SessionOptions(use_cache=False, rootdir=ROOT))
+    comparison = session.comparison(
+        spec.models, spec.images, spec.labels, masks=spec.masks, base=spec.folder, **spec.engine
+    )
+    clean, shortcut = comparison.audits["clean"], comparison.audits["shortcut"]
+    assert round(abs(clean.accuracy - shortcut.accuracy) * 38) <= 1  # one image apart at most
+    verdicts = {}
+    for check in spec.checks:
+        try:
+            comparison.audits[check.model].check_localisation(**check.arguments)
+            verdicts[check.model] = "pass"
+        except MPSCheckFailed as failed:
+            verdicts[check.model] = failed.outcome.measured
+    assert verdicts["clean"] == "pass"
+    assert verdicts["shortcut"]["mean_inside"] < 0.5 and verdicts["shortcut"]["outside"] > 0.5

@@ -113,6 +113,7 @@ class Audit(CheckRunner):
         rootdir: Path | None = None,
         identity: str = "",
         run_seconds: float = 0.0,
+        object_masks: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.name = name
         self.model = model
@@ -125,6 +126,9 @@ class Audit(CheckRunner):
         self.rootdir = Path(rootdir) if rootdir is not None else None
         self.identity = identity
         self.run_seconds = run_seconds
+        # record path -> object mask (original grid), for the images that have one: the
+        # reports outline the object on the pictures
+        self.object_masks = object_masks or {}
         super().__init__()
 
     check_concentration = _check_method(BY_NAME["concentration"])

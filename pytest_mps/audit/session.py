@@ -152,10 +152,15 @@ class MPSSession:
                 )
                 for path, (result, cached) in zip(paths, results, strict=True)
             ]
+            targets: dict[str, np.ndarray | None] = {}
             if masks is not None:
-                records = [
-                    record.localised(result, _object_mask(mask_files[path], result))
+                targets = {
+                    record.path: _object_mask(mask_files[path], result)
                     for path, record, (result, _) in zip(paths, records, results, strict=True)
+                }
+                records = [
+                    record.localised(result, targets[record.path])
+                    for record, (result, _) in zip(records, results, strict=True)
                 ]
             first = results[0][0]
             self.audits[identity] = Audit(
@@ -173,6 +178,7 @@ class MPSSession:
                 rootdir=self.options.rootdir,
                 identity=hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16],
                 run_seconds=time.perf_counter() - start,
+                object_masks={path: mask for path, mask in targets.items() if mask is not None},
             )
         return self.audits[identity]
 

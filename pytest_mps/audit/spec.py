@@ -182,12 +182,12 @@ def _checks(path: Path, entries: list[Any], models: list[str]) -> tuple[CheckSpe
         unknown = [model for model in getattr(made, "models", ()) if model not in models]
         if unknown:
             raise MPSInputError(path, f"check {name!r}: no model {unknown[0]!r} in 'models'")
-        seen[name] = seen.get(name, 0) + 1
-        item = name if seen[name] == 1 else f"{name}[{seen[name]}]"
         reason = None if expected_failure is None else str(expected_failure)
         for model in chosen:
-            named = item if model is None else f"{item}[{model}]"
-            checks.append(CheckSpec(named, name, arguments, reason, model))
+            label = name if model is None else f"{name}[{model}]"
+            seen[label] = seen.get(label, 0) + 1
+            item = label if seen[label] == 1 else f"{label}[{seen[label]}]"
+            checks.append(CheckSpec(item, name, arguments, reason, model))
     return tuple(checks)
 
 

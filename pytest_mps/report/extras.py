@@ -1,5 +1,6 @@
 """What one test's report row carries about the audits it used: JUnit properties per check and
-pytest-html extras (the distribution plot and the gallery's pictures)."""
+pytest-html extras (the distribution plot and the gallery's pictures, the object outlined where
+the image has a mask)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,11 @@ def html_extras(used: Used) -> list[dict[str, Any]]:
             continue
         plot = distribution_png(distribution_groups(entry["images"], entry["baseline"]), audit.name)
         figures = [
-            {"image": image, "reasons": reasons, "pictures": render_pictures(explanation)}
+            {
+                "image": image,
+                "reasons": reasons,
+                "pictures": render_pictures(explanation, audit.object_masks.get(image["path"])),
+            }
             for image, reasons in gallery(entry["images"], entry["flagged"])
             if (explanation := audit.explanations.get(image["path"])) is not None
         ]

@@ -18,7 +18,13 @@ from pytest_mps.report.selection import (
     gallery,
     pair_matrix,
 )
-from pytest_mps.report.summary import pair_text, ratio, time_text
+from pytest_mps.report.summary import (
+    localisation_figures,
+    localisation_text,
+    pair_text,
+    ratio,
+    time_text,
+)
 
 TEMPLATES = Path(__file__).with_name("templates")
 # A comparison's models x models tables, as the study gives them: (title, pair figure), each
@@ -74,6 +80,8 @@ def _environment() -> Any:
         time_text=time_text,
         figure=_figure,
         pair_text=pair_text,
+        localisation_text=localisation_text,
+        localisation_cells=_localisation_cells,
     )
     return environment
 
@@ -95,6 +103,7 @@ def _audit_view(audit: dict[str, Any]) -> dict[str, Any]:
         "gallery": gallery(images, audit["flagged"]),
         "verdicts": Counter(check["verdict"] for check in audit["checks"]),
         "labelled": any(image["correct"] is not None for image in images),
+        "localisation": localisation_figures(images),
     }
 
 
@@ -170,6 +179,27 @@ def _overview_plot(audits: list[dict[str, Any]]) -> str | None:
 
 def _relative(target: Path, folder: Path) -> str:
     return Path(os.path.relpath(target, folder)).as_posix()
+
+
+def _localisation_cells(image: dict[str, Any]) -> list[tuple[str, float | str]]:
+    """An image's share inside the object, touches, relevance mass and rank for the table, as
+    (text, sort value): "no mask" where it has none; an empty MPS is "empty MPS", never 0%."""
+    if not image["masked"]:
+        return [("no mask", ""), ("", ""), ("", ""), ("", "")]
+    share, touches = image["object_share"], image["touches_object"]
+    return [
+        ("empty MPS", "") if share is None else (_percent(share), share),
+        ("", "") if touches is None else (_value(touches), int(touches)),
+        *(
+            (_figure(image[key]), _sortable(image[key]))
+            for key in ("relevance_mass", "relevance_rank")
+        ),
+    ]
+
+
+def _sortable(value: float | None) -> float | str:
+    """A table cell's ``data-value``: blank sorts last."""
+    return "" if value is None else value
 
 
 def _figure(value: float | None) -> str:

@@ -1,4 +1,5 @@
-"""Per-image pictures (the photo, its MPS overlay, the responsibility heat map) as PNG files."""
+"""Per-image pictures (the photo, its MPS overlay, the responsibility heat map) as PNG files,
+with the object's outline on the overlay and the heat map where the image has an object mask."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from pytest_mps.engine.images import load_image
+from pytest_mps.engine.preprocess import Geometry, resize_nearest
 from pytest_mps.fileio import write_bytes_atomic
 
 KINDS = ("original", "overlay", "heatmap")
@@ -20,26 +22,31 @@ SMALLEST_SIDE = 192  # tiny model inputs (28 px) are blown up to a visible size,
 LARGEST_SIDE = 320  # large photos are shrunk: the report holds many of them
 DIM = 0.22  # brightness of the pixels outside the MPS in the overlay
 COLORMAP = "inferno"
+OUTLINE = (0, 229, 255)  # cyan: no colour of the inferno map, and rare in a dimmed photo
+OUTLINE_WIDTH = 2  # display pixels: thin, yet still seen on the 128 px pytest-html thumbnails
 
 
-def render_pictures(explanation: Any) -> dict[str, bytes]:
-    """The three pictures of one explanation, as PNG bytes keyed by kind."""
+def render_pictures(explanation: Any, object_mask: np.ndarray | None = None) -> dict[str, bytes]:
+    """The three pictures of one explanation, as PNG bytes keyed by kind; with the image's
+    ``object_mask`` (original grid), its outline is drawn on the overlay and the heat map."""
     photo = load_image(explanation.image, "RGB")
     size = display_size(photo.size)
     shown = photo.resize(size, _resample(photo.size, size))
-    return {
-        "original": _png(shown),
-        "overlay": _png(overlay(shown, explanation.original_mask)),
-        "heatmap": _png(heatmap(explanation.responsibility)),
-    }
+    masked = overlay(shown, explanation.original_mask)
+    heat = heatmap(explanation.responsibility)
+    if object_mask is not None:
+        masked = outlined(masked, object_mask)
+        if explanation.geometry is not None:  # the heat map is in the model's input grid
+            heat = outlined(heat, to_model_grid(object_mask, explanation.geometry))
+    return {"original": _png(shown), "overlay": _png(masked), "heatmap": _png(heat)}
 
 
 def write_pictures(audit: Any, folder: Path) -> dict[str, dict[str, str]]:
     """Write every image's pictures under ``folder/pictures``; returns, per record path, the
     pictures' paths relative to ``folder``.
 
-    Names carry the image, the model and a hash of the bytes: a new run never overwrites a
-    picture that the previous report still shows.
+    Names carry the image, the model and a hash of the bytes (outline included): a new run
+    never overwrites a picture that the previous report still shows.
     """
     model = _slug(Path(audit.model).stem)
     written: dict[str, dict[str, str]] = {}
@@ -49,7 +56,8 @@ def write_pictures(audit: Any, folder: Path) -> dict[str, dict[str, str]]:
             continue
         image = _slug(str(Path(record.path).with_suffix("")))
         paths = {}
-        for kind, data in render_pictures(explanation).items():
+        pictures = render_pictures(explanation, audit.object_masks.get(record.path))
+        for kind, data in pictures.items():
             digest = hashlib.sha256(data).hexdigest()[:10]
             relative = f"{FOLDER}/{model}/{image}.{kind}.{digest}.png"
             target = folder / relative
@@ -98,6 +106,32 @@ def heatmap(responsibility: np.ndarray) -> Image.Image:
     picture = Image.fromarray(np.ascontiguousarray(colours), mode="RGB")
     size = display_size(picture.size)
     return picture.resize(size, _resample(picture.size, size))
+
+
+def outlined(picture: Image.Image, mask: np.ndarray) -> Image.Image:
+    """``picture`` with the edge of the object ``mask`` (any grid covering the same area)
+    drawn over it in `OUTLINE`, `OUTLINE_WIDTH` pixels wide just inside the object."""
+    shown = resize_nearest(np.asarray(mask, dtype=bool), (picture.height, picture.width))
+    pixels = np.array(picture.convert("RGB"))
+    pixels[shown & ~_eroded(shown, OUTLINE_WIDTH)] = OUTLINE
+    return Image.fromarray(pixels, mode="RGB")
+
+
+def to_model_grid(mask: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """An original-grid mask as the model saw it: resized, centre-cropped, resized again
+    (nearest pixel; the inverse of `Geometry.to_original`)."""
+    top, left, height, width = geometry.crop
+    resized = resize_nearest(mask, geometry.resized)
+    return resize_nearest(resized[top : top + height, left : left + width], geometry.model)
+
+
+def _eroded(mask: np.ndarray, steps: int) -> np.ndarray:
+    """``mask`` shrunk by ``steps`` pixels (4-neighbours); beyond the picture counts as
+    outside, so an object cut by the frame is outlined along it too."""
+    for _ in range(steps):
+        padded = np.pad(mask, 1)
+        mask = mask & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return mask
 
 
 def _resample(source: tuple[int, int], target: tuple[int, int], shrink: int = Image.LANCZOS):

@@ -158,6 +158,9 @@ def _audit_table(audit: dict[str, Any]) -> Table:
             "median correct / incorrect",
             f"{ratio(figures.get('median_correct'))} / {ratio(figures.get('median_incorrect'))}",
         )
+    localisation = localisation_figures(audit["images"])
+    if localisation is not None:
+        table.add_row("localisation", localisation_text(localisation))
     table.add_row("anomalies", ", ".join(audit["flagged"]) or "none flagged")
     table.add_row(
         "model evaluations",
@@ -204,6 +207,30 @@ def pair_text(pair: dict[str, Any], region_share: float) -> str:
 
     regions = f"location regions (top {percent(region_share)} of responsibility)"
     return f"{figures_text(regions, pair, 'region_')}; {figures_text('MPS masks', pair, '')}"
+
+
+def localisation_figures(images: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the localisation check measures (whether or not one ran), over an audit's image
+    entries; None when the audit has no object masks."""
+    from pytest_mps.audit.checks.localisation import figures
+    from pytest_mps.audit.records import ImageRecord
+
+    if all(image.get("masked") is None for image in images):  # .get: older reports lack it
+        return None
+    masked = [ImageRecord.from_dict(image) for image in images if image["masked"]]
+    return {**figures(masked), "unmasked": len(images) - len(masked)}
+
+
+def localisation_text(figures: dict[str, Any]) -> str:
+    """The `localisation_figures` as the localisation check's message words them."""
+    from pytest_mps.audit.checks.localisation import figures_text
+
+    if figures["with_mps"]:
+        return figures_text(figures)
+    return (
+        f"no image has both a mask and a non-empty MPS ({figures['n']} with a mask, "
+        f"{figures['empty']} of them with an empty MPS, {figures['unmasked']} without a mask)"
+    )
 
 
 def images_text(figures: dict[str, Any]) -> str:

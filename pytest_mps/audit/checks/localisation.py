@@ -53,7 +53,7 @@ class Localisation(Check):
                 {"n": len(records)},
             )
         masked = [record for record in records if record.masked]
-        measured = _figures(masked)
+        measured = figures(masked)
         measured["unmasked"] = len(records) - len(masked)
         if measured["with_mps"] == 0:
             return self.failed(
@@ -67,7 +67,7 @@ class Localisation(Check):
         verdict = "the MPS lie on the object" if passed else "the MPS lie off the object"
         message = (
             f"localisation: {verdict} ({'; '.join(failures) or 'within every bound'}). "
-            f"{_figures_text(measured)}."
+            f"{figures_text(measured)}."
         )
         images: list[str] = []
         if not passed:
@@ -97,7 +97,7 @@ class Localisation(Check):
         return failures
 
 
-def _figures(masked: list[ImageRecord]) -> dict[str, Any]:
+def figures(masked: list[ImageRecord]) -> dict[str, Any]:
     """The means and shares over the images with a mask (empty MPS apart)."""
     with_mps = [r for r in masked if r.object_share is not None]
     return {
@@ -111,7 +111,8 @@ def _figures(masked: list[ImageRecord]) -> dict[str, Any]:
     }
 
 
-def _figures_text(measured: dict[str, Any]) -> str:
+def figures_text(measured: dict[str, Any]) -> str:
+    """The `figures` as one sentence (the check's message and the reports say them alike)."""
     parts = [
         f"Mean share of MPS pixels inside the object {percent(measured['mean_inside'])}",
         f"MPS wholly outside on {percent(measured['outside'])} of images",
