@@ -427,15 +427,7 @@ def _size_tests(comparison: Any) -> dict[str, Any]:
     except stats.InsufficientData:
         return found | {"note": f"at least {MIN_IMAGES} images are needed to test sizes"}
     statistic, p = result.kruskal
-    pairwise = [
-        {
-            "models": [models[pair.a], models[pair.b]],
-            "p_value": pair.p_value,
-            "p_adjusted": pair.p_adjusted,
-            "median_difference": pair.median_difference,
-        }
-        for pair in result.pairwise
-    ]
+    pairwise = result.pairs_named(models)
     return found | {
         "medians": dict(zip(models, result.medians, strict=True)),
         "paired": {"test": result.test, "statistic": result.statistic, "p_value": result.p_value},

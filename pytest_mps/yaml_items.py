@@ -40,31 +40,18 @@ class AuditCheck(pytest.Item):
     def runtest(self) -> None:
         spec, check = self.spec, self.check
         session = mps_session(self.config)
-        where = str(self.path)
+        common = {
+            "sample": spec.sample,
+            "masks": spec.masks,
+            "base": spec.folder,
+            "where": str(self.path),
+            **spec.engine,
+        }
         if spec.models:
-            comparison = session.comparison(
-                spec.models,
-                spec.images,
-                spec.labels,
-                sample=spec.sample,
-                masks=spec.masks,
-                base=spec.folder,
-                where=where,
-                **spec.engine,
-            )
+            comparison = session.comparison(spec.models, spec.images, spec.labels, **common)
             checked = comparison if check.model is None else comparison.audits[check.model]
         else:
-            checked = session.audit(
-                spec.model,
-                spec.images,
-                spec.labels,
-                spec.config,
-                sample=spec.sample,
-                masks=spec.masks,
-                base=spec.folder,
-                where=where,
-                **spec.engine,
-            )
+            checked = session.audit(spec.model, spec.images, spec.labels, spec.config, **common)
         getattr(checked, f"check_{check.check}")(**check.arguments)
 
     def repr_failure(self, excinfo, style=None):

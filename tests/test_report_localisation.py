@@ -6,10 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -17,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from support import SIZE, SQUARE, assert_cached_results_sufficient, red_mass_project
+from test_report import run_pytest
 
 from pytest_mps.report.document import SCHEMA
 from pytest_mps.report.pictures import OUTLINE, OUTLINE_WIDTH, display_size
@@ -46,15 +44,7 @@ def run(tmp_path_factory) -> tuple[Path, str]:
             Image.fromarray(square, "L").save(folder / "masks" / image.name)
     for name, text in AUDITS.items():
         (folder / name).write_text(text)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:xdist", *REPORTS],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_pytest(folder, *REPORTS)
     assert done.returncode == 0, done.stdout + done.stderr
     assert assert_cached_results_sufficient(folder) == 12  # every MPS it reports is one
     return folder, done.stdout

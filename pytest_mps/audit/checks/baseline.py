@@ -187,12 +187,12 @@ class BaselineCheck(Check):
         then = np.array([saved.images[name].ratio for name in paired])
         judged = shift(now, then, self.alpha, self.max_median_shift, MIN_PAIRS)
         result = judged.result
-        if judged.passed:
-            headline = f"MPS ratios match {shown}"
-        elif judged.significant:
-            headline = f"MPS ratios shifted significantly from {shown}"
-        else:
-            headline = f"median MPS ratio moved by more than {self.max_median_shift:g} from {shown}"
+        limit = "" if self.max_median_shift is None else f"{self.max_median_shift:g}"
+        headline = judged.headline(
+            f"MPS ratios match {shown}",
+            f"MPS ratios shifted significantly from {shown}",
+            f"median MPS ratio moved by more than {limit} from {shown}",
+        )
         message = f"baseline: {headline} {judged.figures('pairs')}."
         images: list[str] = []
         if not judged.passed:

@@ -30,6 +30,12 @@ class Shift:
     def passed(self) -> bool:
         return not (self.significant or self.too_far)
 
+    def headline(self, matches: str, shifted: str, moved: str) -> str:
+        """The one of three headlines that fits: no shift, a significant one, one too large."""
+        if self.passed:
+            return matches
+        return shifted if self.significant else moved
+
     def figures(self, unit: str) -> str:
         """ "(Wilcoxon W=.., p=.. < alpha ..; median change .. [95% CI ..]; n=.. <unit>, ..)"."""
         result, limit = self.result, self.limit

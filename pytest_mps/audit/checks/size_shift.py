@@ -60,13 +60,12 @@ class SizeShift(ComparisonCheck):
                 measured,
             )
         judged = shift(now, then, self.alpha, self.max_median_shift, MIN_PAIRS)
-        if judged.passed:
-            headline = f"{candidate}'s MPS ratios match {reference}'s"
-        elif judged.significant:
-            headline = f"{candidate}'s MPS ratios differ significantly from {reference}'s"
-        else:
-            limit = self.max_median_shift
-            headline = f"{candidate}'s median MPS ratio is more than {limit:g} from {reference}'s"
+        limit = "" if self.max_median_shift is None else f"{self.max_median_shift:g}"
+        headline = judged.headline(
+            f"{candidate}'s MPS ratios match {reference}'s",
+            f"{candidate}'s MPS ratios differ significantly from {reference}'s",
+            f"{candidate}'s median MPS ratio is more than {limit} from {reference}'s",
+        )
         message = f"size_shift: {headline} {judged.figures('images')}."
         named: list[str] = []
         if not judged.passed:

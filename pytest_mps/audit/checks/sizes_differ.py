@@ -58,15 +58,7 @@ class SizesDiffer(ComparisonCheck):
             f"p={p_value(result.p_value)} {'<' if differ else '≥'} alpha {self.alpha:g}; "
             f"n={n} images; median MPS ratio {medians}); expected: {self.direction}."
         )
-        pairwise = [
-            {
-                "models": [models[pair.a], models[pair.b]],
-                "p_value": pair.p_value,
-                "p_adjusted": pair.p_adjusted,
-                "median_difference": pair.median_difference,
-            }
-            for pair in result.pairwise
-        ]
+        pairwise = result.pairs_named(models)
         if pairwise:
             listed = [
                 f"{' vs '.join(pair['models'])} p={p_value(pair['p_adjusted'])}"

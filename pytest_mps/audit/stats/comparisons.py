@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -230,6 +230,18 @@ class ManyComparison:
     friedman: tuple[float, float] | None
     kruskal: tuple[float, float]
     pairwise: tuple[PairTest, ...]
+
+    def pairs_named(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        """The pairwise tests as plain data, each pair named by ``names`` (one per sample)."""
+        return [
+            {
+                "models": [names[pair.a], names[pair.b]],
+                "p_value": pair.p_value,
+                "p_adjusted": pair.p_adjusted,
+                "median_difference": pair.median_difference,
+            }
+            for pair in self.pairwise
+        ]
 
 
 def compare_many(samples: Sequence[ArrayLike], *, paired: bool, min_n: int = 3) -> ManyComparison:
