@@ -114,8 +114,9 @@ def report_folder(config: pytest.Config) -> Path | None:
 @pytest.fixture
 def mps_audit(request: pytest.FixtureRequest):
     """A factory: ``mps_audit(model, images, labels=None, config=None, *, sample=None,
-    masks=None, **engine_options)``; ``masks``: the images' object masks, a folder matched by
-    relative path and stem or a pattern such as ``"{stem}_mask.png"``.
+    masks=None, require_masks=False, **engine_options)``; ``masks``: the images' object masks,
+    a folder matched by relative path and stem or a pattern such as ``"{stem}_mask.png"``
+    (with ``require_masks``, an image without one is an error).
 
     Returns an :class:`~pytest_mps.audit.audit.Audit` whose ``check_*`` methods fail the test
     with a readable message (``with audit.all_checks():`` runs them all, then fails once).
@@ -125,7 +126,15 @@ def mps_audit(request: pytest.FixtureRequest):
     session = mps_session(request.config)
 
     def factory(
-        model, images, labels=None, config=None, *, sample=None, masks=None, **options: Any
+        model,
+        images,
+        labels=None,
+        config=None,
+        *,
+        sample=None,
+        masks=None,
+        require_masks=False,
+        **options: Any,
     ):
         return session.audit(
             model,
@@ -134,6 +143,7 @@ def mps_audit(request: pytest.FixtureRequest):
             config,
             sample=sample,
             masks=masks,
+            require_masks=require_masks,
             where=request.node.nodeid,
             **options,
         )

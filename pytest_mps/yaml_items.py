@@ -43,6 +43,7 @@ class AuditCheck(pytest.Item):
         common = {
             "sample": spec.sample,
             "masks": spec.masks,
+            "require_masks": spec.require_masks,
             "base": spec.folder,
             "where": str(self.path),
             **spec.engine,

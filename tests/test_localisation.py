@@ -82,6 +82,12 @@ def test_masks_match_by_relative_path_and_stem_or_by_pattern(tmp_path):
 
     with pytest.raises(MPSInputError, match=r"nowhere.*masks: folder not found"):
         match_masks("nowhere", images, [], tmp_path)
+    with pytest.raises(
+        MPSInputError,
+        match=r"dog/001\.jpg: no object mask under masks: masks "
+        r"\(and 1 more images\); masks are required",
+    ):
+        match_masks("masks", images, [tmp_path / "data"], tmp_path, required=True)
 
 
 def test_a_mask_must_match_its_image_and_be_readable(tmp_path):
@@ -171,6 +177,22 @@ def test_a_model_that_looks_at_the_object_passes_and_one_off_it_fails(project):
     cached = project.runpytest("-p", "no:randomly", "-n", "2", "-p", "xdist")
     cached.assert_outcomes(passed=1, failed=1)
     assert "model evaluations in this run: 0 " in cached.stdout.str()
+
+
+def test_with_required_masks_a_missing_one_is_one_line_naming_it(project):
+    (project.path / "masks").mkdir()
+    save(project.path / "masks" / "bright0.png", np.ones((SIZE, SIZE)))
+    project.makefile(
+        ".mps.yaml",
+        gate="model: model.onnx\nimages: data\nmasks: masks\nrequire_masks: true\nchecks:\n"
+        "  - localisation: {min_inside: 0.5}\n",
+    )
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    assert "bright1.png: no object mask under masks: masks (and 9 more images)" in (
+        result.stdout.str()
+    )
+    assert "Traceback" not in result.stdout.str()
 
 
 def test_a_wrong_size_mask_is_one_line_naming_it(project):

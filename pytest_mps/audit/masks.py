@@ -15,8 +15,10 @@ MaskSpec = str | os.PathLike[str]
 PLACEHOLDERS = ("{stem}", "{name}")
 
 
-def match_masks(masks: MaskSpec, images: list[Path], folders: list[Path], base: Path):
-    """Each image's mask file, or None where it has none.
+def match_masks(
+    masks: MaskSpec, images: list[Path], folders: list[Path], base: Path, required: bool = False
+) -> dict[Path, Path | None]:
+    """Each image's mask file, or None where it has none (an error when ``required``).
 
     ``masks`` is a folder, matched by relative path and stem (``cat/001.jpg`` under the image
     folder -> ``masks/cat/001.png``, any image suffix), or a pattern with ``{stem}`` (the
@@ -25,11 +27,19 @@ def match_masks(masks: MaskSpec, images: list[Path], folders: list[Path], base: 
     """
     text = os.fspath(masks)
     if any(placeholder in text for placeholder in PLACEHOLDERS):
-        return {image: _existing(image.parent / _filled(text, image)) for image in images}
-    folder = Path(text) if os.path.isabs(text) else base / text
-    if not folder.is_dir():
-        raise MPSInputError(folder, "masks: folder not found")
-    return {image: _in_folder(folder, _relative(image, folders)) for image in images}
+        found = {image: _existing(image.parent / _filled(text, image)) for image in images}
+    else:
+        folder = Path(text) if os.path.isabs(text) else base / text
+        if not folder.is_dir():
+            raise MPSInputError(folder, "masks: folder not found")
+        found = {image: _in_folder(folder, _relative(image, folders)) for image in images}
+    missing = [image for image, mask in found.items() if mask is None]
+    if required and missing:
+        more = f" (and {len(missing) - 1} more images)" if len(missing) > 1 else ""
+        raise MPSInputError(
+            missing[0], f"no object mask under masks: {text}{more}; masks are required"
+        )
+    return found
 
 
 def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:

@@ -98,6 +98,7 @@ class MPSSession:
         *,
         sample: int | None = None,
         masks: MaskSpec | None = None,
+        require_masks: bool = False,
         base: Path | None = None,
         where: str = "mps_audit",
         **engine_options: Any,
@@ -106,8 +107,8 @@ class MPSSession:
 
         ``sample``: audit a reproducible random sample of that many images (seeded by the
         engine's seed). ``masks``: the images' object masks (see `match_masks`), for the
-        localisation figures. ``where`` names the audit (its YAML file or test) in error
-        messages.
+        localisation figures; with ``require_masks``, an image without one is an error.
+        ``where`` names the audit (its YAML file or test) in error messages.
         """
         base = base or self.options.rootdir
         model_path = _absolute(model, base)
@@ -125,7 +126,9 @@ class MPSSession:
         truth = resolve_labels(
             labels, paths, base, classifier.labels, classifier.class_count, folders
         )
-        mask_files = match_masks(masks, paths, folders, base) if masks is not None else {}
+        mask_files = {}
+        if masks is not None:
+            mask_files = match_masks(masks, paths, folders, base, require_masks)
         identity = json.dumps(
             [
                 str(model_path.resolve()),
@@ -190,6 +193,7 @@ class MPSSession:
         *,
         sample: int | None = None,
         masks: MaskSpec | None = None,
+        require_masks: bool = False,
         base: Path | None = None,
         where: str = "mps_compare",
         region_share: float | None = None,
@@ -210,6 +214,7 @@ class MPSSession:
                 labels,
                 sample=sample,
                 masks=masks,
+                require_masks=require_masks,
                 base=base,
                 where=where,
                 **engine_options,

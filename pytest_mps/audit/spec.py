@@ -47,6 +47,7 @@ KEYS = {
     "images",
     "labels",
     "masks",
+    "require_masks",
     "config",
     "engine",
     "checks",
@@ -76,6 +77,7 @@ class AuditSpec:
     images: str | list[str]
     labels: str | None = None
     masks: str | None = None  # object masks: a folder or a pattern such as "{stem}_mask.png"
+    require_masks: bool = False  # every image must have one
     config: str | None = None
     sample: int | None = None
     engine: dict[str, Any] = field(default_factory=dict)
@@ -120,11 +122,19 @@ def load_audit_spec(path: Path) -> AuditSpec:
         images=list(images) if isinstance(images, list) else images,
         labels=data.get("labels"),
         masks=_masks(path, data.get("masks")),
+        require_masks=_flag(path, data, "require_masks"),
         config=data.get("config"),
         sample=sample,
         engine=engine,
         checks=_checks(path, data["checks"], list(models)),
     )
+
+
+def _flag(path: Path, data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise MPSInputError(path, f"'{key}' must be true or false, not {value!r}")
+    return value
 
 
 def _masks(path: Path, masks: Any) -> str | None:
