@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	[ -e $(STAMP) ] || rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRA),report,test]"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRA),report,ray,test]"
 	touch $(STAMP)
 
 # What pip cannot install: Debian's chromium for the report tests (installed when missing).

@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         "--baseline", default="zero", help="zero (default), mean, blur or a colour #rrggbb"
     )
     explain.add_argument("--preset", choices=PRESETS, default="default")
+    _add_ray(explain)
     explain.set_defaults(run=_explain)
     _add_compare(commands)
     report = commands.add_parser("report", help="rebuild the HTML report from mps-report.json")
@@ -168,7 +169,24 @@ def _add_compare(commands: Any) -> None:
         "--baseline", default="zero", help="zero (default), mean, blur or a colour #rrggbb"
     )
     compare.add_argument("--preset", choices=PRESETS, default="default")
+    _add_ray(compare)
     compare.set_defaults(run=_compare)
+
+
+def _add_ray(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="compute on a Ray cluster: its address (host:port, ray://host:port, auto) or "
+        "local (start Ray on this machine); needs pytest-mps[ray]",
+    )
+    command.add_argument(
+        "--ray-cpus",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="CPUs per Ray actor on a cluster without GPUs (default 1: one actor per CPU)",
+    )
 
 
 def _share(text: str) -> float:
@@ -195,17 +213,16 @@ def _explain(args: argparse.Namespace) -> int:
     require_onnxruntime()  # one line naming the extras, not an import traceback
     from rich.console import Console
 
-    from pytest_mps.engine.explainer import Engine
     from pytest_mps.engine.images import check_images, list_images
     from pytest_mps.fileio import write_json_atomic
 
+    _check_ray(args)
     console = Console(width=None if sys.stdout.isatty() else 160)
     errors = Console(stderr=True)
     images = check_images(list_images(args.images))
     _check_outputs(args.json, [args.json, args.stats], [args.masks])
-    engine = Engine(
-        args.model,
-        args.config,
+    engine = _engine(
+        args,
         device=args.device,
         preset=args.preset,
         seed=args.seed,
@@ -236,6 +253,7 @@ def _compare(args: argparse.Namespace) -> int:
     from pytest_mps.engine.model import load_classifier
     from pytest_mps.fileio import write_json_atomic
 
+    _check_ray(args)
     console = Console(width=None if sys.stdout.isatty() else 160)
     errors = Console(stderr=True)
     models = _model_names(args.models)
@@ -243,7 +261,13 @@ def _compare(args: argparse.Namespace) -> int:
     _check_outputs(args.json, [args.json], [args.masks])
     for path in models.values():
         load_classifier(path)  # every model valid before the first one's work
-    options = SessionOptions(device=args.device, seed=args.seed, preset=args.preset)
+    options = SessionOptions(
+        device=args.device,
+        seed=args.seed,
+        preset=args.preset,
+        ray=args.ray,
+        ray_cpus=args.ray_cpus,
+    )
     with _progress(console) as progress:
         session = MPSSession(dataclasses.replace(options, use_cache=False, progress=progress))
         comparison = session.comparison(
@@ -267,6 +291,27 @@ def _compare(args: argparse.Namespace) -> int:
         write_json_atomic(args.json, document)
         errors.print(f"[dim]wrote {args.json}")
     return 0
+
+
+def _check_ray(args: argparse.Namespace) -> None:
+    """Refuse --ray without Ray installed, or naming a cluster that cannot be reached, before
+    any other work."""
+    if args.ray is not None:
+        from pytest_mps.cluster import check_address
+
+        check_address(args.ray, "--ray")
+
+
+def _engine(args: argparse.Namespace, **options: Any) -> Any:
+    """A local engine, or with --ray an executor whose actors each hold one (both explain
+    images in order and count their work alike)."""
+    if args.ray is None:
+        from pytest_mps.engine.explainer import Engine
+
+        return Engine(args.model, args.config, **options)
+    from pytest_mps.cluster import RayExecutor
+
+    return RayExecutor(args.ray, args.model, args.config, options, cpus=args.ray_cpus)
 
 
 def _model_names(models: list[str]) -> dict[str, str]:

@@ -60,6 +60,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write the MPS report (JSON and HTML) into DIR",
     )
+    group.addoption(
+        "--mps-ray",
+        metavar="ADDRESS",
+        default=None,
+        help="compute MPS on a Ray cluster: its address (host:port, ray://host:port, auto) or "
+        "local to start Ray here (default: ini mps_ray; needs pytest-mps[ray])",
+    )
+    group.addoption(
+        "--mps-ray-cpus",
+        type=int,
+        metavar="N",
+        default=None,
+        help="CPUs per Ray actor on a cluster without GPUs (default: ini mps_ray_cpus, 1)",
+    )
     parser.addini("mps_device", f"default MPS device ({DEVICE_TEXT})", default="auto")
     parser.addini("mps_seed", "default random seed for MPS engines", default="0")
     parser.addini("mps_preset", f"default engine preset ({', '.join(PRESETS)})", default="default")
@@ -67,6 +81,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "mps_cache", "cache MPS results in pytest's cache (true/false)", type="bool", default=True
     )
     parser.addini("mps_report", "folder for the MPS report (like --mps-report)", default="")
+    parser.addini("mps_ray", "Ray cluster address to compute MPS on (like --mps-ray)", default="")
+    parser.addini("mps_ray_cpus", "CPUs per Ray actor (like --mps-ray-cpus)", default="1")
     parser.addini(
         "mps_progress",
         "seconds between two progress lines of an audit being computed (0: every image)",

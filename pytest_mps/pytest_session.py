@@ -27,6 +27,8 @@ def validate_options(config: pytest.Config) -> None:
     seed(config)
     preset(config)
     progress_interval(config)
+    ray_cpus(config)
+    _check_ray(config)
 
 
 def device(config: pytest.Config) -> str:
@@ -66,6 +68,36 @@ def progress_interval(config: pytest.Config) -> float:
     return seconds
 
 
+def ray_address(config: pytest.Config) -> str | None:
+    """The Ray cluster to compute on (--mps-ray, else ini mps_ray); None: this machine."""
+    return config.getoption("mps_ray") or str(config.getini("mps_ray")).strip() or None
+
+
+def ray_cpus(config: pytest.Config) -> int:
+    """CPUs per Ray actor (--mps-ray-cpus, else ini mps_ray_cpus)."""
+    value = config.getoption("mps_ray_cpus")
+    text = str(config.getini("mps_ray_cpus")).strip() if value is None else str(value)
+    if not text.isdigit() or int(text) < 1:
+        raise pytest.UsageError(f"mps_ray_cpus must be an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def _check_ray(config: pytest.Config) -> None:
+    """Refuse a Ray address without Ray installed, or where no cluster answers, at start-up
+    (connecting waits until an audit needs it)."""
+    address = ray_address(config)
+    if address is None:
+        return
+    from pytest_mps.cluster import check_address
+    from pytest_mps.errors import MPSError
+
+    option = "--mps-ray" if config.getoption("mps_ray") else "ini option mps_ray"
+    try:
+        check_address(address, option)
+    except MPSError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def mps_session(config: pytest.Config) -> MPSSession:
     """The session's MPS state, created on first use (so plain test runs never load it)."""
     if SESSION_KEY not in config.stash:
@@ -84,6 +116,8 @@ def mps_session(config: pytest.Config) -> MPSSession:
             rootdir=Path(config.rootpath),
             progress=TerminalProgress(config),
             workers=getattr(config, "workerinput", {}).get("workercount", 1),
+            ray=ray_address(config),
+            ray_cpus=ray_cpus(config),
         )
         config.stash[SESSION_KEY] = MPSSession(options)
     return config.stash[SESSION_KEY]

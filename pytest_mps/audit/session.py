@@ -41,6 +41,7 @@ from pytest_mps.errors import MPSInputError
 
 if TYPE_CHECKING:
     from pytest_mps.audit.comparison import Comparison
+    from pytest_mps.cluster import RayExecutor
 
 # progress(label, images done, images in all): called as each image's MPS is ready.
 Progress = Callable[[str, int, int], None]
@@ -59,6 +60,8 @@ class SessionOptions:
     rootdir: Path = field(default_factory=Path.cwd)
     progress: Progress | None = None
     workers: int = 1  # processes sharing the cache (pytest-xdist workers)
+    ray: str | None = None  # a Ray cluster's address (or "local"): compute the MPS there
+    ray_cpus: int = 1  # CPUs per Ray actor on a cluster without GPUs
 
 
 class MPSSession:
@@ -67,7 +70,7 @@ class MPSSession:
     def __init__(self, options: SessionOptions) -> None:
         self.options = options
         self.cache = ResultCache(options.cache_folder if options.use_cache else None)
-        self.engines: dict[str, Engine] = {}
+        self.engines: dict[str, Engine | RayExecutor] = {}
         self.audits: dict[str, Audit] = {}
         self.comparisons: dict[str, Comparison] = {}
         self._results: dict[str, Explanation] = {}
@@ -281,7 +284,7 @@ class MPSSession:
         count(len(paths) - len(missing))
         if missing:
             if engine_key not in self.engines:
-                self.engines[engine_key] = Engine(model, config, **options)
+                self.engines[engine_key] = self._engine(model, config, options)
             engine = self.engines[engine_key]
             fingerprint = _in_use(fingerprint, engine)
             for i in missing:
@@ -289,9 +292,20 @@ class MPSSession:
             self._compute_shared(engine, missing, keys, paths, count)
         return [(self._results[key], key in self._from_cache) for key in keys]
 
+    def _engine(
+        self, model: Path, config: Path | None, options: dict[str, Any]
+    ) -> Engine | RayExecutor:
+        """A local engine, or with ``ray`` an executor whose actors each hold one: either
+        explains a list of images in order, and the results are stored here alike."""
+        if self.options.ray is None:
+            return Engine(model, config, **options)
+        from pytest_mps.cluster import RayExecutor
+
+        return RayExecutor(self.options.ray, model, config, options, cpus=self.options.ray_cpus)
+
     def _compute_shared(
         self,
-        engine: Engine,
+        engine: Engine | RayExecutor,
         missing: list[int],
         keys: list[str],
         paths: list[Path],
@@ -306,7 +320,7 @@ class MPSSession:
         """
         workers = self.options.workers
         share = math.ceil(len(missing) / (2 * workers if workers > 1 else 1))
-        in_flight = min(default_in_flight(engine), share)
+        in_flight = min(_in_flight(engine), share)
         while missing:
             claims: dict[int, contextlib.ExitStack] = {}  # the images this process holds
             taken: list[int] = []  # in the order the engine took them, which it answers in
@@ -386,6 +400,12 @@ class MPSSession:
             return str(path)
 
 
+def _in_flight(engine: Engine | RayExecutor) -> int:
+    """How many images ``engine`` takes on at once: a local engine's searches in flight, or
+    the images a Ray executor keeps dispatched."""
+    return default_in_flight(engine) if isinstance(engine, Engine) else engine.capacity
+
+
 def _object_mask(path: Path | None, result: Explanation) -> np.ndarray | None:
     """The object mask in ``path`` (None: the image has none), in the result's original grid."""
     return None if path is None else read_mask(path, result.original_mask.shape)
@@ -413,7 +433,7 @@ def _provider_key(cuda: bool) -> str:
     return "cuda" if cuda else "cpu"
 
 
-def _in_use(fingerprint: dict[str, Any], engine: Engine) -> dict[str, Any]:
+def _in_use(fingerprint: dict[str, Any], engine: Engine | RayExecutor) -> dict[str, Any]:
     """``fingerprint`` with the provider ``engine`` actually runs on."""
     return {**fingerprint, "provider": _provider_key(engine.provider == CUDA)}
 
