@@ -37,7 +37,8 @@ HANDOVERS = 2  # a batch whose actor is gone for good goes to another actor this
 PROBE_SECONDS = 5.0  # ray.init retries an unreachable address for minutes: probe it first
 # The engine's counters (`Engine.stats`) each batch reports the growth of; those of its oracle.
 ORACLE_COUNTED = ("model_calls", "evaluations", "padded_evaluations", "inference_seconds")
-COUNTED = ("images", "seconds", *ORACLE_COUNTED)
+ENGINE_COUNTED = ("images", "seconds")  # the engine's own counters
+COUNTED = (*ENGINE_COUNTED, *ORACLE_COUNTED)
 
 Images = list[tuple[str, bytes]]  # a batch: each image's name as the caller knows it, its bytes
 
@@ -277,7 +278,7 @@ class RayExecutor:
         self._bundle = [ray.put(ModelBundle.read(self.classifier.path, config and Path(config)))]
         self.actors, self._resources = _plan(str(self._options.get("device", "auto")), cpus)
         self.oracle = ClusterCounts()
-        self._totals: dict[str, float] = dict.fromkeys(COUNTED, 0)
+        self._totals: dict[str, float] = dict.fromkeys(ENGINE_COUNTED, 0)
         self._in_flight = 0
         self._processes: set[str] = set()
         self._handovers = 0
@@ -303,6 +304,7 @@ class RayExecutor:
         when theirs was gone for good)."""
         return {
             **self._totals,
+            **{key: getattr(self.oracle, key) for key in ORACLE_COUNTED},
             "batch_size": self.oracle.batch_size,
             "in_flight": self._in_flight,
             "provider": self.provider,
@@ -366,7 +368,7 @@ class RayExecutor:
         self.oracle.fallback = self.oracle.fallback or info["fallback"]
 
     def _count(self, work: dict[str, Any]) -> None:
-        for key in COUNTED:
+        for key in ENGINE_COUNTED:
             self._totals[key] += work[key]
         for key in ORACLE_COUNTED:
             setattr(self.oracle, key, getattr(self.oracle, key) + work[key])
