@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pytest_mps.audit.checks.localisation import localisation_text
 from pytest_mps.audit.text import percent
 from pytest_mps.report.plots import distribution_png
 from pytest_mps.report.selection import (
@@ -20,7 +21,6 @@ from pytest_mps.report.selection import (
 )
 from pytest_mps.report.summary import (
     localisation_figures,
-    localisation_text,
     pair_text,
     ratio,
     time_text,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_mps.audit.checks.localisation import localisation_text
 from pytest_mps.audit.records import mark_anomalies
 from pytest_mps.audit.text import percent, ratio_text
 
@@ -203,10 +204,11 @@ def _add_checks(table: Table, checks: list[dict[str, Any]]) -> None:
 def pair_text(pair: dict[str, Any], region_share: float) -> str:
     """Where two models' sets lie, as the location_agreement check words it: mean Dice,
     median Hausdorff and no-overlap share of the location regions, then of the MPS masks."""
-    from pytest_mps.audit.checks.location_agreement import figures_text
+    from pytest_mps.audit.checks.location_agreement import pair_figures_text
 
     regions = f"location regions (top {percent(region_share)} of responsibility)"
-    return f"{figures_text(regions, pair, 'region_')}; {figures_text('MPS masks', pair, '')}"
+    on_masks = pair_figures_text("MPS masks", pair, "")
+    return f"{pair_figures_text(regions, pair, 'region_')}; {on_masks}"
 
 
 def localisation_figures(images: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
@@ -219,18 +221,6 @@ def localisation_figures(images: Sequence[dict[str, Any]]) -> dict[str, Any] | N
         return None
     masked = [ImageRecord.from_dict(image) for image in images if image["masked"]]
     return {**figures(masked), "unmasked": len(images) - len(masked)}
-
-
-def localisation_text(figures: dict[str, Any]) -> str:
-    """The `localisation_figures` as the localisation check's message words them."""
-    from pytest_mps.audit.checks.localisation import figures_text
-
-    if figures["with_mps"]:
-        return figures_text(figures)
-    return (
-        f"no image has both a mask and a non-empty MPS ({figures['n']} with a mask, "
-        f"{figures['empty']} of them with an empty MPS, {figures['unmasked']} without a mask)"
-    )
 
 
 def images_text(figures: dict[str, Any]) -> str:

@@ -56,18 +56,13 @@ class Localisation(Check):
         measured = figures(masked)
         measured["unmasked"] = len(records) - len(masked)
         if measured["with_mps"] == 0:
-            return self.failed(
-                f"localisation: no image has both a mask and a non-empty MPS "
-                f"({count_images(len(masked))} with a mask, {measured['empty']} of them with an "
-                f"empty MPS).",
-                measured,
-            )
+            return self.failed(f"localisation: {localisation_text(measured)}.", measured)
         failures = self._failures(measured)
         passed = not failures
         verdict = "the MPS lie on the object" if passed else "the MPS lie off the object"
         message = (
             f"localisation: {verdict} ({'; '.join(failures) or 'within every bound'}). "
-            f"{figures_text(measured)}."
+            f"{localisation_text(measured)}."
         )
         images: list[str] = []
         if not passed:
@@ -111,8 +106,15 @@ def figures(masked: list[ImageRecord]) -> dict[str, Any]:
     }
 
 
-def figures_text(measured: dict[str, Any]) -> str:
-    """The `figures` as one sentence (the check's message and the reports say them alike)."""
+def localisation_text(measured: dict[str, Any]) -> str:
+    """The `figures` (with ``unmasked``) as one sentence: the check's message and the reports
+    say them alike."""
+    if not measured["with_mps"]:
+        return (
+            f"no image has both a mask and a non-empty MPS ({count_images(measured['n'])} with "
+            f"a mask, {measured['empty']} of them with an empty MPS, {measured['unmasked']} "
+            f"without a mask)"
+        )
     parts = [
         f"Mean share of MPS pixels inside the object {percent(measured['mean_inside'])}",
         f"MPS wholly outside on {percent(measured['outside'])} of images",

@@ -97,8 +97,8 @@ class LocationAgreement(ComparisonCheck):
         message = (
             f"location_agreement: {first} and {second} {verdict} where they look "
             f"({'; '.join(failures) if failures else 'within every bound'}). "
-            f"{figures_text(what.capitalize(), figures, 'region_')}; "
-            f"{figures_text('MPS masks', figures, '')}"
+            f"{pair_figures_text(what.capitalize(), figures, 'region_')}; "
+            f"{pair_figures_text('MPS masks', figures, '')}"
             f"; n={figures['n']} images."
         )
         images: list[str] = []
@@ -113,7 +113,7 @@ class LocationAgreement(ComparisonCheck):
         return self.outcome(passed, message, measured, images=images)
 
 
-def figures_text(what: str, figures: dict[str, Any], prefix: str) -> str:
+def pair_figures_text(what: str, figures: dict[str, Any], prefix: str) -> str:
     """A pair's figures on one kind of location (``prefix`` "region_" or "") as one clause."""
     mean_dice = figures[f"{prefix}mean_dice"]
     if mean_dice is None:
