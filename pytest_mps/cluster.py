@@ -195,29 +195,22 @@ class Worker:
 
             from pytest_mps.engine.explainer import Engine
 
-            _share_cores(self._cpus)
             files: ModelBundle = ray.get(bundle[0])
             model, config, sources = files.write(Path(self._folder.name, "model"))
             try:
-                self._engine = Engine(model, config, **_on_actor(self._options))
+                self._engine = Engine(model, config, **_on_actor(self._options, self._cpus))
             except MPSInputError as exc:  # a device this actor lacks, say
                 raise _as_given(exc, sources) from None
         return self._engine
 
 
-def _share_cores(cpus: int) -> None:
-    """Give onnxruntime this actor's CPUs, not the node's: the oracle shares a machine's cores
-    out between pytest-xdist workers, as the actors on a node are. No worker number is left to
-    pick a GPU: Ray points CUDA_VISIBLE_DEVICES at this actor's own."""
-    cores = len(os.sched_getaffinity(0))
-    os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(max(1, cores // cpus))
-    os.environ.pop("PYTEST_XDIST_WORKER", None)
-
-
-def _on_actor(options: dict[str, Any]) -> dict[str, Any]:
-    """The engine options on an actor: ``cuda:N`` is the actor's one GPU, which Ray picked."""
+def _on_actor(options: dict[str, Any], cpus: int) -> dict[str, Any]:
+    """The engine options on an actor: onnxruntime gets the actor's ``cpus``, not the node's
+    cores; ``cuda:N`` is the actor's one GPU, which Ray picked (it points
+    CUDA_VISIBLE_DEVICES at it), so no slot is left to choose one."""
     device = str(options.get("device", "auto"))
-    return {**options, "device": "cuda" if device.startswith("cuda") else device}
+    device = "cuda" if device.startswith("cuda") else device
+    return {**options, "device": device, "threads": cpus, "gpu_slot": 0}
 
 
 def _process() -> str:

@@ -116,11 +116,19 @@ def mps_session(config: pytest.Config) -> MPSSession:
             rootdir=Path(config.rootpath),
             progress=TerminalProgress(config),
             workers=getattr(config, "workerinput", {}).get("workercount", 1),
+            worker=worker_number(config),
             ray=ray_address(config),
             ray_cpus=ray_cpus(config),
         )
         config.stash[SESSION_KEY] = MPSSession(options)
     return config.stash[SESSION_KEY]
+
+
+def worker_number(config: pytest.Config) -> int:
+    """This pytest-xdist worker's number (``gw3`` is 3); 0 without xdist."""
+    worker = getattr(config, "workerinput", {}).get("workerid", "")
+    number = worker.removeprefix("gw")
+    return int(number) if number.isdigit() else 0
 
 
 def _cache_folder(config: pytest.Config) -> Path | None:

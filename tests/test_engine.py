@@ -247,6 +247,12 @@ def test_auto_device_names_the_provider_used(spot_model):
     assert engine.provider.split("ExecutionProvider")[0] in engine.oracle.provider_note
 
 
+def test_threads_set_onnxruntimes_cpu_threads(spot_model):
+    assert Engine(spot_model, device="cpu", threads=1).oracle.provider_note.endswith(" 1 threads")
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        Engine(spot_model, device="cpu", threads=0)
+
+
 def test_class_count_comes_from_the_labels_else_the_output_shape(tmp_path):
     with_labels = load_classifier(FASHION / "cnn.onnx")
     assert with_labels.class_count == len(with_labels.labels) == with_labels.classes == 10

@@ -121,15 +121,21 @@ def test_the_cuda_hint_names_what_the_installed_onnxruntime_gpu_needs(monkeypatc
 
 
 @pytest.mark.parametrize(
-    ("device", "worker", "expected"),
-    [("cuda:1", "", 1), ("cuda", "", 0), ("auto", "gw3", 1), ("cuda", "gw2", 0), ("cpu", "gw3", 0)],
+    ("device", "slot", "expected"),
+    [
+        ("cuda:1", 0, 1),
+        ("cuda:1", 2, 1),
+        ("cuda", 0, 0),
+        ("auto", 3, 1),
+        ("cuda", 2, 0),
+        ("cpu", 3, 0),
+    ],
 )
-def test_a_gpu_is_named_or_taken_by_the_xdist_worker_number(monkeypatch, device, worker, expected):
+def test_a_gpu_is_named_or_taken_by_its_slot(monkeypatch, device, slot, expected):
     from pytest_mps.engine import oracle
 
-    monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
     monkeypatch.setattr(oracle, "_gpu_count", lambda: 2)
-    assert oracle.gpu_index(device) == expected
+    assert oracle.gpu_index(device, slot) == expected
 
 
 def test_a_device_index_reaches_the_cuda_provider(monkeypatch, spot_model):

@@ -262,6 +262,37 @@ def test_xdist_runs_and_prints_one_combined_summary(project):
     assert "PASS concentration" in text and "FAIL anomalies" in text
 
 
+def test_xdist_workers_share_the_cores_and_spread_over_gpus(project):
+    """Each worker's engine gets its share of the cores for onnxruntime and the GPU slot of its
+    number (the engine itself reads no xdist environment)."""
+    gate = f"""
+import os
+from pytest_mps.pytest_session import mps_session
+
+def test_engine(mps_audit, request):
+    {RED_MASS_AUDIT}
+    (engine,) = mps_session(request.config).engines.values()
+    cores = len(os.sched_getaffinity(0))
+    assert engine.oracle.provider_note.endswith(f"{{max(1, cores // 2)}} threads")
+"""
+    project.makepyfile(test_gate=gate)
+    result = project.runpytest("-n", "2", "-p", "xdist", "-o", "mps_cache=false")
+    result.assert_outcomes(passed=1)
+
+
+def test_an_xdist_worker_asks_for_its_share_of_cores_and_its_gpu_slot(monkeypatch):
+    from types import SimpleNamespace
+
+    from pytest_mps.audit import session
+    from pytest_mps.pytest_session import worker_number
+
+    monkeypatch.setattr(session, "cpu_cores", lambda: 5)
+    third = session.MPSSession(session.SessionOptions(workers=2, worker=3))
+    assert third._placement() == {"threads": 2, "gpu_slot": 3}
+    assert worker_number(SimpleNamespace(workerinput={"workerid": "gw3"})) == 3
+    assert worker_number(SimpleNamespace()) == 0
+
+
 def test_xdist_workers_compute_each_audit_once(project):
     """Under ``-n 2`` each YAML audit's checks share a worker, and workers whose tests share an
     audit split its images through the cache: the run makes the evaluations a plain run makes

@@ -33,7 +33,7 @@ from pytest_mps.audit.records import ImageRecord
 from pytest_mps.engine.explainer import ENGINE_VERSION, Engine
 from pytest_mps.engine.model import load_classifier
 from pytest_mps.engine.modelconfig import find_config
-from pytest_mps.engine.oracle import CUDA
+from pytest_mps.engine.oracle import CUDA, cpu_cores
 from pytest_mps.engine.result import Explanation
 from pytest_mps.engine.scheduler import default_in_flight
 from pytest_mps.engine.settings import RUN_OPTIONS, Settings, make_settings
@@ -60,6 +60,7 @@ class SessionOptions:
     rootdir: Path = field(default_factory=Path.cwd)
     progress: Progress | None = None
     workers: int = 1  # processes sharing the cache (pytest-xdist workers)
+    worker: int = 0  # this process's number among them: its GPU when there are several
     ray: str | None = None  # a Ray cluster's address (or "local"): compute the MPS there
     ray_cpus: int = 1  # CPUs per Ray actor on a cluster without GPUs
 
@@ -249,6 +250,12 @@ class MPSSession:
             options["preset"] = self.options.preset
         return {**options, **explicit}
 
+    def _placement(self) -> dict[str, Any]:
+        """Where a local engine runs, unless the audit says: processes that share the machine
+        (pytest-xdist workers) share its cores and spread over its GPUs."""
+        workers = max(1, self.options.workers)
+        return {"threads": max(1, cpu_cores() // workers), "gpu_slot": self.options.worker}
+
     def _explain_all(
         self,
         engine_key: str,
@@ -298,7 +305,7 @@ class MPSSession:
         """A local engine, or with ``ray`` an executor whose actors each hold one: either
         explains a list of images in order, and the results are stored here alike."""
         if self.options.ray is None:
-            return Engine(model, config, **options)
+            return Engine(model, config, **{**self._placement(), **options})
         from pytest_mps.cluster import RayExecutor
 
         return RayExecutor(self.options.ray, model, config, options, cpus=self.options.ray_cpus)

@@ -32,7 +32,9 @@ class Engine:
 
     ``config`` is the model's YAML (default ``<model>.yaml`` when it exists); ``preset`` is
     ``default`` or ``rex``; further keyword options override the preset (see
-    :func:`pytest_mps.engine.settings.make_settings`).
+    :func:`pytest_mps.engine.settings.make_settings`). How it runs, which never changes an
+    MPS: ``device``, ``batch_size``, ``io_binding``, ``pad_batches``, ``threads`` and
+    ``gpu_slot`` (see :class:`~pytest_mps.engine.oracle.MaskedOracle`).
     """
 
     def __init__(
@@ -45,12 +47,22 @@ class Engine:
         batch_size: int | None = None,
         io_binding: bool | None = None,
         pad_batches: bool | None = None,
+        threads: int | None = None,
+        gpu_slot: int = 0,
         **options: Any,
     ) -> None:
         settings = make_settings(preset, **options)
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, not {threads!r}")
         self.classifier: Classifier = load_classifier(model, config)
         self.oracle = MaskedOracle(
-            self.classifier, device, batch_size, io_binding=io_binding, pad_batches=pad_batches
+            self.classifier,
+            device,
+            batch_size,
+            io_binding=io_binding,
+            pad_batches=pad_batches,
+            threads=threads,
+            gpu_slot=gpu_slot,
         )
         if "search_width" not in options:
             width = SEARCH_WIDTH.get(self.oracle.provider, settings.extraction.search_width)

@@ -124,7 +124,9 @@ class MaskedOracle:
     shape costs a cuDNN algorithm search there. The CPU provider has no per-shape cost, so by
     default it neither binds nor pads; ``io_binding`` and ``pad_batches`` switch either on for
     any provider (the CUDA path's code then runs, and is tested, on the CPU). A model with a
-    fixed batch size is always padded to it.
+    fixed batch size is always padded to it. ``threads``: onnxruntime's CPU threads (default
+    every core this process may use); ``gpu_slot`` picks the GPU when ``device`` names none
+    (slot modulo the GPUs there are), so processes given different slots spread over them.
 
     ``evaluations`` counts real masks, ``padded_evaluations`` the forward passes including
     padding, ``model_calls`` the session runs. ``provider`` is the provider in use;
@@ -139,6 +141,8 @@ class MaskedOracle:
         *,
         io_binding: bool | None = None,
         pad_batches: bool | None = None,
+        threads: int | None = None,
+        gpu_slot: int = 0,
     ):
         import onnxruntime as ort
 
@@ -146,9 +150,14 @@ class MaskedOracle:
         self._ort = ort
         if not is_device(device):
             raise MPSInputError(classifier.path, f"unknown device {device!r} ({DEVICE_TEXT})")
-        self.device_id = gpu_index(device)
+        self.device_id = gpu_index(device, gpu_slot)
         self._session, self.provider, self.provider_note, self.fallback = _open_session(
-            ort, wrap_model(classifier).SerializeToString(), device, self.device_id, classifier
+            ort,
+            wrap_model(classifier).SerializeToString(),
+            device,
+            self.device_id,
+            classifier,
+            threads or cpu_cores(),
         )
         on_cuda = self.provider == CUDA
         self.io_binding = on_cuda if io_binding is None else io_binding
@@ -300,23 +309,20 @@ def cuda_hint() -> str:
     )
 
 
-def _threads() -> int:
-    """onnxruntime's threads: every core this process may use, shared out between the
-    pytest-xdist workers when there are some (more threads than cores only contend)."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
-    return max(1, len(os.sched_getaffinity(0)) // max(1, workers))
+def cpu_cores() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0))
 
 
-def gpu_index(device: str) -> int:
-    """The GPU a device name asks for: ``cuda:N`` names it; otherwise a pytest-xdist worker
-    takes the GPU of its number (modulo how many there are), so workers spread over GPUs."""
+def gpu_index(device: str, slot: int = 0) -> int:
+    """The GPU a device name asks for: ``cuda:N`` names it; otherwise GPU ``slot`` modulo how
+    many there are."""
     kind, _, index = device.partition(":")
     if kind == "cuda" and index:
         return int(index)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if device == "cpu" or not worker.removeprefix("gw").isdigit():
+    if device == "cpu" or slot == 0:
         return 0
-    return int(worker.removeprefix("gw")) % _gpu_count()
+    return slot % _gpu_count()
 
 
 @functools.cache
@@ -329,13 +335,16 @@ def _gpu_count() -> int:
     return max(1, sum(line.startswith("GPU ") for line in listed.stdout.splitlines()))
 
 
-def _open_session(ort, model_bytes: bytes, device: str, device_id: int, classifier: Classifier):
-    """An inference session on the requested device (GPU ``device_id`` for CUDA), the provider
-    in use, a note on it, and why CUDA was not used when onnxruntime listed it (else None)."""
+def _open_session(
+    ort, model_bytes: bytes, device: str, device_id: int, classifier: Classifier, threads: int
+):
+    """An inference session on the requested device (GPU ``device_id`` for CUDA; ``threads``
+    on the CPU), the provider in use, a note on it, and why CUDA was not used when onnxruntime
+    listed it (else None)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = _threads()
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     note, fallback = "", None
     if device != "cpu":

@@ -49,7 +49,7 @@ assert tuple(PRESETS) == choices.PRESETS, "pytest_mps.choices.PRESETS names ever
 FILL_NAMES = ("zero", "mean", "blur")  # besides a colour
 SPLITS = ("uniform", "quasi", "betabinomial")
 # Everything an Engine, an audit or a YAML audit's `engine:` accepts: how to run, what to compute.
-RUN_OPTIONS = ("device", "batch_size", "io_binding", "pad_batches")
+RUN_OPTIONS = ("device", "batch_size", "io_binding", "pad_batches", "threads", "gpu_slot")
 ENGINE_OPTIONS = tuple(
     sorted(
         {*RUN_OPTIONS, "preset", "seed", "baseline", "min_confidence", "min_confidence_ratio"}
