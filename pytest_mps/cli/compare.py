@@ -1,0 +1,301 @@
+"""``pytest-mps compare``: the MPS of the same images under two or more models, their sizes
+and where the models look, as tables, JSON and mask PNGs."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import glob
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pytest_mps.cli.compare_tables import comparison_tables
+from pytest_mps.cli.options import (
+    add_engine_options,
+    check_outputs,
+    check_ray,
+    consoles,
+    mask_png,
+    share,
+    unique,
+)
+from pytest_mps.errors import MPSInputError, require_onnxruntime
+
+COMPARE_TEXT = """\
+Compute the MPS of the same images under two or more ONNX classifiers and compare them: the
+size of each model's MPS, and where the models look. Each model reads its own YAML
+(<model>.yaml next to it), so models with different input sizes compare: masks and locations
+are compared in each image's original pixel grid.
+
+Give the models first: --images takes every path after it, up to the next option.
+
+Model names: each model is named by its file stem (models/cnn.onnx: cnn). Models whose stems
+collide are named by as many enclosing folders as tell them apart (v1/cnn and v2/cnn).
+
+Printed: per model the number of images, median and mean MPS ratio (MPS pixels / input
+pixels, 0 for an empty MPS), accuracy (with --labels) and the images with an empty MPS (the
+model's default class); per pair of models the mean Dice and median symmetric Hausdorff
+distance (pixels) of the MPS masks and of the location regions (each model's top
+--region-share of responsibility). An image where either model's MPS is empty has no Dice and
+no distance: it is counted apart ("empty"), never as no overlap. Then the size tests over the
+MPS ratios of the same images: Friedman (three models or more, with Holm-corrected pairwise
+Wilcoxon tests) or Wilcoxon signed-rank (two models), and Kruskal-Wallis (at least 3 images).
+
+--masks DIR writes DIR/<model name>/<image>.png for every model and image: the MPS in the
+original image's grid (mode L, 255 = in the MPS, 0 elsewhere; all 0 for an empty MPS).
+<image> is the image's path relative to the deepest folder that holds all the images,
+subfolders kept, its suffix replaced by .png (so images of the same name in different folders
+do not clash); an image whose mask name is taken (same name, another suffix) gets -2, -3...
+
+--json PATH writes {"models": [{name, path, n, median_ratio, mean_ratio, accuracy,
+empty}], "pairs": [{models: [a, b], n, mean_dice, median_hausdorff, no_overlap, empty,
+region_mean_dice, region_median_hausdorff, region_no_overlap, region_empty, images: {IMAGE:
+{dice, hausdorff, region_dice, region_hausdorff}}}], "sizes": {n, medians: {model: median
+ratio}, paired: {test: friedman or wilcoxon, statistic, p_value}, kruskal_wallis: {statistic,
+p_value}, pairwise: [{models, p_value, p_adjusted, median_difference}], note}, "masks": DIR or
+null}. A figure with no value (accuracy without labels, Dice when every image is empty, the
+tests with fewer than 3 images: see note) is null. IMAGE is the image path as given (an image
+found in a folder: the folder as given, then its path inside); dice and hausdorff are those of
+the PNGs --masks writes. No result cache: every MPS is computed afresh.
+"""
+
+
+def add_parser(commands: Any) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="compare the MPS of two or more ONNX models on the same images",
+        description=COMPARE_TEXT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument("models", nargs="+", metavar="MODEL", help="ONNX classifiers (2 or more)")
+    compare.add_argument(
+        "--images",
+        nargs="+",
+        required=True,
+        metavar="IMAGE",
+        help="image files or folders (read recursively)",
+    )
+    compare.add_argument(
+        "--labels",
+        metavar="CSV",
+        help="image,label CSV (rows relative to the CSV's folder or the image folder; a label "
+        "is a class index or name), or 'folders': each image's folder name is its class",
+    )
+    compare.add_argument(
+        "--json", type=Path, metavar="PATH", help="write the comparison as JSON to this file"
+    )
+    compare.add_argument(
+        "--masks", type=Path, metavar="DIR", help="write every model's MPS of every image as PNGs"
+    )
+    compare.add_argument(
+        "--region-share",
+        type=share,
+        metavar="SHARE",
+        help="size of the location region: the top share of each image's responsibility "
+        "(default 0.05)",
+    )
+    add_engine_options(compare)
+    compare.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    require_onnxruntime()  # one line naming the extras, not an import traceback
+    from pytest_mps.audit.session import MPSSession, SessionOptions
+    from pytest_mps.engine.images import check_images
+    from pytest_mps.engine.model import load_classifier
+    from pytest_mps.fileio import write_json_atomic
+
+    check_ray(args)
+    console, errors = consoles()
+    models = _model_names(args.models)
+    images = check_images(_compared_images(args.images))
+    check_outputs(args.json, [args.json], [args.masks])
+    for path in models.values():
+        load_classifier(path)  # every model valid before the first one's work
+    options = SessionOptions(
+        device=args.device,
+        seed=args.seed,
+        preset=args.preset,
+        ray=args.ray,
+        ray_cpus=args.ray_cpus,
+    )
+    with _progress(console) as progress:
+        session = MPSSession(dataclasses.replace(options, use_cache=False, progress=progress))
+        comparison = session.comparison(
+            models,
+            _image_spec(args.images),
+            args.labels,
+            where="compare",
+            region_share=args.region_share,
+            baseline=args.baseline,
+            **({} if args.batch_size is None else {"batch_size": args.batch_size}),
+        )
+    notes = sorted({engine.oracle.provider_note for engine in session.engines.values()})
+    errors.print(f"[dim]provider: {'; '.join(notes)}")
+    shown = dict(zip(comparison.images, map(str, images), strict=True))
+    if args.masks is not None:
+        _write_compared_masks(comparison, images, args.masks)
+    document = _comparison_document(comparison, models, shown, args.masks)
+    for table in comparison_tables(document, comparison.region_share):
+        console.print(table)
+    if args.json is not None:
+        write_json_atomic(args.json, document)
+        errors.print(f"[dim]wrote {args.json}")
+    return 0
+
+
+def _model_names(models: list[str]) -> dict[str, str]:
+    """Each model's name (its file stem; colliding stems get as many enclosing folders as
+    tell them apart) and its path as given."""
+    if len(models) < 2:
+        raise MPSInputError(models[0], "compare needs two models or more; give another model")
+    full = [Path(os.path.abspath(model)) for model in models]
+    _refuse_repeats(models, full, "model")
+    names = [
+        _model_name(path, [other for other in full if other.stem == path.stem]) for path in full
+    ]
+    return dict(zip(names, models, strict=True))
+
+
+def _model_name(path: Path, rivals: list[Path]) -> str:
+    """The shortest tail of ``path`` (stem, then its folders; last, the file name with its
+    suffix) that no rival shares."""
+
+    def tail(of: Path, depth: int, suffix: bool) -> str:
+        return "/".join([*of.parent.parts[1:], of.name if suffix else of.stem][-depth:])
+
+    for suffix in (False, True):
+        for depth in range(1, len(path.parts) + 1):
+            if len({tail(rival, depth, suffix) for rival in rivals}) == len(rivals):
+                return tail(path, depth, suffix)
+    return str(path)  # unreachable: different files differ in their full names
+
+
+def _refuse_repeats(given: list[str], full: list[Path], what: str) -> None:
+    seen: set[Path] = set()
+    for text, path in zip(given, full, strict=True):
+        if path.resolve() in seen:
+            raise MPSInputError(text, f"this {what} is given more than once")
+        seen.add(path.resolve())
+
+
+def _compared_images(sources: list[str]) -> list[Path]:
+    """The images, spelled as given (an image of a folder: the folder as given, then its path
+    inside), in the order the session audits them."""
+    from pytest_mps.engine.images import list_images
+
+    images = list_images(sources)
+    _refuse_repeats([str(image) for image in images], images, "image")
+    return images
+
+
+def _image_spec(sources: list[str]) -> str | list[str]:
+    """What the session reads: one folder or file as itself (so that labels rows may be
+    relative to that folder), several as a list; never a glob, which the shell expands."""
+    if len(sources) == 1 and not glob.has_magic(sources[0]):
+        return sources[0]
+    return sources
+
+
+@contextlib.contextmanager
+def _progress(console: Any) -> Iterator[Any]:
+    """A progress bar per model (on a terminal), fed by the session's progress callback."""
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+        tasks: dict[str, Any] = {}
+
+        def advance(model: str, done: int, total: int) -> None:
+            if model not in tasks:
+                tasks[model] = bar.add_task(model, total=total)
+            bar.update(tasks[model], completed=done)
+
+        yield advance
+
+
+def _write_compared_masks(comparison: Any, images: list[Path], folder: Path) -> None:
+    """Each model's MPS of each image under ``folder/<model>/`` (see `_mask_names`): exactly
+    the masks the Dice and Hausdorff figures compare."""
+    from pytest_mps.audit.comparison import location_sets
+    from pytest_mps.fileio import write_bytes_atomic
+
+    names = _mask_names(images)
+    for model, audit in comparison.audits.items():
+        for image, name in zip(comparison.images, names, strict=True):
+            mask, _ = location_sets(audit.explanations[image])
+            write_bytes_atomic(folder / model / name, mask_png(mask))
+
+
+def _mask_names(images: list[Path]) -> list[str]:
+    """Each image's mask file: its path relative to the deepest folder holding all the images,
+    suffix replaced by .png, made unique with -2, -3... (``x.jpg`` beside ``x.png``)."""
+    full = [Path(os.path.abspath(image)) for image in images]
+    common = Path(os.path.commonpath([path.parent for path in full]))
+    used: set[str] = set()
+    return [
+        unique(path.relative_to(common).with_suffix("").as_posix(), used) + ".png" for path in full
+    ]
+
+
+def _comparison_document(
+    comparison: Any, models: dict[str, str], shown: dict[str, str], masks: Path | None
+) -> dict[str, Any]:
+    """The comparison as the JSON file holds it; the tables print from it too. ``shown``:
+    each image's session name to the path as the user gave it."""
+    from pytest_mps.audit.comparison import pair_summary
+    from pytest_mps.audit.records import jsonable
+
+    pairs = []
+    for a, b in comparison.pairs():
+        locations = comparison.locations(a, b)
+        images = {shown[location.image]: location.as_dict() for location in locations}
+        pairs.append({"models": [a, b], **pair_summary(locations), "images": images})
+    return jsonable(
+        {
+            "models": [
+                {"name": name, "path": path, **_model_figures(comparison.audit(name))}
+                for name, path in models.items()
+            ],
+            "pairs": pairs,
+            "sizes": _size_tests(comparison),
+            "masks": None if masks is None else str(masks),
+        }
+    )
+
+
+def _model_figures(audit: Any) -> dict[str, Any]:
+    summary = audit.summary()
+    return {
+        "n": summary["n"],
+        "median_ratio": summary["median"],
+        "mean_ratio": summary["mean"],
+        "accuracy": summary["accuracy"],
+        "empty": summary["default_class"],
+    }
+
+
+def _size_tests(comparison: Any) -> dict[str, Any]:
+    """Do the models' MPS sizes differ: the paired test the study uses (Friedman, or Wilcoxon
+    for two models), Kruskal-Wallis, and Holm-corrected pairs (three models or more)."""
+    from pytest_mps.audit import stats
+    from pytest_mps.audit.checks.sizes_differ import MIN_IMAGES
+
+    models = comparison.models
+    samples = [comparison.audit(model).ratios for model in models]
+    found: dict[str, Any] = {"n": len(comparison.images), "medians": None, "paired": None}
+    found |= {"kruskal_wallis": None, "pairwise": [], "note": None}
+    try:
+        result = stats.compare_many(samples, paired=True, min_n=MIN_IMAGES)
+    except stats.InsufficientData:
+        return found | {"note": f"at least {MIN_IMAGES} images are needed to test sizes"}
+    statistic, p = result.kruskal
+    pairwise = result.pairs_named(models)
+    return found | {
+        "medians": dict(zip(models, result.medians, strict=True)),
+        "paired": {"test": result.test, "statistic": result.statistic, "p_value": result.p_value},
+        "kruskal_wallis": {"statistic": statistic, "p_value": p},
+        "pairwise": pairwise,
+    }

@@ -1,0 +1,134 @@
+"""``pytest-mps explain``: the MPS of images under one model, as a table, JSON and mask PNGs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pytest_mps.cli.options import (
+    add_engine_options,
+    check_outputs,
+    check_ray,
+    consoles,
+    mask_png,
+    unique,
+)
+from pytest_mps.errors import require_onnxruntime
+
+
+def add_parser(commands: Any) -> None:
+    explain = commands.add_parser("explain", help="compute the MPS of images with an ONNX model")
+    explain.add_argument("model", help="ONNX classifier")
+    explain.add_argument("images", nargs="+", help="image files or folders (read recursively)")
+    explain.add_argument("--config", help="model YAML (default: <model>.yaml next to the model)")
+    explain.add_argument("--json", type=Path, help="write one JSON object per image to this file")
+    explain.add_argument("--masks", type=Path, help="write each MPS mask as a PNG into this folder")
+    explain.add_argument(
+        "--stats", type=Path, help="write the run's figures (model calls, evaluations...) as JSON"
+    )
+    add_engine_options(explain)
+    explain.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    require_onnxruntime()  # one line naming the extras, not an import traceback
+    from pytest_mps.engine.images import check_images, list_images
+    from pytest_mps.fileio import write_json_atomic
+
+    check_ray(args)
+    console, errors = consoles()
+    images = check_images(list_images(args.images))
+    check_outputs(args.json, [args.json, args.stats], [args.masks])
+    engine = _engine(
+        args,
+        device=args.device,
+        preset=args.preset,
+        seed=args.seed,
+        baseline=args.baseline,
+        batch_size=args.batch_size,
+    )
+    errors.print(f"[dim]provider: {engine.oracle.provider_note}; batch {engine.oracle.batch_size}")
+    results = _explain_with_progress(engine, images, console)
+    records = [
+        {**result.summary(), "mask": mask_path}
+        for result, mask_path in _write_masks(results, args.masks)
+    ]
+    console.print(_table(records, engine))
+    if args.json is not None:
+        write_json_atomic(args.json, records)
+        errors.print(f"[dim]wrote {args.json}")
+    if args.stats is not None:
+        write_json_atomic(args.stats, engine.stats())
+        errors.print(f"[dim]wrote {args.stats}")
+    return 0
+
+
+def _engine(args: argparse.Namespace, **options: Any) -> Any:
+    """A local engine, or with --ray an executor whose actors each hold one (both explain
+    images in order and count their work alike)."""
+    if args.ray is None:
+        from pytest_mps.engine.explainer import Engine
+
+        return Engine(args.model, args.config, **options)
+    from pytest_mps.cluster import RayExecutor
+
+    return RayExecutor(args.ray, args.model, args.config, options, cpus=args.ray_cpus)
+
+
+def _explain_with_progress(engine: Any, images: list[Path], console: Any) -> list[Any]:
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("explaining", total=len(images))
+        results = []
+        for result in engine.explain_many(images):
+            results.append(result)
+            progress.advance(task)
+    return results
+
+
+def _write_masks(results: list[Any], folder: Path | None) -> list[tuple[Any, str | None]]:
+    """Save each model-grid mask as a PNG (mode L, 255 = in the MPS) under unique names."""
+    if folder is None:
+        return [(result, None) for result in results]
+    from pytest_mps.fileio import write_bytes_atomic
+
+    used: set[str] = set()
+    written = []
+    for result in results:
+        name = unique(Path(result.image).stem, used)
+        path = write_bytes_atomic(folder / f"{name}.png", mask_png(result.mask))
+        written.append((result, str(path)))
+    return written
+
+
+def _table(records: list[dict[str, Any]], engine: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"MPS of {len(records)} image(s) — {engine.classifier.path.name}")
+    for column in ("image", "top-1", "confidence", "MPS pixels", "MPS ratio", "MPS conf."):
+        table.add_column(
+            column,
+            justify="left" if column in ("image", "top-1") else "right",
+            overflow="fold" if column == "image" else "ellipsis",
+        )
+    table.add_column("evaluations", justify="right")
+    table.add_column("seconds", justify="right")
+    for record in records:
+        label = record["target_label"]
+        target = f"{record['target']} {label}" if label else str(record["target"])
+        pixels = "empty (default class)" if record["default_class"] else str(record["mps_pixels"])
+        if not record["sufficient"]:
+            pixels = "none sufficient"
+        table.add_row(
+            record["image"],
+            target,
+            f"{record['target_confidence']:.3f}",
+            pixels,
+            f"{record['mps_ratio']:.4f}",
+            f"{record['mps_confidence']:.3f}",
+            str(record["queries"]),
+            f"{record['seconds']:.2f}",
+        )
+    return table
