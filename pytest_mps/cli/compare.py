@@ -16,13 +16,12 @@ from pytest_mps.cli.compare_tables import comparison_tables
 from pytest_mps.cli.options import (
     add_engine_options,
     check_outputs,
-    check_ray,
-    consoles,
     mask_png,
     share,
+    start,
     unique,
 )
-from pytest_mps.errors import MPSInputError, require_onnxruntime
+from pytest_mps.errors import MPSInputError
 
 COMPARE_TEXT = """\
 Compute the MPS of the same images under two or more ONNX classifiers and compare them: the
@@ -102,14 +101,12 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    require_onnxruntime()  # one line naming the extras, not an import traceback
+    console, errors = start(args)  # before the imports that need onnxruntime
     from pytest_mps.audit.session import MPSSession, SessionOptions
     from pytest_mps.engine.images import check_images
     from pytest_mps.engine.model import load_classifier
     from pytest_mps.fileio import write_json_atomic
 
-    check_ray(args)
-    console, errors = consoles()
     models = _model_names(args.models)
     images = check_images(_compared_images(args.images))
     check_outputs(args.json, [args.json], [args.masks])

@@ -9,12 +9,10 @@ from typing import Any
 from pytest_mps.cli.options import (
     add_engine_options,
     check_outputs,
-    check_ray,
-    consoles,
     mask_png,
+    start,
     unique,
 )
-from pytest_mps.errors import require_onnxruntime
 
 
 def add_parser(commands: Any) -> None:
@@ -32,12 +30,10 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    require_onnxruntime()  # one line naming the extras, not an import traceback
+    console, errors = start(args)  # before the imports that need onnxruntime
     from pytest_mps.engine.images import check_images, list_images
     from pytest_mps.fileio import write_json_atomic
 
-    check_ray(args)
-    console, errors = consoles()
     images = check_images(list_images(args.images))
     check_outputs(args.json, [args.json, args.stats], [args.masks])
     engine = _engine(

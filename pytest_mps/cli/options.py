@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_mps.choices import DEVICE_TEXT, PRESETS, is_device
-from pytest_mps.errors import MPSInputError
+from pytest_mps.errors import MPSInputError, require_onnxruntime
 
 EXIT_USAGE = 2
 
@@ -67,13 +67,19 @@ def add_engine_options(command: argparse.ArgumentParser) -> None:
     )
 
 
-def check_ray(args: argparse.Namespace) -> None:
-    """Refuse --ray without Ray installed, or naming a cluster that cannot be reached, before
-    any other work."""
+def start(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Before any work, refuse a missing onnxruntime (one line naming the extras, not an import
+    traceback) and --ray without Ray installed or naming a cluster that cannot be reached;
+    then the console for results (wide when not a terminal, so tables do not wrap in logs)
+    and the one for notes, on stderr."""
+    from rich.console import Console
+
+    require_onnxruntime()
     if args.ray is not None:
         from pytest_mps.cluster import check_address
 
         check_address(args.ray, "--ray")
+    return Console(width=None if sys.stdout.isatty() else 160), Console(stderr=True)
 
 
 def check_outputs(
@@ -87,14 +93,6 @@ def check_outputs(
     for folder in [*(file.parent for file in files if file is not None), *folders]:
         if folder is not None:
             ensure_writable_folder(folder)
-
-
-def consoles() -> tuple[Any, Any]:
-    """The console for results (wide when not a terminal, so tables do not wrap in logs) and
-    the one for notes, on stderr."""
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else 160), Console(stderr=True)
 
 
 def unique(name: str, used: set[str]) -> str:
