@@ -91,3 +91,17 @@ def test_the_default_in_flight_follows_the_batch_size():
     one = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=1)
     list(one.explain_many(FASHION_IMAGES[:2]))
     assert one.stats()["in_flight"] == 1  # a batch of one has nothing to share
+
+
+def test_the_cpu_probe_cuts_calls_into_runs_but_does_not_shrink_them(monkeypatch):
+    """The CPU's timing probe is noisy: whatever batch it picks, the same images are in flight
+    (a shared call larger than the batch runs as several batches)."""
+    from pytest_mps.engine.oracle import MaskedOracle
+
+    monkeypatch.setattr(MaskedOracle, "_choose_batch_size", lambda self: 2)
+    engine = Engine(FASHION / "cnn.onnx", device="cpu")
+    found = list(engine.explain_many(FASHION_IMAGES))
+    stats = engine.stats()
+    assert stats["batch_size"] == 2 and stats["in_flight"] == len(FASHION_IMAGES)
+    alone = Engine(FASHION / "cnn.onnx", device="cpu")
+    assert_same([alone.explain(path) for path in FASHION_IMAGES[:2]], found[:2])

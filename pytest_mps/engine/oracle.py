@@ -128,9 +128,11 @@ class MaskedOracle:
     every core this process may use); ``gpu_slot`` picks the GPU when ``device`` names none
     (slot modulo the GPUs there are), so processes given different slots spread over them.
 
-    ``evaluations`` counts real masks, ``padded_evaluations`` the forward passes including
-    padding, ``model_calls`` the session runs. ``provider`` is the provider in use;
-    ``fallback`` says why, when onnxruntime listed CUDA and it did not start (else None).
+    ``call_size`` is how many masks a call shared between images aims at (see
+    `pytest_mps.engine.scheduler`). ``evaluations`` counts real masks, ``padded_evaluations``
+    the forward passes including padding, ``model_calls`` the session runs. ``provider`` is
+    the provider in use; ``fallback`` says why, when onnxruntime listed CUDA and it did not
+    start (else None).
     """
 
     def __init__(
@@ -166,6 +168,10 @@ class MaskedOracle:
         self._binding = None
         self.reset_counts()
         self.batch_size = classifier.fixed_batch or batch_size or self._choose_batch_size()
+        # The masks a call shared between images should gather: the batch asked for, else the
+        # largest the provider runs. The CPU probe's batch only says how a call is cut into
+        # runs: a noisy probe must not shrink how many images share the time between calls.
+        self.call_size = classifier.fixed_batch or batch_size or MAX_BATCH[self.provider]
         self.reset_counts()  # the batch-size probe's runs are not the caller's
 
     def reset_counts(self) -> None:
@@ -249,8 +255,7 @@ class MaskedOracle:
 
         On the CPU a bigger batch can make one evaluation dearer for real models, so a short
         probe keeps the largest batch whose time per mask is within 10% of the best one
-        measured: the batch bounds how many images the scheduler keeps in flight, whose shared
-        calls save the time between calls.
+        measured.
         """
         height, width = self.classifier.height, self.classifier.width
         zeros = self.classifier.to_layout(

@@ -29,10 +29,11 @@ MASKS_PER_SEARCH = 4  # what one search typically asks per call: a batch holds t
 
 
 def default_in_flight(engine: Engine) -> int:
-    """As many searches as fill a batch at a few masks each, within ``IMAGES_MEMORY``."""
+    """As many searches as fill a call (`MaskedOracle.call_size`) at a few masks each, within
+    ``IMAGES_MEMORY``."""
     classifier = engine.classifier
     image_bytes = 2 * 4 * classifier.height * classifier.width * classifier.channel_count
-    return max(1, min(engine.oracle.batch_size // MASKS_PER_SEARCH, IMAGES_MEMORY // image_bytes))
+    return max(1, min(engine.oracle.call_size // MASKS_PER_SEARCH, IMAGES_MEMORY // image_bytes))
 
 
 @dataclass
