@@ -141,6 +141,8 @@ def test_a_gpu_is_named_or_taken_by_its_slot(monkeypatch, device, slot, expected
 def test_a_device_index_reaches_the_cuda_provider(monkeypatch, spot_model):
     import onnxruntime
 
+    from pytest_mps.engine import oracle
+
     break_cuda(monkeypatch)
     tried = []
     failing = onnxruntime.InferenceSession
@@ -158,3 +160,8 @@ def test_a_device_index_reaches_the_cuda_provider(monkeypatch, spot_model):
     )  # fmt: skip
     with pytest.raises(MPSInputError, match=r"unknown device 'tpu' \(auto, cpu, cuda or cuda:N\)"):
         Engine(spot_model, device="tpu")
+    tried.clear()
+    monkeypatch.setattr(oracle, "_gpu_count", lambda: 2)
+    with pytest.raises(MPSInputError, match=r"--device cuda requested"):
+        Engine(spot_model, device="cuda", gpu_slot=3)  # an xdist worker's slot: GPU 3 % 2
+    assert tried[0][0][1]["device_id"] == 1
