@@ -167,11 +167,12 @@ class MaskedOracle:
         self._feeds: dict[str, np.ndarray] = {}
         self._binding = None
         self.reset_counts()
-        self.batch_size = classifier.fixed_batch or batch_size or self._choose_batch_size()
+        asked = classifier.fixed_batch or batch_size
+        self.batch_size = asked or self._choose_batch_size()
         # The masks a call shared between images should gather: the batch asked for, else the
         # largest the provider runs. The CPU probe's batch only says how a call is cut into
         # runs: a noisy probe must not shrink how many images share the time between calls.
-        self.call_size = classifier.fixed_batch or batch_size or MAX_BATCH[self.provider]
+        self.call_size = asked or MAX_BATCH[self.provider]
         self.reset_counts()  # the batch-size probe's runs are not the caller's
 
     def reset_counts(self) -> None:
