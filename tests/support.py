@@ -232,3 +232,19 @@ def break_cuda(monkeypatch) -> str:
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: listed)
     monkeypatch.setattr(onnxruntime, "InferenceSession", session)
     return error
+
+
+def baseline_file(images: dict, **fields) -> dict:
+    """A baseline file's contents (the JSON `write_baseline` writes) holding ``images``;
+    ``fields`` add to or replace its header."""
+    return {
+        "format": "pytest-mps-baseline",
+        "version": 1,
+        "created": "2026-01-01T00:00:00+00:00",
+        "model": {"path": "m.onnx", "sha256": "a" * 64},
+        "engine_version": "0.4.0",
+        "provider": "CPU",
+        "settings": {},
+        **fields,
+        "images": images,
+    }

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support import baseline_file
 
 from pytest_mps.audit.audit import Audit, MPSCheckFailed
 from pytest_mps.audit.baseline import make_baseline, read_baseline, write_baseline
@@ -227,16 +228,8 @@ def test_baseline_check_rejects_bad_arguments(tmp_path, options, problem):
 
 
 def valid() -> dict:
-    return {
-        "format": "pytest-mps-baseline",
-        "version": 1,
-        "created": "2026-01-01T00:00:00+00:00",
-        "model": {"path": "m.onnx", "sha256": "a" * 64},
-        "engine_version": "0.1.0",
-        "provider": "CPU",
-        "settings": {},
-        "images": {"a.jpg": {"ratio": 0.1, "pixels": 5, "target": 1, "mps_confidence": 0.5}},
-    }
+    image = {"ratio": 0.1, "pixels": 5, "target": 1, "mps_confidence": 0.5}
+    return baseline_file({"a.jpg": image}, engine_version="0.1.0")
 
 
 def broken(change):

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from support import FASHION
+from support import FASHION, baseline_file
 
 from pytest_mps.audit.audit import Audit, MPSCheckFailed
 from pytest_mps.audit.baseline import decode_mask, encode_mask, read_baseline
@@ -125,26 +125,9 @@ def test_a_written_baseline_keeps_each_images_mps_and_region(tmp_path):
 
 def with_masks() -> dict:
     spot_mask = encode_mask(np.eye(4, dtype=bool))
-    return {
-        "format": "pytest-mps-baseline",
-        "version": 1,
-        "created": "2026-01-01T00:00:00+00:00",
-        "model": {"path": "m.onnx", "sha256": "a" * 64},
-        "engine_version": "0.4.0",
-        "provider": "CPU",
-        "settings": {},
-        "region_share": 0.05,
-        "images": {
-            "a.png": {
-                "ratio": 0.25,
-                "pixels": 4,
-                "target": 1,
-                "mps_confidence": 0.5,
-                "mps": spot_mask,
-                "region": spot_mask,
-            },
-        },
-    }
+    image = {"ratio": 0.25, "pixels": 4, "target": 1, "mps_confidence": 0.5}
+    image |= {"mps": spot_mask, "region": spot_mask}
+    return baseline_file({"a.png": image}, region_share=0.05)
 
 
 def changed(change):
