@@ -136,6 +136,29 @@ COMPARISON = (
 )
 
 
+def test_a_shift_beyond_its_bound_names_the_bound_and_the_images_that_moved():
+    from types import SimpleNamespace
+
+    from pytest_mps.audit.checks.paired import Shift
+
+    result = SimpleNamespace(
+        p_value=0.5, median_shift=0.2, statistic=3.0, confidence=0.95, ci_low=0.1, ci_high=0.3,
+        n=3, n_nonzero=2,
+    )  # fmt: skip
+    headlines = ("a matches", "a differs", "a is more than {limit} from b")
+    now, then = np.array([0.3, 0.2, 0.1]), np.array([0.1, 0.1, 0.1])
+    judged = Shift(result, alpha=0.05, limit=0.1)
+    message, named = judged.message("size_shift", headlines, "images", now, then, ["x", "y", "z"])
+    assert message.startswith("size_shift: a is more than 0.1 from b (Wilcoxon W=3.0, p=")
+    assert "allowed ±0.1" in message and "Largest changes: x" in message
+    assert named == ["x", "y"]  # z did not change
+    passing = Shift(result, alpha=0.05, limit=0.5)
+    assert passing.message("size_shift", headlines, "images", now, then, ["x", "y", "z"]) == (
+        f"size_shift: a matches {passing.figures('images')}.",
+        [],
+    )
+
+
 def test_mps_compare_holds_an_audit_per_model_in_the_original_grid(two_models):
     two_models.makepyfile(
         test_compare=f"""

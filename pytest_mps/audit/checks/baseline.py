@@ -21,7 +21,7 @@ from pytest_mps.audit.baseline import (
 )
 from pytest_mps.audit.checks.base import Audit, Check
 from pytest_mps.audit.checks.location_agreement import LOCATIONS, LocationAgreement
-from pytest_mps.audit.checks.paired import largest_changes, shift
+from pytest_mps.audit.checks.paired import shift
 from pytest_mps.audit.records import CheckOutcome, ImageRecord, ratios
 from pytest_mps.audit.stats.location import REGION_SHARE
 from pytest_mps.audit.text import count_images, listing, ratio_text
@@ -187,17 +187,12 @@ class BaselineCheck(Check):
         then = np.array([saved.images[name].ratio for name in paired])
         judged = shift(now, then, self.alpha, self.max_median_shift, MIN_PAIRS)
         result = judged.result
-        limit = "" if self.max_median_shift is None else f"{self.max_median_shift:g}"
-        headline = judged.headline(
+        headlines = (
             f"MPS ratios match {shown}",
             f"MPS ratios shifted significantly from {shown}",
-            f"median MPS ratio moved by more than {limit} from {shown}",
+            f"median MPS ratio moved by more than {{limit}} from {shown}",
         )
-        message = f"baseline: {headline} {judged.figures('pairs')}."
-        images: list[str] = []
-        if not judged.passed:
-            images, changes = largest_changes(now, then, paired)
-            message += changes
+        message, images = judged.message("baseline", headlines, "pairs", now, then, paired)
         measured["median_shift"] = result.median_shift
         passed = advised = judged.passed
         if self.bounds_location:

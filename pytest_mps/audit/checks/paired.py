@@ -31,10 +31,30 @@ class Shift:
         return not (self.significant or self.too_far)
 
     def headline(self, matches: str, shifted: str, moved: str) -> str:
-        """The one of three headlines that fits: no shift, a significant one, one too large."""
+        """The one of three headlines that fits: no shift, a significant one, one too large
+        (``moved`` names the bound as ``{limit}``)."""
         if self.passed:
             return matches
-        return shifted if self.significant else moved
+        if self.significant:
+            return shifted
+        return moved.replace("{limit}", f"{self.limit:g}")
+
+    def message(
+        self,
+        check: str,
+        headlines: tuple[str, str, str],
+        unit: str,
+        now: np.ndarray,
+        then: np.ndarray,
+        images: list[str],
+    ) -> tuple[str, list[str]]:
+        """``check: <headline> (<figures>).`` and, when the shift fails, the images whose ratio
+        changed most: named in the message and returned."""
+        message = f"{check}: {self.headline(*headlines)} {self.figures(unit)}."
+        if self.passed:
+            return message, []
+        named, changes = largest_changes(now, then, images)
+        return message + changes, named
 
     def figures(self, unit: str) -> str:
         """ "(Wilcoxon W=.., p=.. < alpha ..; median change .. [95% CI ..]; n=.. <unit>, ..)"."""

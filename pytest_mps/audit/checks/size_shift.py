@@ -9,7 +9,7 @@ import numpy as np
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.checks.base import ComparisonCheck
-from pytest_mps.audit.checks.paired import largest_changes, shift
+from pytest_mps.audit.checks.paired import shift
 from pytest_mps.audit.records import CheckOutcome, ratios
 
 MIN_PAIRS = 3  # images for a Wilcoxon test
@@ -60,17 +60,12 @@ class SizeShift(ComparisonCheck):
                 measured,
             )
         judged = shift(now, then, self.alpha, self.max_median_shift, MIN_PAIRS)
-        limit = "" if self.max_median_shift is None else f"{self.max_median_shift:g}"
-        headline = judged.headline(
+        headlines = (
             f"{candidate}'s MPS ratios match {reference}'s",
             f"{candidate}'s MPS ratios differ significantly from {reference}'s",
-            f"{candidate}'s median MPS ratio is more than {limit} from {reference}'s",
+            f"{candidate}'s median MPS ratio is more than {{limit}} from {reference}'s",
         )
-        message = f"size_shift: {headline} {judged.figures('images')}."
-        named: list[str] = []
-        if not judged.passed:
-            named, changes = largest_changes(now, then, images)
-            message += changes
+        message, named = judged.message("size_shift", headlines, "images", now, then, images)
         result = judged.result
         measured |= {
             "median_shift": result.median_shift,
