@@ -105,3 +105,27 @@ def test_the_cpu_probe_cuts_calls_into_runs_but_does_not_shrink_them(monkeypatch
     assert stats["batch_size"] == 2 and stats["in_flight"] == len(FASHION_IMAGES)
     alone = Engine(FASHION / "cnn.onnx", device="cpu")
     assert_same([alone.explain(path) for path in FASHION_IMAGES[:2]], found[:2])
+
+
+def test_a_call_takes_the_longest_waiting_searches_that_fill_it():
+    """Masks that would not fit wait for the next call rather than ride in a nearly empty one;
+    the searches waiting longest go first, so none waits for ever."""
+    from types import SimpleNamespace
+
+    from pytest_mps.engine.scheduler import Scheduler, _Search
+
+    engine = SimpleNamespace(oracle=SimpleNamespace(call_size=16))
+    scheduler = Scheduler(engine, in_flight=4)  # type: ignore[arg-type]
+
+    def live(*waiting: tuple[int, int]) -> dict:
+        return {
+            slot: _Search(slot, f"{slot}.png", None, None, np.ones((count, 2, 2)), asked_at=age)
+            for slot, (count, age) in enumerate(waiting)
+        }
+
+    # 10 + 10 + 10 masks: one full-as-can-be call of the oldest, not a call of 16 and one of 14.
+    assert scheduler._next_call(live((10, 1), (10, 0), (10, 2))) == [1]
+    # 12 + 6 + 4 + 20 = 42 masks fill two calls: the oldest that fit in 32, oldest first.
+    assert scheduler._next_call(live((12, 3), (6, 0), (4, 1), (20, 2))) == [1, 2, 3]
+    # A search asking more than a call holds still goes when it is the oldest.
+    assert scheduler._next_call(live((3, 1), (40, 0))) == [1]

@@ -18,7 +18,9 @@ from pytest_mps.engine.extract import (
     ExtractionSettings,
     first_sufficient_prefix,
     prefix_masks,
+    prefix_steps,
     prune,
+    prune_steps,
     prune_within_budget,
     rank_pixels,
 )
@@ -28,6 +30,7 @@ from pytest_mps.engine.responsibility import (
     ResponsibilitySettings,
     compute_responsibility,
 )
+from pytest_mps.engine.steps import drive, together
 
 Rule = Callable[[np.ndarray], bool]  # one boolean mask [h, w] -> sufficient
 SHAPES = [(8, 8), (12, 10), (16, 16)]
@@ -418,6 +421,39 @@ def test_pruning_can_be_switched_off():
     start = random_values(shape, 4) < 0.5
     pruned = prune(start, random_values(shape, 5), oracle, ExtractionSettings(prune_blocks=()))
     assert np.array_equal(pruned, start) and oracle.calls == 0
+
+
+# Searches side by side (the engine's restarts)
+
+
+def test_searches_side_by_side_end_as_alone_in_as_many_steps_as_the_longest():
+    shape = (12, 10)
+    rule = noisy(7, np.ones(shape, dtype=bool))
+    settings = ExtractionSettings(prune_blocks=(4, 2, 1))
+    starts = [np.ones(shape, dtype=bool), random_values(shape, 1) < 0.7, np.ones(shape, bool)]
+    starts = [start if rule(start) else np.ones(shape, dtype=bool) for start in starts]
+    values = [random_values(shape, seed) for seed in range(3)]
+    ranking = rank_pixels(values[0])
+
+    def searches():
+        return [
+            *(prune_steps(start, v, settings) for start, v in zip(starts, values, strict=True)),
+            prefix_steps(ranking, shape, settings),
+            prune_steps(starts[0], values[0], ExtractionSettings(prune_blocks=())),  # no steps
+        ]
+
+    alone = [FakeOracle(rule, shape) for _ in searches()]
+    expected = [drive(search, oracle) for search, oracle in zip(searches(), alone, strict=True)]
+    shared = FakeOracle(rule, shape)
+    found = drive(together(searches()), shared)
+
+    for got, want in zip(found, expected, strict=True):
+        if isinstance(want, tuple):
+            assert np.array_equal(got[0], want[0]) and got[1] == want[1]
+        else:
+            assert np.array_equal(got, want)
+    assert shared.calls == max(oracle.calls for oracle in alone)
+    assert shared.evaluations == sum(oracle.evaluations for oracle in alone)
 
 
 # compute_responsibility

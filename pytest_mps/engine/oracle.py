@@ -37,6 +37,10 @@ class Answers:
     top1_confidence: np.ndarray
     target_confidence: np.ndarray
 
+    def __getitem__(self, part: slice) -> Answers:
+        """The answers for the masks in ``part``."""
+        return Answers(self.top1[part], self.top1_confidence[part], self.target_confidence[part])
+
 
 def wrap_model(classifier: Classifier) -> onnx.ModelProto:
     """Build the masked graph around ``classifier`` (the original model is not modified)."""

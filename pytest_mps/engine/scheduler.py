@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pytest_mps.engine.oracle import Answers
-
 if TYPE_CHECKING:
     from pytest_mps.engine.explainer import Engine, PathLike, _Run
     from pytest_mps.engine.result import Explanation
@@ -45,6 +43,7 @@ class _Search:
     run: _Run
     steps: Steps[Any]
     masks: np.ndarray
+    asked_at: int = 0  # the number of the call before which it asked for ``masks``
     padded: float = 0.0
     seconds: float = 0.0
     inference_seconds: float = 0.0
@@ -63,6 +62,7 @@ class Scheduler:
         self._targets = np.zeros(in_flight, dtype=np.int64)
         self._stale = True  # images or targets changed since the oracle last took them
         self._clock = time.perf_counter()  # when the last shared call ended
+        self._calls = 0  # shared calls so far
 
     def explain(self, images: Iterable[PathLike]) -> Iterator[Explanation]:
         """Each image's explanation, in the order given. ``images`` is read lazily, one
@@ -105,7 +105,7 @@ class Scheduler:
         the last call (the searches' own steps included). Returns the slots whose searches
         finished."""
         oracle = self.engine.oracle
-        slots = list(live)
+        slots = self._next_call(live)
         targets = np.array([live[slot].run.target for slot in slots])
         if self._stale or not np.array_equal(self._targets[slots], targets):
             self._targets[slots] = targets
@@ -119,6 +119,7 @@ class Scheduler:
         padded, seconds = oracle.padded_evaluations - padded, oracle.inference_seconds - seconds
         now = time.perf_counter()
         wall, self._clock = now - self._clock, now
+        self._calls += 1
         done, offset = [], 0
         for slot, count in zip(slots, counts, strict=True):
             search, part = live[slot], slice(offset, offset + count)
@@ -126,13 +127,27 @@ class Scheduler:
             search.padded += count / len(masks) * padded
             search.inference_seconds += count / len(masks) * seconds
             search.seconds += count / len(masks) * wall
-            own = Answers(*(values[part] for values in vars(answers).values()))
             try:
-                search.masks = search.steps.send(own)
+                search.masks, search.asked_at = search.steps.send(answers[part]), self._calls
             except StopIteration as end:
                 search.found = end.value
                 done.append(slot)
         return done
+
+    def _next_call(self, live: dict[int, _Search]) -> list[int]:
+        """The searches the next call serves: those waiting longest first, each whose masks
+        still fit in the whole calls that the waiting masks can fill (`MaskedOracle.call_size`
+        each; the first search always goes). The others wait: sending every waiting mask at
+        once would end most rounds with a nearly empty call for the masks that did not fit."""
+        call = self.engine.oracle.call_size
+        room = max(1, sum(len(search.masks) for search in live.values()) // call) * call
+        chosen: list[int] = []
+        for slot in sorted(live, key=lambda slot: (live[slot].asked_at, slot)):
+            count = len(live[slot].masks)
+            if not chosen or count <= room:
+                chosen.append(slot)
+                room -= count
+        return chosen
 
     def _finish(self, search: _Search) -> Explanation:
         assert search.found is not None
