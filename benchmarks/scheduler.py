@@ -1,8 +1,8 @@
 """The scheduler against one image at a time: model calls, fill, padding and time per image.
 
 64 Fashion-MNIST test images per model, with GPU-shaped settings on the CPU provider (batch 256,
-search width 16, IO binding, padding) and with the CPU defaults; both modes in the same run,
-and the masks compared.
+CUDA's search width, IO binding, padding) and with the CPU defaults; both modes in the same run,
+and the masks compared (between modes, and between the two settings).
 
 Usage::
 
@@ -17,11 +17,18 @@ from pathlib import Path
 import numpy as np
 
 from pytest_mps import Engine
+from pytest_mps.engine.explainer import SEARCH_WIDTH
+from pytest_mps.engine.oracle import CUDA
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = sorted((ROOT / "fixtures/fashion/test").glob("*.png"))[:64]
 SETTINGS = {
-    "GPU-shaped": {"batch_size": 256, "search_width": 16, "io_binding": True, "pad_batches": True},
+    "GPU-shaped": {
+        "batch_size": 256,
+        "search_width": SEARCH_WIDTH[CUDA],
+        "io_binding": True,
+        "pad_batches": True,
+    },
     "CPU defaults": {},
 }
 
@@ -54,16 +61,24 @@ def measure(model: str, options: dict, in_flight: int | None) -> tuple[list, dic
     }
 
 
+def same_masks(these: list, those: list) -> bool:
+    return all(np.array_equal(a.mask, b.mask) for a, b in zip(these, those, strict=True))
+
+
 def main() -> None:
     for model in ("cnn", "vit"):
+        found = {}
         for label, options in SETTINGS.items():
             alone, first = measure(model, options, in_flight=1)
             shared, second = measure(model, options, in_flight=None)
-            same = all(np.array_equal(a.mask, b.mask) for a, b in zip(alone, shared, strict=True))
             speedup = first["seconds/image"] / second["seconds/image"]
-            print(f"{model}, {label}: same masks {same}, {speedup:.2f}x less time per image")
+            print(f"{model}, {label}: same masks {same_masks(alone, shared)}, ", end="")
+            print(f"{speedup:.2f}x less time per image")
             print(f"  alone:     {first}")
             print(f"  scheduler: {second}")
+            found[label] = shared
+        print(f"{model}: GPU-shaped and CPU defaults find the same sets: ", end="")
+        print(same_masks(*found.values()))
 
 
 if __name__ == "__main__":

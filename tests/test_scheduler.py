@@ -129,3 +129,28 @@ def test_a_call_takes_the_longest_waiting_searches_that_fill_it():
     assert scheduler._next_call(live((12, 3), (6, 0), (4, 1), (20, 2))) == [1, 2, 3]
     # A search asking more than a call holds still goes when it is the oldest.
     assert scheduler._next_call(live((3, 1), (40, 0))) == [1]
+
+
+def test_the_gpu_shaped_search_finds_the_sets_of_one_test_at_a_time():
+    """CUDA's wider search (tests speculated ahead, IO binding, padding) on the CPU provider:
+    the same sets as the CPU's defaults, in fewer model calls."""
+    from pytest_mps.engine.explainer import SEARCH_WIDTH
+    from pytest_mps.engine.oracle import CUDA
+
+    model = FASHION / "cnn.onnx"
+    narrow = Engine(model, device="cpu", batch_size=256, seed=2)
+    wide = Engine(
+        model,
+        device="cpu",
+        batch_size=256,
+        seed=2,
+        search_width=SEARCH_WIDTH[CUDA],
+        io_binding=True,
+        pad_batches=True,
+    )
+    expected = list(narrow.explain_many(FASHION_IMAGES))
+    found = list(wide.explain_many(FASHION_IMAGES))
+    for a, b in zip(expected, found, strict=True):
+        assert np.array_equal(a.mask, b.mask) and a.restart_sizes == b.restart_sizes, a.image
+    assert wide.stats()["model_calls"] < narrow.stats()["model_calls"]
+    assert wide.stats()["evaluations"] > narrow.stats()["evaluations"]  # the tests discarded

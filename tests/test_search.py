@@ -375,13 +375,39 @@ def test_pruning_stays_within_its_budget(budget, width):
     prune(start, values, unlimited, ExtractionSettings(search_width=width))
     assert unlimited.evaluations > 30, "the budgets below would not bite"
 
+    one_at_a_time = FakeOracle(rule, shape)
+    expected = prune(start, values, one_at_a_time, ExtractionSettings(prune_budget=budget))
+    assert one_at_a_time.evaluations <= budget
+    # A wider search counts its tests as one at a time would, so it ends at the same set.
     oracle = FakeOracle(rule, shape)
     settings = ExtractionSettings(search_width=width, prune_budget=budget)
     pruned = prune(start, values, oracle, settings)
-    assert oracle.evaluations <= budget
+    assert np.array_equal(pruned, expected) and oracle.calls <= one_at_a_time.calls
     assert rule(pruned) and not (pruned & ~start).any()
     if budget == 0:
         assert oracle.calls == 0 and np.array_equal(pruned, start)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_width_changes_the_calls_never_the_set(seed):
+    """Also for erratic (not monotone) oracles, where any other test would find another set."""
+    shape = (12, 12)
+    start = np.ones(shape, dtype=bool)
+    rule = noisy(seed, start, rate=2)
+    values = random_values(shape, seed)
+    found, calls = {}, {}
+    for width in (1, 2, 4, 7, 16):
+        settings = ExtractionSettings(search_width=width, prune_blocks=(4, 2, 1), prune_budget=60)
+        oracle = FakeOracle(rule, shape)
+        found[width] = (
+            first_sufficient_prefix(rank_pixels(values), shape, oracle, settings),
+            *prune_within_budget(start, values, oracle, settings),
+        )
+        calls[width] = oracle.calls
+    for width, (prefix_found, pruned, finished) in found.items():
+        assert np.array_equal(prefix_found, found[1][0]), width
+        assert np.array_equal(pruned, found[1][1]) and finished == found[1][2], width
+    assert calls[16] < calls[4] < calls[1]
 
 
 def test_pruning_says_whether_it_finished_within_its_budget():

@@ -18,9 +18,13 @@ from pytest_mps.engine.result import Explanation
 from pytest_mps.engine.settings import Settings, make_fill, make_settings
 from pytest_mps.engine.steps import Steps, drive, together
 
-SEARCH_WIDTH = {CUDA: 16}  # candidates per call; on the CPU a batch costs as much as its parts
+# Tests per call, speculated ahead (the set never depends on it): on CUDA a call costs little
+# more for a few masks more, and 4 gave the fewest calls per image with many images in flight
+# (benchmarks/RESULTS.md); on the CPU a batch costs as much as its parts, so none is wasted.
+SEARCH_WIDTH = {CUDA: 4}
 # 0.4: eleven trees of balanced splits, location read at 15%; 0.4.1: the restarts after the
-# first run side by side, all of them whenever the first finished within its budget.
+# first run side by side, all of them whenever the first finished within its budget; a wider
+# search speculates the tests one at a time would make, so its sets are the CPU's.
 ENGINE_VERSION = "0.4.1"
 
 PathLike = str | os.PathLike[str]

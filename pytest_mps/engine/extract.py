@@ -21,15 +21,17 @@ class ExtractionSettings:
     """How the set is extracted and minimised.
 
     ``prefix_step``: ReX's fixed steps (pixels per step, evaluated one after another) instead of
-    the search; ``search_width``: candidates per model call in the prefix search and pruning;
+    the search; ``search_width``: how many of the tests that may follow one model call carries
+    (in the prefix search and pruning; it changes the calls, never the set);
     ``prune_blocks``: square block sides pruned in turn (``()`` switches pruning off);
-    ``prune_budget``: the most model evaluations pruning may spend (``None``: no limit). Pruning
-    to single pixels is where a large set gets expensive, so the budget is the lever between
-    speed and size. ``restarts``: independent extractions, the first from the map as it is,
-    the others from the map under multiplicative noise (``restart_noise``, the log-normal
-    sigma) that reorders near-equal pixels; the smallest set is kept and the sizes of all
-    say how certain its size is. The other restarts follow only a first extraction whose
-    pruning finished within its budget (a local minimum at the smallest block), side by side.
+    ``prune_budget``: the most tests pruning may make, counted as one at a time makes them
+    (``None``: no limit). Pruning to single pixels is where a large set gets expensive, so the
+    budget is the lever between speed and size. ``restarts``: independent extractions, the
+    first from the map as it is, the others from the map under multiplicative noise
+    (``restart_noise``, the log-normal sigma) that reorders near-equal pixels; the smallest
+    set is kept and the sizes of all say how certain its size is. The other restarts follow
+    only a first extraction whose pruning finished within its budget (a local minimum at the
+    smallest block), side by side.
     """
 
     prefix_step: int | None = None
@@ -78,26 +80,28 @@ def prefix_steps(
 ) -> Steps[np.ndarray]:
     """The shortest sufficient prefix of the ranking the search finds, as a boolean mask.
 
-    The empty prefix is known to fail and the whole image to pass. The batched search narrows
-    the interval between the longest failing and the shortest passing prefix it has seen down
-    to one pixel, with ``search_width`` lengths per model call (geometric steps while the
-    interval spans orders of magnitude).
+    The empty prefix is known to fail and the whole image to pass. The search bisects the
+    interval between the longest failing and the shortest passing prefix down to one pixel (at
+    the geometric middle while the interval spans orders of magnitude). With ``search_width``
+    of 3 or more, a model call carries the next levels of bisection at once (3 lengths for two
+    levels, 7 for three, 15 for four): the prefix found never depends on the width.
     """
     position = np.empty(ranking.size, dtype=np.int64)
     position[ranking] = np.arange(ranking.size)
     position = position.reshape(shape)
     if settings.prefix_step:
         return (yield from _stepped_prefix(position, settings))
+    levels = max(1, int(np.log2(settings.search_width + 1)))
     failing, passing = 0, ranking.size
     while passing - failing > 1:
-        lengths = _lengths_between(failing, passing, settings.search_width)
+        lengths = sorted(_bisection(failing, passing, levels))
         verdicts = yield prefix_masks(position, lengths)
-        hits = np.flatnonzero(verdicts)
-        if hits.size == 0:
-            failing = int(lengths[-1])
-        else:
-            passing = int(lengths[hits[0]])
-            failing = int(lengths[hits[0] - 1]) if hits[0] > 0 else failing
+        passes = dict(zip(lengths, verdicts, strict=True))
+        for _ in range(levels):
+            if passing - failing <= 1:
+                break
+            middle = _middle(failing, passing)
+            failing, passing = (failing, middle) if passes[middle] else (middle, passing)
     return prefix_masks(position, [passing])[0]
 
 
@@ -115,14 +119,20 @@ def _stepped_prefix(position: np.ndarray, settings: ExtractionSettings) -> Steps
     return np.ones(position.shape, dtype=bool)
 
 
-def _lengths_between(failing: int, passing: int, width: int) -> np.ndarray:
+def _middle(failing: int, passing: int) -> int:
+    """The length bisection tries next: geometric while ``passing`` is far above ``failing``."""
     low = max(failing, 1)
-    if passing > 4 * low:
-        points = np.geomspace(low, passing, width + 2)[1:-1]
-    else:
-        points = np.linspace(failing, passing, width + 2)[1:-1]
-    lengths = np.unique(np.clip(np.rint(points).astype(np.int64), failing + 1, passing - 1))
-    return lengths
+    middle = np.sqrt(low * passing) if passing > 4 * low else (failing + passing) / 2
+    return int(np.clip(np.rint(middle), failing + 1, passing - 1))
+
+
+def _bisection(failing: int, passing: int, levels: int) -> set[int]:
+    """Every length the next ``levels`` of bisection may try, whatever the verdicts."""
+    if levels == 0 or passing - failing <= 1:
+        return set()
+    middle = _middle(failing, passing)
+    below, above = _bisection(failing, middle, levels - 1), _bisection(middle, passing, levels - 1)
+    return {middle} | below | above
 
 
 def prune(
@@ -167,33 +177,36 @@ def _prune_blocks(
 ) -> Steps[np.ndarray]:
     """Greedy removal of ``side`` x ``side`` blocks in ascending responsibility, galloping.
 
-    Each round tries removing the next ``s`` blocks for a few strides ``s`` around the current
-    stride; the largest removal that stays sufficient is kept and the stride doubles. When even
-    the smallest fails at stride 1, the next block is needed and is kept. ``budget`` holds the
-    evaluations left; the pass stops, keeping the last sufficient set, when it runs out.
+    Each test tries removing the next ``stride`` blocks: if the set stays sufficient they go
+    and the stride doubles; if not, the stride halves, and at stride 1 the next block is needed
+    and is kept. ``budget`` holds the tests left; the pass stops, keeping the last sufficient
+    set, when it runs out. A model call carries up to ``width`` tests: the next ones as they
+    follow if each fails (a failure leaves the set as it was, so they are exactly the tests
+    one at a time would make); the first that passes ends the call's tests and those after it
+    are discarded, uncounted. The set never depends on the width, only the calls it takes.
     """
     block_rank, blocks = _block_ranks(mask, values, side)
     start, stride = 0, 1
     while start < blocks:
-        strides = _strides_around(stride, width, blocks - start)
-        candidates = [mask & ~((block_rank >= start) & (block_rank < start + s)) for s in strides]
-        # Never propose the empty set: the engine has already found that it does not pass.
-        tried = [(s, c) for s, c in zip(strides, candidates, strict=True) if c.any()]
-        if len(tried) > budget.left:
-            budget.ran_out = True
+        tests: list[tuple[int, int, np.ndarray]] = []  # (start, stride, set) of each test
+        while start < blocks:
+            stride = min(stride, blocks - start)
+            candidate = mask & ~((block_rank >= start) & (block_rank < start + stride))
+            # Never propose the empty set: the engine has already found that it does not pass.
+            if candidate.any():
+                if len(tests) == min(width, budget.left):
+                    break
+                tests.append((start, stride, candidate))
+            start, stride = (start + 1, 1) if stride == 1 else (start, stride // 2)
+        if not tests:
+            budget.ran_out |= start < blocks
             break
-        budget.left -= len(tried)
-        verdicts = (yield np.stack([c for _, c in tried])) if tried else []
-        accepted = [(s, c) for (s, c), ok in zip(tried, verdicts, strict=True) if ok]
-        if accepted:
-            best, mask = max(accepted, key=lambda pair: pair[0])
-            start += best
-            stride = best * 2
-        elif strides[0] == 1:
-            start += 1
-            stride = 1
-        else:
-            stride = max(1, strides[0] // 2)
+        verdicts = yield np.stack([candidate for _, _, candidate in tests])
+        passed = np.flatnonzero(verdicts)
+        budget.left -= int(passed[0]) + 1 if passed.size else len(tests)
+        if passed.size:
+            start, stride, mask = tests[int(passed[0])]
+            start, stride = start + stride, 2 * stride
     return mask
 
 
@@ -208,10 +221,3 @@ def _block_ranks(mask: np.ndarray, values: np.ndarray, side: int) -> tuple[np.nd
     rank = np.full(block.max() + 1, order.size)
     rank[order] = np.arange(order.size)
     return rank[block], order.size
-
-
-def _strides_around(stride: int, width: int, remaining: int) -> list[int]:
-    """``width`` strides (powers of two apart) centred on ``stride``, within ``remaining``."""
-    below = (width - 1) // 2
-    strides = {min(remaining, max(1, stride * 2**t // 2**below)) for t in range(width)}
-    return sorted(strides)
