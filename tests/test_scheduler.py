@@ -7,11 +7,17 @@ import pytest
 from support import FASHION, spot_detector, spot_image
 
 from pytest_mps import Engine
+from pytest_mps.engine import steps
 from pytest_mps.errors import MPSInputError
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest_mps.engine.modelconfig.MPSConfigWarning")
 
 FASHION_IMAGES = sorted((FASHION / "test").glob("*.png"))[:8]
+
+
+def assert_same_sets(alone, found) -> None:
+    for a, b in zip(alone, found, strict=True):
+        assert np.array_equal(a.mask, b.mask) and a.restart_sizes == b.restart_sizes, a.image
 
 
 def assert_same(alone, together) -> None:
@@ -148,9 +154,35 @@ def test_the_gpu_shaped_search_finds_the_sets_of_one_test_at_a_time():
         io_binding=True,
         pad_batches=True,
     )
-    expected = list(narrow.explain_many(FASHION_IMAGES))
-    found = list(wide.explain_many(FASHION_IMAGES))
-    for a, b in zip(expected, found, strict=True):
-        assert np.array_equal(a.mask, b.mask) and a.restart_sizes == b.restart_sizes, a.image
+    assert_same_sets(
+        list(narrow.explain_many(FASHION_IMAGES)), list(wide.explain_many(FASHION_IMAGES))
+    )
     assert wide.stats()["model_calls"] < narrow.stats()["model_calls"]
     assert wide.stats()["evaluations"] > narrow.stats()["evaluations"]  # the tests discarded
+
+
+@pytest.mark.parametrize("prune_budget", [400, 20])
+def test_restarts_started_early_are_dropped_when_the_first_runs_out(monkeypatch, prune_budget):
+    """A wider search starts the other restarts beside the first one's pruning; when that ends
+    where its budget ran out (budget 20), they are dropped: the sets of one at a time."""
+    import pytest_mps.engine.explainer as explainer
+
+    stopped = []
+
+    def counted(searches, stop=None):
+        ended = yield from steps.together(searches, stop)
+        stopped.append(sum(result is None for result in ended))
+        return ended
+
+    monkeypatch.setattr(explainer, "together", counted)
+    options = {"device": "cpu", "seed": 0, "prune_budget": prune_budget}
+    wide = list(
+        Engine(FASHION / "cnn.onnx", search_width=4, **options).explain_many(FASHION_IMAGES)
+    )
+    monkeypatch.undo()
+    alone = [Engine(FASHION / "cnn.onnx", **options).explain(image) for image in FASHION_IMAGES]
+    assert_same_sets(alone, wide)
+    if prune_budget == 20:
+        assert any(stopped) and any(len(r.restart_sizes) == 1 for r in wide)
+    else:
+        assert not any(stopped) and all(len(r.restart_sizes) == 3 for r in wide if r.pixels)

@@ -482,6 +482,26 @@ def test_searches_side_by_side_end_as_alone_in_as_many_steps_as_the_longest():
     assert shared.evaluations == sum(oracle.evaluations for oracle in alone)
 
 
+def test_searches_side_by_side_can_stop_when_one_ends():
+    shape = (8, 8)
+    oracle = FakeOracle(reveals_all([(1, 1)]), shape)
+    ranking = rank_pixels(random_values(shape, 0))
+    settings = ExtractionSettings(prune_blocks=(1,))
+    start = np.ones(shape, dtype=bool)
+    searches = [
+        prefix_steps(ranking, shape, settings),  # about log2(64) steps
+        prune_steps(start, random_values(shape, 1), settings),  # longer
+        prune_steps(start, random_values(shape, 2), settings),
+    ]
+    found = drive(together(searches, stop=lambda number, _: number == 0), oracle)
+    assert np.array_equal(found[0], prefix(ranking, shape, int(np.argmax(ranking == 9)) + 1))
+    assert found[1:] == [None, None]
+    assert oracle.calls <= 7
+    for closed in searches[1:]:
+        with pytest.raises(StopIteration):
+            next(closed)
+
+
 # compute_responsibility
 
 

@@ -26,6 +26,10 @@ SEARCH_WIDTH = {CUDA: 4}
 # first run side by side, all of them whenever the first finished within its budget; a wider
 # search speculates the tests one at a time would make, so its sets are the CPU's.
 ENGINE_VERSION = "0.4.1"
+# Pixels of a prefix per test of the pruning budget below which pruning is expected to finish:
+# the Fashion models' prefixes (at most 784 px) always finished within 400 tests, Lite0's
+# (28,000-50,000 px) never do. Only a guess of where to speculate; it never changes a set.
+LIKELY_PRUNED_PER_TEST = 4
 
 PathLike = str | os.PathLike[str]
 
@@ -256,33 +260,59 @@ class _Run:
             return empty[0], np.zeros(self.shape)
         map_steps = responsibility_steps(self.shape, settings.responsibility, settings.seed)
         responsibility = (yield from self._judged("responsibility", map_steps)).values
-        extraction = settings.extraction
-        first, finished = yield from self._extract(responsibility, restart=0)
-        found = [first]
-        # Where the pruning budget ends is no minimum: another such end would say nothing about
-        # how certain the size is, and cost a whole budget more. So the other restarts follow
-        # only a first extraction that finished, all at once (in fewer, fuller model calls).
-        if finished and extraction.restarts > 1:
-            others = [
-                self._extract(responsibility, restart) for restart in range(1, extraction.restarts)
-            ]
-            found += [mask for mask, _ in (yield from together(others))]
+        found = yield from self._restarts(responsibility)
         self.restart_sizes = tuple(int(mask.sum()) for mask in found)
         mask = found[int(np.argmin(self.restart_sizes))]
         # The location estimate: the converged map at the scale its convergence was judged at.
         return mask, smooth(responsibility, settings.responsibility.location_scale)
 
-    def _extract(self, responsibility: np.ndarray, restart: int) -> Steps[tuple[np.ndarray, bool]]:
-        """Extraction ``restart``: the shortest sufficient prefix of the ranking of the map
-        (perturbed for a restart), then pruned; and whether the pruning finished within its
-        budget."""
-        settings = self.engine.settings.extraction
-        values = perturbed(
-            responsibility, settings.restart_noise, self.engine.settings.seed, restart
-        )
-        prefix = prefix_steps(rank_pixels(values), self.shape, settings)
-        mask = yield from self._judged("extraction", prefix)
-        return (yield from self._judged("pruning", prune_steps(mask, values, settings)))
+    def _restarts(self, responsibility: np.ndarray) -> Steps[list[np.ndarray]]:
+        """The sets of the restarts: the first extraction, then, only if its pruning finished
+        within its budget, the others side by side (where a budget ends is no minimum: another
+        such end would say nothing about how certain the size is, and cost a budget more).
+
+        A wider search (``search_width`` above 1, as on CUDA) starts the others beside the
+        first one's pruning when its prefix is small for the budget (it will most likely
+        finish), and drops them if it does not: the same sets, in a shorter chain of calls.
+        """
+        settings = self.engine.settings
+        extraction = settings.extraction
+        ranked = [
+            perturbed(responsibility, extraction.restart_noise, settings.seed, restart)
+            for restart in range(extraction.restarts)
+        ]
+        prefix = yield from self._prefix(ranked[0])
+        first = self._pruned(prefix, ranked[0])
+        others = [self._extract(values) for values in ranked[1:]]
+        budget = extraction.prune_budget
+        likely = budget is None or prefix.sum() <= LIKELY_PRUNED_PER_TEST * budget
+        if others and extraction.search_width > 1 and likely:
+            ended = yield from together(
+                [first, *others], stop=lambda number, result: number == 0 and not result[1]
+            )
+        else:
+            ended = [(yield from first)]
+            if ended[0][1] and others:
+                ended += yield from together(others)
+        mask, finished = ended[0]
+        return [mask, *(other[0] for other in ended[1:])] if finished else [mask]
+
+    def _extract(self, values: np.ndarray) -> Steps[tuple[np.ndarray, bool]]:
+        """One extraction: the shortest sufficient prefix of the ranking of ``values``, then
+        pruned; and whether the pruning finished within its budget."""
+        prefix = yield from self._prefix(values)
+        return (yield from self._pruned(prefix, values))
+
+    def _prefix(self, values: np.ndarray) -> Steps[np.ndarray]:
+        """The shortest sufficient prefix of the ranking of ``values`` the search finds."""
+        ranking = rank_pixels(values)
+        prefix = prefix_steps(ranking, self.shape, self.engine.settings.extraction)
+        return (yield from self._judged("extraction", prefix))
+
+    def _pruned(self, mask: np.ndarray, values: np.ndarray) -> Steps[tuple[np.ndarray, bool]]:
+        """``mask`` pruned, and whether that finished within the budget."""
+        pruning = prune_steps(mask, values, self.engine.settings.extraction)
+        return (yield from self._judged("pruning", pruning))
 
     def _verify(self, mask: np.ndarray) -> Steps[float | None]:
         """Re-evaluate the final set; its target confidence if sufficient, else ``None``."""

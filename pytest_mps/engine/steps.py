@@ -27,19 +27,30 @@ def drive(steps: Steps[T], answer: Callable[[np.ndarray], Any]) -> T:
         return done.value
 
 
-def together(searches: list[Steps[T]]) -> Steps[list[T]]:
+def together(
+    searches: list[Steps[T]], stop: Callable[[int, T], bool] | None = None
+) -> Steps[list[T | None]]:
     """Several searches as one: each step asks for the masks of every search still running
     and sends each its own part of the answers (anything sliceable). Their results, in order.
     Each search depends only on its own answers, so it ends as it would alone, in fewer steps
-    than one after another."""
+    than one after another. When ``stop(number, result)`` holds for a search that ends, the
+    others are closed and their results are None."""
     results: dict[int, T] = {}
     waiting: dict[int, np.ndarray] = {}
+
+    def ended(number: int, result: T) -> bool:
+        """Keep a result; whether the others stop."""
+        results[number] = result
+        return stop is not None and stop(number, result)
+
+    stopped = False
     for number, search in enumerate(searches):
         try:
             waiting[number] = next(search)
         except StopIteration as done:
-            results[number] = done.value
-    while waiting:
+            if stopped := ended(number, done.value):
+                break
+    while waiting and not stopped:
         asking = list(waiting)
         answers = yield np.concatenate([waiting[number] for number in asking])
         offset = 0
@@ -50,5 +61,8 @@ def together(searches: list[Steps[T]]) -> Steps[list[T]]:
                 waiting[number] = searches[number].send(answers[part])
             except StopIteration as done:
                 del waiting[number]
-                results[number] = done.value
-    return [results[number] for number in range(len(searches))]
+                if stopped := ended(number, done.value):
+                    break
+    for number in waiting:  # left only when stopped
+        searches[number].close()
+    return [results.get(number) for number in range(len(searches))]
