@@ -286,13 +286,10 @@ def test_restarts_keep_the_smallest_set_and_report_every_size():
     assert_sufficient(model, engine, result)
     single = Engine(model, device="cpu", restarts=1).explain(image)
     assert single.restart_sizes == (single.pixels,)
-    # The restarts after the first run side by side, sharing model calls; each ends as alone.
-    calls = {}
-    for restarts in (1, 2, 3):
-        engine = Engine(model, device="cpu", restarts=restarts, restart_noise=1.0, batch_size=64)
-        assert engine.explain(image).restart_sizes == result.restart_sizes[:restarts]
-        calls[restarts] = engine.stats()["model_calls"]
-    assert calls[3] - calls[1] < 2 * (calls[2] - calls[1])
+    # A wider search runs the restarts side by side; each ends as it does alone.
+    for restarts in (2, 3):
+        wide = Engine(model, device="cpu", search_width=4, restarts=restarts, restart_noise=1.0)
+        assert wide.explain(image).restart_sizes == result.restart_sizes[:restarts]
     # A pruning budget that runs out ends no minimum: no restart follows it.
     bound = Engine(model, device="cpu", restarts=3, prune_budget=3).explain(image)
     assert bound.restart_sizes == (bound.pixels,)

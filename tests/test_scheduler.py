@@ -161,10 +161,12 @@ def test_the_gpu_shaped_search_finds_the_sets_of_one_test_at_a_time():
     assert wide.stats()["evaluations"] > narrow.stats()["evaluations"]  # the tests discarded
 
 
-@pytest.mark.parametrize("prune_budget", [400, 20])
-def test_restarts_started_early_are_dropped_when_the_first_runs_out(monkeypatch, prune_budget):
-    """A wider search starts the other restarts beside the first one's pruning; when that ends
-    where its budget ran out (budget 20), they are dropped: the sets of one at a time."""
+@pytest.mark.parametrize("prune_budget", [400, 60, 20])
+def test_restarts_side_by_side_keep_only_those_that_would_have_followed(monkeypatch, prune_budget):
+    """A wider search runs the restarts side by side, the others beside the first one's pruning;
+    those after one that ran out of budget are dropped (budget 60: some second restarts run
+    out, so no third follows), and all of them when the first runs out (budget 20, where they
+    are stopped): the sets of one at a time."""
     import pytest_mps.engine.explainer as explainer
 
     stopped = []
@@ -182,7 +184,6 @@ def test_restarts_started_early_are_dropped_when_the_first_runs_out(monkeypatch,
     monkeypatch.undo()
     alone = [Engine(FASHION / "cnn.onnx", **options).explain(image) for image in FASHION_IMAGES]
     assert_same_sets(alone, wide)
-    if prune_budget == 20:
-        assert any(stopped) and any(len(r.restart_sizes) == 1 for r in wide)
-    else:
-        assert not any(stopped) and all(len(r.restart_sizes) == 3 for r in wide if r.pixels)
+    counts = {len(result.restart_sizes) for result in wide if result.pixels}
+    assert counts == {400: {3}, 60: {1, 2, 3}, 20: {1}}[prune_budget]
+    assert any(stopped) == (prune_budget < 400)  # some first extractions ran out

@@ -22,9 +22,8 @@ from pytest_mps.engine.steps import Steps, drive, together
 # more for a few masks more, and 4 gave the fewest calls per image with many images in flight
 # (benchmarks/RESULTS.md); on the CPU a batch costs as much as its parts, so none is wasted.
 SEARCH_WIDTH = {CUDA: 4}
-# 0.4: eleven trees of balanced splits, location read at 15%; 0.4.1: the restarts after the
-# first run side by side, all of them whenever the first finished within its budget; a wider
-# search speculates the tests one at a time would make, so its sets are the CPU's.
+# 0.4: eleven trees of balanced splits, location read at 15%; 0.4.1: a wider search (CUDA)
+# speculates the tests one at a time would make, so its sets are the CPU's (which are 0.4's).
 ENGINE_VERSION = "0.4.1"
 # Pixels of a prefix per test of the pruning budget below which pruning is expected to finish:
 # the Fashion models' prefixes (at most 784 px) always finished within 400 tests, Lite0's
@@ -214,6 +213,18 @@ class Engine:
         }
 
 
+def _followed(ended: list[tuple[np.ndarray, bool] | None]) -> list[np.ndarray]:
+    """The sets of the restarts up to the first that ran out of budget (or was stopped)."""
+    kept: list[np.ndarray] = []
+    for result in ended:
+        if result is None:
+            break
+        kept.append(result[0])
+        if not result[1]:
+            break
+    return kept
+
+
 class _Run:
     """One image's search as steps: it yields batches of masks and is sent the model's answers
     for them (`Engine.explain` answers alone, the scheduler in calls shared with other images).
@@ -267,13 +278,14 @@ class _Run:
         return mask, smooth(responsibility, settings.responsibility.location_scale)
 
     def _restarts(self, responsibility: np.ndarray) -> Steps[list[np.ndarray]]:
-        """The sets of the restarts: the first extraction, then, only if its pruning finished
-        within its budget, the others side by side (where a budget ends is no minimum: another
-        such end would say nothing about how certain the size is, and cost a budget more).
+        """The sets of the restarts, each following only one that finished within its budget
+        (where a budget ends is no minimum: another such end would say nothing about how
+        certain the size is, and cost a whole budget more).
 
-        A wider search (``search_width`` above 1, as on CUDA) starts the others beside the
-        first one's pruning when its prefix is small for the budget (it will most likely
-        finish), and drops them if it does not: the same sets, in a shorter chain of calls.
+        One test at a time, they run one after another. A wider search (``search_width``
+        above 1, as on CUDA) runs them side by side, beside the first one's pruning when its
+        prefix is small for the budget (it will most likely finish), and drops those that
+        one after another would not have run: the same sets, in a shorter chain of calls.
         """
         settings = self.engine.settings
         extraction = settings.extraction
@@ -285,8 +297,13 @@ class _Run:
         first = self._pruned(prefix, ranked[0])
         others = [self._extract(values) for values in ranked[1:]]
         budget = extraction.prune_budget
-        likely = budget is None or prefix.sum() <= LIKELY_PRUNED_PER_TEST * budget
-        if others and extraction.search_width > 1 and likely:
+        if extraction.search_width == 1:
+            ended = [(yield from first)]
+            for other in others:
+                if not ended[-1][1]:
+                    break
+                ended.append((yield from other))
+        elif budget is None or prefix.sum() <= LIKELY_PRUNED_PER_TEST * budget:
             ended = yield from together(
                 [first, *others], stop=lambda number, result: number == 0 and not result[1]
             )
@@ -294,8 +311,7 @@ class _Run:
             ended = [(yield from first)]
             if ended[0][1] and others:
                 ended += yield from together(others)
-        mask, finished = ended[0]
-        return [mask, *(other[0] for other in ended[1:])] if finished else [mask]
+        return _followed(ended)
 
     def _extract(self, values: np.ndarray) -> Steps[tuple[np.ndarray, bool]]:
         """One extraction: the shortest sufficient prefix of the ranking of ``values``, then

@@ -29,9 +29,9 @@ class ExtractionSettings:
     budget is the lever between speed and size. ``restarts``: independent extractions, the
     first from the map as it is, the others from the map under multiplicative noise
     (``restart_noise``, the log-normal sigma) that reorders near-equal pixels; the smallest
-    set is kept and the sizes of all say how certain its size is. The other restarts follow
-    only a first extraction whose pruning finished within its budget (a local minimum at the
-    smallest block), side by side.
+    set is kept and the sizes of all say how certain its size is. A restart follows only an
+    extraction whose pruning finished within its budget (a local minimum at the smallest
+    block).
     """
 
     prefix_step: int | None = None
