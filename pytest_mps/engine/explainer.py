@@ -19,9 +19,9 @@ from pytest_mps.engine.settings import Settings, make_fill, make_settings
 from pytest_mps.engine.steps import Steps, drive, together
 
 # Tests per call, speculated ahead (the set never depends on it): on CUDA a call costs little
-# more for a few masks more, and 4 gave the fewest calls per image with many images in flight
+# more for a few masks more, and 3 gave the fewest calls per image with many images in flight
 # (benchmarks/RESULTS.md); on the CPU a batch costs as much as its parts, so none is wasted.
-SEARCH_WIDTH = {CUDA: 4}
+SEARCH_WIDTH = {CUDA: 3}
 # 0.4: eleven trees of balanced splits, location read at 15%; 0.4.1: a wider search (CUDA)
 # speculates the tests one at a time would make, so its sets are the CPU's (which are 0.4's).
 ENGINE_VERSION = "0.4.1"
