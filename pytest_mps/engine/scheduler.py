@@ -2,9 +2,9 @@
 
 Each image's search is a sequence of steps (`_Run.steps`): it yields a batch of masks and is
 sent the model's answers. The scheduler keeps several searches in flight, gathers the masks
-every one of them is waiting on into shared model calls (each mask carries its image's index
-into the oracle's images), sends each search its answers, and starts the next image as soon as
-one finishes, so calls stay full. A search depends only on its own answers, so an image's MPS
+they are waiting on into shared model calls (each mask carries its image's index into the
+oracle's images; the longest-waiting searches first, as many as fill whole calls), sends each
+search its answers, and starts the next image as soon as one finishes, so calls stay full. A search depends only on its own answers, so an image's MPS
 is the one it gets alone.
 """
 
