@@ -4,8 +4,8 @@ Each image's search is a sequence of steps (`_Run.steps`): it yields a batch of 
 sent the model's answers. The scheduler keeps several searches in flight, gathers the masks
 they are waiting on into shared model calls (each mask carries its image's index into the
 oracle's images; the longest-waiting searches first, as many as fill whole calls), sends each
-search its answers, and starts the next image as soon as one finishes, so calls stay full. A search depends only on its own answers, so an image's MPS
-is the one it gets alone.
+search its answers, and starts the next image as soon as one finishes, so calls stay full. A
+search depends only on its own answers, so an image's MPS is the one it gets alone.
 """
 
 from __future__ import annotations
