@@ -165,15 +165,26 @@ def test_differences_in_model_engine_provider_and_settings_are_noted_not_failed(
     )
 
 
-def test_a_batch_size_stored_by_an_older_baseline_is_no_difference(tmp_path):
-    # Older baselines stored the batch size, which the machine's speed chose; it never
-    # decides an MPS, so a run with another one (or none) matches without a note.
-    then = make_audit(tmp_path, RATIOS, settings={**SETTINGS, "batch_size": 16})
+def test_batch_size_and_search_width_are_no_difference(tmp_path):
+    # Older baselines stored the batch size, which the machine's speed chose; the search width
+    # (CUDA's 3 against the CPU's 1) says only how many tests a call carries. Neither decides
+    # an MPS, so a run with another one (or none) matches without a note.
+    extraction = {"search_width": 1, "restarts": 3}
+    then = make_audit(
+        tmp_path, RATIOS, settings={**SETTINGS, "batch_size": 16, "extraction": extraction}
+    )
     failure(then.check_baseline, BASELINE)
     assert read_baseline(tmp_path / BASELINE).settings["batch_size"] == 16
-    for settings in (SETTINGS, {**SETTINGS, "batch_size": 4}):
+    wide = {"search_width": 3, "restarts": 3}
+    for settings in (
+        {**SETTINGS, "extraction": extraction},
+        {**SETTINGS, "batch_size": 4, "extraction": wide},
+    ):
         outcome = make_audit(tmp_path, RATIOS, settings=settings).check_baseline(BASELINE)
         assert outcome.passed and "Note" not in outcome.message, outcome.message
+    fewer = {**SETTINGS, "extraction": {"search_width": 3, "restarts": 1}}
+    outcome = make_audit(tmp_path, RATIOS, settings=fewer).check_baseline(BASELINE)
+    assert outcome.message.endswith("settings differ: extraction.restarts 3 → 1.")
 
 
 def test_images_are_paired_by_path_and_the_unpaired_are_reported(tmp_path):

@@ -33,9 +33,10 @@ if TYPE_CHECKING:  # the comparison module imports the checks: loaded where used
 MIN_PAIRS = 3  # images shared with a baseline for a Wilcoxon test
 UPDATE_HINT = "Run pytest --mps-update-baselines to accept the new sizes."
 # Settings compared with a baseline's under their own note, and settings that never decide an
-# MPS (older baselines stored the batch size, which only the machine's speed chose).
+# MPS (older baselines stored the batch size, which only the machine's speed chose; since
+# engine 0.4.1 the search width says only how many tests a model call carries).
 _NOTED_APART = ("engine_version", "model_sha256", "provider")
-_IRRELEVANT = ("batch_size",)
+_IRRELEVANT = ("batch_size", "extraction.search_width")
 THIS_RUN = "this run"  # how the location sentence names the run against the baseline
 
 
@@ -372,9 +373,9 @@ def _notes(
 def _setting_changes(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """``key old → new`` for each setting (nested keys dotted) that differs."""
     left_out = (*_NOTED_APART, *_IRRELEVANT)
-    old = _flatten({k: v for k, v in then.items() if k not in left_out})
     # The baseline holds JSON; round-trip ours so tuples compare equal to lists.
-    new = _flatten(json.loads(json.dumps({k: v for k, v in now.items() if k not in left_out})))
+    old, new = _flatten(then), _flatten(json.loads(json.dumps(now)))
+    old, new = ({k: v for k, v in flat.items() if k not in left_out} for flat in (old, new))
     missing = "(none)"
     return [
         f"{key} {old.get(key, missing)} → {new.get(key, missing)}"
