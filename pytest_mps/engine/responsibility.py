@@ -11,6 +11,7 @@ sent.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 
@@ -157,14 +158,13 @@ def _run_trees(
     shape: tuple[int, int], settings: ResponsibilitySettings, seed: int, ids: range
 ) -> Steps[tuple[list[np.ndarray], int]]:
     start = 0.0 if settings.combine == "additive" else 1.0
-    shift = np.random.default_rng([seed, _QUASI_STREAM]).random(2)  # the same for every tree
     min_area = max(settings.min_box_area, settings.min_box_share * shape[0] * shape[1])
     trees = [
         _Tree(
             np.random.default_rng([seed, i]),
             np.full(shape, start),
             [(0, shape[0], 0, shape[1], 0)],
-            _quasi_split(i, shift, settings.split_shape) if settings.split == "quasi" else None,
+            _quasi_split(i, seed, settings.split_shape) if settings.split == "quasi" else None,
         )
         for i in ids
     ]
@@ -197,12 +197,17 @@ def _run_trees(
     return [tree.values for tree in trees], evaluations
 
 
-def _quasi_split(index: int, shift: np.ndarray, shape: tuple[float, float]) -> tuple[float, float]:
+@functools.lru_cache(
+    maxsize=1024
+)  # the same for every image of a seed; the beta quantiles are dear
+def _quasi_split(index: int, seed: int, shape: tuple[float, float]) -> tuple[float, float]:
     """Tree ``index``'s split point, as shares of a box's height and width: the
     ``index``-th point of the R2 low-discrepancy sequence in the unit square, shifted
-    (Cranley-Patterson rotation) so successive trees' points cover the square evenly, taken
-    as quantiles of the beta distribution of ``shape``."""
+    (Cranley-Patterson rotation, by the seed's draw, the same for every tree) so successive
+    trees' points cover the square evenly, taken as quantiles of the beta distribution of
+    ``shape``."""
     plastic = 1.324717957244746  # the R2 sequence's generator: x^3 = x + 1
+    shift = np.random.default_rng([seed, _QUASI_STREAM]).random(2)
     point = (shift + (index + 1) * np.array([1 / plastic, 1 / plastic**2])) % 1.0
     row, col = stats.beta.ppf(point, *shape)
     return float(row), float(col)
