@@ -197,9 +197,8 @@ def _run_trees(
     return [tree.values for tree in trees], evaluations
 
 
-@functools.lru_cache(
-    maxsize=1024
-)  # the same for every image of a seed; the beta quantiles are dear
+# The same for every image of a seed, and the beta quantiles are dear: computed once.
+@functools.lru_cache(maxsize=1024)
 def _quasi_split(index: int, seed: int, shape: tuple[float, float]) -> tuple[float, float]:
     """Tree ``index``'s split point, as shares of a box's height and width: the
     ``index``-th point of the R2 low-discrepancy sequence in the unit square, shifted

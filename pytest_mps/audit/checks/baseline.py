@@ -373,9 +373,12 @@ def _notes(
 def _setting_changes(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """``key old → new`` for each setting (nested keys dotted) that differs."""
     left_out = (*_NOTED_APART, *_IRRELEVANT)
+
+    def compared(settings: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in _flatten(settings).items() if k not in left_out}
+
     # The baseline holds JSON; round-trip ours so tuples compare equal to lists.
-    old, new = _flatten(then), _flatten(json.loads(json.dumps(now)))
-    old, new = ({k: v for k, v in flat.items() if k not in left_out} for flat in (old, new))
+    old, new = compared(then), compared(json.loads(json.dumps(now)))
     missing = "(none)"
     return [
         f"{key} {old.get(key, missing)} → {new.get(key, missing)}"
