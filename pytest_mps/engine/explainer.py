@@ -287,15 +287,12 @@ class _Run:
         prefix is small for the budget (it will most likely finish), and drops those that
         one after another would not have run: the same sets, in a shorter chain of calls.
         """
-        settings = self.engine.settings
-        extraction = settings.extraction
-        ranked = [
-            perturbed(responsibility, extraction.restart_noise, settings.seed, restart)
-            for restart in range(extraction.restarts)
-        ]
-        prefix = yield from self._prefix(ranked[0])
-        first = self._pruned(prefix, ranked[0])
-        others = [self._extract(values) for values in ranked[1:]]
+        extraction = self.engine.settings.extraction
+        values = self._ranked(responsibility, restart=0)
+        prefix = yield from self._prefix(values)
+        first = self._pruned(prefix, values)
+        # Generators: a restart's map is perturbed only if it starts.
+        others = [self._extract(responsibility, r) for r in range(1, extraction.restarts)]
         budget = extraction.prune_budget
         if extraction.search_width == 1:
             ended = [(yield from first)]
@@ -313,9 +310,16 @@ class _Run:
                 ended += yield from together(others)
         return _followed(ended)
 
-    def _extract(self, values: np.ndarray) -> Steps[tuple[np.ndarray, bool]]:
-        """One extraction: the shortest sufficient prefix of the ranking of ``values``, then
-        pruned; and whether the pruning finished within its budget."""
+    def _ranked(self, responsibility: np.ndarray, restart: int) -> np.ndarray:
+        """The map extraction ``restart`` ranks pixels by (perturbed for a restart)."""
+        settings = self.engine.settings
+        noise = settings.extraction.restart_noise
+        return perturbed(responsibility, noise, settings.seed, restart)
+
+    def _extract(self, responsibility: np.ndarray, restart: int) -> Steps[tuple[np.ndarray, bool]]:
+        """Extraction ``restart``: the shortest sufficient prefix of its ranking, then pruned;
+        and whether the pruning finished within its budget."""
+        values = self._ranked(responsibility, restart)
         prefix = yield from self._prefix(values)
         return (yield from self._pruned(prefix, values))
 

@@ -97,7 +97,7 @@ class Scheduler:
         self._images[slot], self._fills[slot] = run.image[0], run.fill[0]  # type: ignore[index]
         self._stale = True
         steps = run.steps()
-        return _Search(position, image, run, steps, next(steps))
+        return _Search(position, image, run, steps, next(steps), asked_at=self._calls)
 
     def _serve(self, live: dict[int, _Search]) -> list[int]:
         """One shared call for every search's waiting masks; each search is sent its answers
