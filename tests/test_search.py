@@ -7,6 +7,7 @@ the answers (exact where the minimal set is known) and what they cost.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Callable, Sequence
 
@@ -441,6 +442,24 @@ def test_pruning_never_proposes_the_empty_set(shape, settings):
         assert oracle.calls > 0 and all(mask.any() for mask in oracle.seen)
 
 
+def test_blocks_are_tried_least_responsible_first_and_hold_only_pixels_of_the_set():
+    from pytest_mps.engine.extract import _blocks_in_order
+
+    shape, side = (12, 10), 4
+    mask = random_values(shape, 6) < 0.6
+    values = random_values(shape, 7)
+    pixels, bounds = _blocks_in_order(mask, values, side)
+    assert sorted(pixels) == list(np.flatnonzero(mask))
+    means, positions = [], []
+    for start, stop in itertools.pairwise(bounds):
+        rows, cols = np.unravel_index(pixels[start:stop], shape)
+        assert stop > start and len(set(zip(rows // side, cols // side, strict=True))) == 1
+        means.append(values[rows, cols].mean())
+        positions.append((rows[0] // side, cols[0] // side))
+    assert len(set(positions)) == len(positions)  # each block once
+    assert means == sorted(means)
+
+
 def test_pruning_can_be_switched_off():
     shape = (8, 8)
     oracle = FakeOracle(lambda mask: True, shape)
@@ -681,6 +700,27 @@ def test_boxes_below_min_box_share_are_not_split(share, monkeypatch):
     assert min(split_areas) >= share * shape[0] * shape[1]
     assert floored.evaluations < unfloored.evaluations
     assert result.values[5, 14] == result.values.max()
+
+
+def test_children_are_credited_exactly_as_pixel_by_pixel():
+    """A child's pixels share one value, so crediting it as one number changes no bit."""
+    rng = np.random.default_rng(8)
+    for _ in range(50):
+        values = np.full((9, 7), rng.random() * 3)
+        tree = engine_responsibility._Tree(rng, values)
+        part = (0, 9, 0, 7, 0)
+        children = engine_responsibility._split(
+            part, rng, ResponsibilitySettings(), min_area=1, point=tuple(rng.random(2))
+        )
+        rows = np.arange(len(COMBINATIONS))
+        mutants = engine_responsibility._Mutants(tree, children, rows, rows, rows, [])
+        passing = sorted(rng.choice(rows, size=rng.integers(1, 8), replace=False).tolist())
+        expected = values.copy()
+        for row in passing:
+            for r0, r1, c0, c1, _ in mutants.revealed(row):
+                expected[r0:r1, c0:c1] += 1.0 / len(COMBINATIONS[row])
+        mutants.credit(passing)
+        assert np.array_equal(values, expected)
 
 
 def test_one_tree_never_sends_the_same_mask_twice_in_one_call():

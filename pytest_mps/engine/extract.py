@@ -185,39 +185,52 @@ def _prune_blocks(
     one at a time would make); the first that passes ends the call's tests and those after it
     are discarded, uncounted. The set never depends on the width, only the calls it takes.
     """
-    block_rank, blocks = _block_ranks(mask, values, side)
+    pixels, bounds = _blocks_in_order(mask, values, side)
+    blocks = len(bounds) - 1
+    kept = int(mask.sum())  # pixels of the set: blocks not yet tried are all in it
     start, stride = 0, 1
     while start < blocks:
         tests: list[tuple[int, int, np.ndarray]] = []  # (start, stride, set) of each test
         while start < blocks:
             stride = min(stride, blocks - start)
-            candidate = mask & ~((block_rank >= start) & (block_rank < start + stride))
+            removed = pixels[bounds[start] : bounds[start + stride]]
             # Never propose the empty set: the engine has already found that it does not pass.
-            if candidate.any():
+            if removed.size < kept:
                 if len(tests) == min(width, budget.left):
                     break
+                candidate = mask.copy()
+                candidate.flat[removed] = False
                 tests.append((start, stride, candidate))
             start, stride = (start + 1, 1) if stride == 1 else (start, stride // 2)
         if not tests:
             budget.ran_out |= start < blocks
             break
-        verdicts = yield np.stack([candidate for _, _, candidate in tests])
-        passed = np.flatnonzero(verdicts)
-        budget.left -= int(passed[0]) + 1 if passed.size else len(tests)
-        if passed.size:
-            start, stride, mask = tests[int(passed[0])]
+        sets = tests[0][2][None] if len(tests) == 1 else np.stack([t[2] for t in tests])
+        verdicts = yield sets
+        first = int(np.argmax(verdicts))
+        passed = bool(verdicts[first])
+        budget.left -= first + 1 if passed else len(tests)
+        if passed:
+            start, stride, mask = tests[first]
+            kept -= bounds[start + stride] - bounds[start]
             start, stride = start + stride, 2 * stride
     return mask
 
 
-def _block_ranks(mask: np.ndarray, values: np.ndarray, side: int) -> tuple[np.ndarray, int]:
-    """Each pixel's block position in the removal order (least responsible block first)."""
+def _blocks_in_order(
+    mask: np.ndarray, values: np.ndarray, side: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The set's flat pixel indices grouped by ``side`` x ``side`` block, least responsible
+    block first (by mean value, ties by position), and where each block starts in them (one
+    bound more than there are blocks)."""
     rows, cols = np.indices(mask.shape)
-    block = (rows // side) * (-(-mask.shape[1] // side)) + cols // side
-    present = np.unique(block[mask])
-    totals = np.bincount(block[mask], weights=values[mask], minlength=block.max() + 1)
-    counts = np.bincount(block[mask], minlength=block.max() + 1)
-    order = present[np.lexsort((present, totals[present] / counts[present]))]
-    rank = np.full(block.max() + 1, order.size)
-    rank[order] = np.arange(order.size)
-    return rank[block], order.size
+    block = ((rows // side) * (-(-mask.shape[1] // side)) + cols // side).ravel()
+    inside = np.flatnonzero(mask)
+    present, counts = np.unique(block[inside], return_counts=True)
+    totals = np.bincount(block[inside], weights=values.ravel()[inside])[present]
+    order = np.lexsort((present, totals / counts))
+    rank = np.empty(block.max() + 1, dtype=np.int64)
+    rank[present[order]] = np.arange(order.size)
+    pixels = inside[np.argsort(rank[block[inside]], kind="stable")]
+    bounds = np.concatenate([[0], np.cumsum(counts[order])])
+    return pixels, bounds

@@ -22,6 +22,8 @@ from pytest_mps.engine.steps import Passes, Steps, drive
 
 # The 14 non-empty proper subsets of the four children, in ReX's order (by size, then index).
 COMBINATIONS = [c for k in (1, 2, 3) for c in itertools.combinations(range(4), k)]
+# Row i: which children combination i shows (one 0/1 column per child).
+_CHOSEN = np.array([[int(c in combination) for c in range(4)] for combination in COMBINATIONS])
 
 Box = tuple[int, int, int, int, int]  # row_start, row_stop, col_start, col_stop, depth
 _QUASI_STREAM = 1 << 30  # the random stream of a seed that shifts the quasi-random splits
@@ -79,13 +81,38 @@ class _Tree:
 
 
 @dataclass
-class _Mutant:
+class _Mutants:
+    """The mutants of one part of a tree's job: combinations of its children, each with the
+    rest of the job, keyed by the pixels they show."""
+
     tree: _Tree
-    boxes: list[Box]
-    revealed: list[Box]
-    share: float
-    key: bytes
-    mask: np.ndarray
+    children: list[Box]
+    combinations: np.ndarray  # each mutant's number in COMBINATIONS
+    areas: np.ndarray  # the pixels each shows
+    masks: np.ndarray
+    keys: list[bytes]
+
+    def revealed(self, row: int) -> list[Box]:
+        """The non-empty children mutant ``row`` reveals."""
+        chosen = (self.children[i] for i in COMBINATIONS[self.combinations[row]])
+        return [box for box in chosen if _area([box]) > 0]
+
+    def credit(self, passing: list[int]) -> None:
+        """Each child gains ``1/k`` for each of the ``passing`` mutants that reveals it (``k``:
+        the children that mutant reveals). A child's pixels have one value (every earlier
+        round credited boxes that hold it whole), so each is credited as one number, in the
+        order the mutants come, which keeps the sums exactly those of crediting pixel by
+        pixel."""
+        values = self.tree.values
+        for child, (r0, r1, c0, c1, _) in enumerate(self.children):
+            if r1 <= r0 or c1 <= c0:
+                continue
+            value = values[r0, c0]
+            for row in passing:
+                combination = COMBINATIONS[self.combinations[row]]
+                if child in combination:
+                    value += 1.0 / len(combination)
+            values[r0:r1, c0:c1] = value
 
 
 def compute_responsibility(
@@ -171,28 +198,32 @@ def _run_trees(
     evaluations = 0
     live = list(trees)
     while live:
-        mutants = [m for tree in live for m in _mutants(tree, settings, min_area)]
-        masks = {}
-        for mutant in mutants:
-            masks.setdefault(mutant.key, mutant.mask)
-        keys = list(masks)
-        verdicts = (yield np.stack([masks[k] for k in keys])) if keys else []
-        evaluations += len(keys)
-        passing_keys = {k for k, ok in zip(keys, verdicts, strict=True) if ok}
-        best: dict[int, _Mutant] = {}
-        for mutant in mutants:
-            if mutant.key not in passing_keys:
+        parts = [part for tree in live for part in _mutants(tree, settings, min_area)]
+        keys = [key for part in parts for key in part.keys]
+        first_seen: dict[bytes, int] = {}
+        for row, key in enumerate(keys):
+            first_seen.setdefault(key, row)
+        sent = list(first_seen.values())
+        verdicts = []
+        if sent:
+            verdicts = (yield np.concatenate([part.masks for part in parts])[sent]).tolist()
+        evaluations += len(sent)
+        passing = {keys[row] for row, ok in zip(sent, verdicts, strict=True) if ok}
+        best: dict[int, tuple[int, _Mutants, int]] = {}  # tree -> its smallest passing mutant
+        for part in parts:
+            rows = [row for row, key in enumerate(part.keys) if key in passing]
+            if not rows:
                 continue
-            for r0, r1, c0, c1, _ in mutant.revealed:
-                mutant.tree.values[r0:r1, c0:c1] += mutant.share
-            current = best.get(id(mutant.tree))
-            if current is None or _area(mutant.boxes) < _area(current.boxes):
-                best[id(mutant.tree)] = mutant
+            part.credit(rows)
+            smallest = min(rows, key=lambda row: part.areas[row])
+            current = best.get(id(part.tree))
+            if current is None or part.areas[smallest] < current[0]:
+                best[id(part.tree)] = (part.areas[smallest], part, smallest)
         for tree in live:
             chosen = best.get(id(tree))
             # As in ReX, the next job is the children the mutant revealed; its static parts,
             # already refined, drop out of the search.
-            tree.job = chosen.revealed if chosen is not None else []
+            tree.job = chosen[1].revealed(chosen[2]) if chosen is not None else []
         live = [tree for tree in live if tree.job]
     return [tree.values for tree in trees], evaluations
 
@@ -212,30 +243,47 @@ def _quasi_split(index: int, seed: int, shape: tuple[float, float]) -> tuple[flo
     return float(row), float(col)
 
 
-def _mutants(tree: _Tree, settings: ResponsibilitySettings, min_area: float) -> list[_Mutant]:
-    """The mutants of one round: each part of the job split in turn, the others kept revealed.
+def _mutants(tree: _Tree, settings: ResponsibilitySettings, min_area: float) -> list[_Mutants]:
+    """The mutants of one round, by part: each part of the job split in turn, the others
+    kept revealed.
 
     A mutant that reveals the whole part (its other children are empty) is the job itself,
     already known to pass: never sent. Mutants are keyed by the pixels they show, so two
     that show the same pixels (from this tree or another) are evaluated once.
     """
     shape = tree.values.shape
-    mutants = []
+    job_area = _area(tree.job)
+    found = []
     for index, part in enumerate(tree.job):
         children = _split(part, tree.rng, settings, min_area, tree.split_point)
         if children is None:
             continue
         static = tree.job[:index] + tree.job[index + 1 :]
-        for combination in COMBINATIONS:
-            chosen = [children[i] for i in combination]
-            revealed = [box for box in chosen if _area([box]) > 0]
-            if not revealed or _area(revealed) == _area([part]):
-                continue  # reveals nothing new, or all of the part: never sent
-            boxes = static + revealed
-            mask = _mask(boxes, shape)
-            key = np.packbits(mask).tobytes()
-            mutants.append(_Mutant(tree, boxes, revealed, 1.0 / len(chosen), key, mask))
-    return mutants
+        shown = _CHOSEN @ np.array([_area([child]) for child in children])  # of the part
+        # Those that reveal nothing, or all of the part, are never sent.
+        sent = np.flatnonzero((shown > 0) & (shown < _area([part])))
+        if not sent.size:
+            continue
+        masks = _combination_masks(static, part, children, shape)[sent]
+        keys = [row.tobytes() for row in np.packbits(masks.reshape(sent.size, -1), axis=1)]
+        areas = job_area - _area([part]) + shown[sent]
+        found.append(_Mutants(tree, children, sent, areas, masks, keys))
+    return found
+
+
+def _combination_masks(
+    static: list[Box], part: Box, children: list[Box], shape: tuple[int, int]
+) -> np.ndarray:
+    """The 14 masks that show ``static`` (the job's other parts, none overlapping ``part``)
+    and each combination of ``part``'s children."""
+    masks = np.zeros((len(COMBINATIONS), *shape), dtype=np.uint8)
+    masks[:] = _mask(static, shape)
+    r0, r1, c0, c1, _ = part
+    child_of = np.empty((r1 - r0, c1 - c0), dtype=np.intp)  # which child each pixel is in
+    for number, (a0, a1, b0, b1, _) in enumerate(children):
+        child_of[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = number
+    masks[:, r0:r1, c0:c1] = _CHOSEN[:, child_of]
+    return masks
 
 
 def _split(
