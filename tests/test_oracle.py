@@ -39,7 +39,7 @@ def test_padded_batches_answer_like_plain_ones(tmp_path, count, calls, padded):
     masks = random_masks(count, plain.classifier.height)
     expected, answers = plain.evaluate(masks), bound.evaluate(masks)
 
-    for field in ("top1", "top1_confidence", "target_confidence"):
+    for field in ("top1", "top1_confidence", "target_confidence", "sufficient"):
         assert np.array_equal(getattr(expected, field), getattr(answers, field))
     assert answers.top1.shape == (count,)
     assert (bound.evaluations, bound.model_calls, bound.padded_evaluations) == (
@@ -48,6 +48,26 @@ def test_padded_batches_answer_like_plain_ones(tmp_path, count, calls, padded):
         padded,
     )
     assert (plain.evaluations, plain.padded_evaluations) == (count, count)  # the CPU never pads
+
+
+@pytest.mark.parametrize("path", [{}, CUDA_PATH])
+def test_a_mask_is_sufficient_for_its_own_images_target_and_threshold(tmp_path, path):
+    oracle = oracle_for(spot_detector(tmp_path / "m.onnx"), **path)
+    size = oracle.classifier.height
+    images = np.concatenate([oracle._feeds["mps_images"]] * 3)
+    fills = np.zeros_like(images)
+    masks, index = random_masks(12, size, seed=2), np.arange(12) % 3
+    oracle.set_images(images, fills, np.ones(3))
+    probe = oracle.evaluate(masks, index)
+    # Image 1 wants class 0; image 2 needs more confidence than the median answer.
+    targets = np.array([1, 0, 1])
+    thresholds = np.array([0.0, 0.0, np.median(probe.target_confidence)])
+    oracle.set_images(images, fills, targets, thresholds)
+    answers = oracle.evaluate(masks, index)
+    expected = (answers.top1 == targets[index]) & (answers.target_confidence >= thresholds[index])
+    assert np.array_equal(answers.sufficient, expected)
+    assert 0 < answers.sufficient.sum() < len(masks)
+    assert np.array_equal(answers[3:7].sufficient, expected[3:7])
 
 
 def test_padding_uses_powers_of_two_up_to_the_batch_size(tmp_path):

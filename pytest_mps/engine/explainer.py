@@ -136,13 +136,13 @@ class Engine:
         inference_start = self.oracle.inference_seconds
         padded_start = self.oracle.padded_evaluations
         run = _Run(self, self.classifier.prepare(image))
-        told: int | None = None  # the target the oracle holds
+        told: tuple[int, float] | None = None  # the target and threshold the oracle holds
 
         def answer(masks: np.ndarray) -> Answers:
             nonlocal told
-            if told != run.target:
-                self.oracle.set_image(run.image, run.fill, run.target)
-                told = run.target
+            if told != (run.target, run.threshold):
+                self.oracle.set_image(run.image, run.fill, run.target, run.threshold)
+                told = (run.target, run.threshold)
             return self.oracle.evaluate(masks)
 
         found = drive(run.steps(), answer)
@@ -228,7 +228,9 @@ def _followed(ended: list[tuple[np.ndarray, bool] | None]) -> list[np.ndarray]:
 class _Run:
     """One image's search as steps: it yields batches of masks and is sent the model's answers
     for them (`Engine.explain` answers alone, the scheduler in calls shared with other images).
-    ``target`` is the class the answers' target confidence must be for (0 until known)."""
+    ``target`` is the class the answers' target confidence must be for, and ``threshold`` the
+    least target confidence that is sufficient (0 until known); who answers tells the oracle
+    both, and the answers say which masks are sufficient."""
 
     def __init__(self, engine: Engine, prepared: PreparedImage) -> None:
         classifier, settings = engine.classifier, engine.settings
@@ -266,7 +268,7 @@ class _Run:
         if self.target_confidence < self.threshold:
             return full, np.zeros(self.shape)
         empty = np.zeros((1, *self.shape), dtype=bool)
-        if self._sufficient((yield self._asked("target", empty)))[0]:
+        if (yield self._asked("target", empty)).sufficient[0]:
             self.default_class = True
             return empty[0], np.zeros(self.shape)
         map_steps = responsibility_steps(self.shape, settings.responsibility, settings.seed)
@@ -337,12 +339,7 @@ class _Run:
     def _verify(self, mask: np.ndarray) -> Steps[float | None]:
         """Re-evaluate the final set; its target confidence if sufficient, else ``None``."""
         answers = yield self._asked("verification", mask[None])
-        sufficient = self._sufficient(answers)[0]
-        return float(answers.target_confidence[0]) if sufficient else None
-
-    def _sufficient(self, answers: Answers) -> np.ndarray:
-        """Which masks are sufficient: top-1 is the target, with enough confidence."""
-        return (answers.top1 == self.target) & (answers.target_confidence >= self.threshold)
+        return float(answers.target_confidence[0]) if answers.sufficient[0] else None
 
     def _judged(self, stage: str, steps: Steps[Any]) -> Steps[Any]:
         """``steps``, which ask which masks are sufficient, answered from the model's answers."""
@@ -350,7 +347,7 @@ class _Run:
             masks = next(steps)
             while True:
                 answers = yield self._asked(stage, masks)
-                masks = steps.send(self._sufficient(answers))
+                masks = steps.send(answers.sufficient)
         except StopIteration as done:
             return done.value
 

@@ -6,6 +6,8 @@ model has just called sufficient (the engine verifies it once more before report
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,8 +124,8 @@ def _stepped_prefix(position: np.ndarray, settings: ExtractionSettings) -> Steps
 def _middle(failing: int, passing: int) -> int:
     """The length bisection tries next: geometric while ``passing`` is far above ``failing``."""
     low = max(failing, 1)
-    middle = np.sqrt(low * passing) if passing > 4 * low else (failing + passing) / 2
-    return int(np.clip(np.rint(middle), failing + 1, passing - 1))
+    middle = math.sqrt(low * passing) if passing > 4 * low else (failing + passing) / 2
+    return min(max(round(middle), failing + 1), passing - 1)  # round: half to even, as NumPy
 
 
 def _bisection(failing: int, passing: int, levels: int) -> set[int]:
@@ -223,14 +225,23 @@ def _blocks_in_order(
     """The set's flat pixel indices grouped by ``side`` x ``side`` block, least responsible
     block first (by mean value, ties by position), and where each block starts in them (one
     bound more than there are blocks)."""
-    rows, cols = np.indices(mask.shape)
-    block = ((rows // side) * (-(-mask.shape[1] // side)) + cols // side).ravel()
     inside = np.flatnonzero(mask)
-    present, counts = np.unique(block[inside], return_counts=True)
-    totals = np.bincount(block[inside], weights=values.ravel()[inside])[present]
-    order = np.lexsort((present, totals / counts))
-    rank = np.empty(block.max() + 1, dtype=np.int64)
+    block = _block_numbers(mask.shape, side)[inside]
+    counts = np.bincount(block)
+    present = np.flatnonzero(counts)
+    totals = np.bincount(block, weights=values.ravel()[inside])[present]
+    order = np.lexsort((present, totals / counts[present]))
+    rank = np.empty(counts.size, dtype=np.int64)
     rank[present[order]] = np.arange(order.size)
-    pixels = inside[np.argsort(rank[block[inside]], kind="stable")]
-    bounds = np.concatenate([[0], np.cumsum(counts[order])])
+    pixels = inside[np.argsort(rank[block], kind="stable")]
+    bounds = np.concatenate([[0], np.cumsum(counts[present[order]])])
     return pixels, bounds
+
+
+@functools.lru_cache(maxsize=16)
+def _block_numbers(shape: tuple[int, int], side: int) -> np.ndarray:
+    """Each flat pixel's ``side`` x ``side`` block, numbered row by row."""
+    rows, cols = np.indices(shape)
+    numbers = ((rows // side) * (-(-shape[1] // side)) + cols // side).ravel()
+    numbers.flags.writeable = False  # shared by every call
+    return numbers

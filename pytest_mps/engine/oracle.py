@@ -31,15 +31,22 @@ OUTPUTS = ("top1", "top1_confidence", "target_confidence")
 
 @dataclass
 class Answers:
-    """The oracle's answers for a batch of masks."""
+    """The oracle's answers for a batch of masks; ``sufficient``: the top-1 class is the mask's
+    image's target, with at least the confidence that image needs."""
 
     top1: np.ndarray
     top1_confidence: np.ndarray
     target_confidence: np.ndarray
+    sufficient: np.ndarray
 
     def __getitem__(self, part: slice) -> Answers:
         """The answers for the masks in ``part``."""
-        return Answers(self.top1[part], self.top1_confidence[part], self.target_confidence[part])
+        return Answers(
+            self.top1[part],
+            self.top1_confidence[part],
+            self.target_confidence[part],
+            self.sufficient[part],
+        )
 
 
 def wrap_model(classifier: Classifier) -> onnx.ModelProto:
@@ -194,14 +201,25 @@ class MaskedOracle:
             return real
         return min(self.batch_size, 1 << (real - 1).bit_length())
 
-    def set_image(self, image: np.ndarray, fill: np.ndarray, target: int) -> None:
-        """Fix the one image and its fill (both in model layout, a batch of one) and target."""
-        self.set_images(image, fill, np.array([target]))
+    def set_image(
+        self, image: np.ndarray, fill: np.ndarray, target: int, threshold: float = 0.0
+    ) -> None:
+        """Fix the one image and its fill (both in model layout, a batch of one), its target
+        and the least target confidence that is sufficient."""
+        self.set_images(image, fill, np.array([target]), np.array([threshold]))
 
-    def set_images(self, images: np.ndarray, fills: np.ndarray, targets: np.ndarray) -> None:
-        """Fix the images that masks refer to by index (model layout, one per row), their fills
-        and their targets; on the device they stay until the next call."""
+    def set_images(
+        self,
+        images: np.ndarray,
+        fills: np.ndarray,
+        targets: np.ndarray,
+        thresholds: np.ndarray | None = None,
+    ) -> None:
+        """Fix the images that masks refer to by index (model layout, one per row), their
+        fills, their targets and the least target confidence each needs (default 0); on the
+        device they stay until the next call."""
         targets = np.asarray(targets, dtype=np.int64)
+        self._thresholds = np.zeros(len(targets)) if thresholds is None else thresholds
         self._feeds = {"mps_images": images, "mps_fills": fills, "mps_targets": targets}
         if self.io_binding:
             device, index = ("cuda", self.device_id) if self.provider == CUDA else ("cpu", 0)
@@ -223,8 +241,14 @@ class MaskedOracle:
         self.evaluations += count
         if not parts:
             empty = np.zeros(0)
-            return Answers(empty.astype(np.int64), empty, empty)
-        return Answers(*(np.concatenate([p[k] for p in parts]) for k in range(3)))
+            return Answers(empty.astype(np.int64), empty, empty, empty.astype(bool))
+        top1, top1_confidence, target_confidence = (
+            np.concatenate([p[k] for p in parts]) for k in range(3)
+        )
+        sufficient = (top1 == self._feeds["mps_targets"][index]) & (
+            target_confidence >= self._thresholds[index]
+        )
+        return Answers(top1, top1_confidence, target_confidence, sufficient)
 
     def _run_batch(
         self, masks: np.ndarray, index: np.ndarray

@@ -60,7 +60,8 @@ class Scheduler:
         self._images: np.ndarray | None = None
         self._fills: np.ndarray | None = None
         self._targets = np.zeros(in_flight, dtype=np.int64)
-        self._stale = True  # images or targets changed since the oracle last took them
+        self._thresholds = np.zeros(in_flight)
+        self._stale = True  # images changed since the oracle last took them
         self._clock = time.perf_counter()  # when the last shared call ended
         self._calls = 0  # shared calls so far
 
@@ -107,9 +108,14 @@ class Scheduler:
         oracle = self.engine.oracle
         slots = self._next_call(live)
         targets = np.array([live[slot].run.target for slot in slots])
-        if self._stale or not np.array_equal(self._targets[slots], targets):
-            self._targets[slots] = targets
-            oracle.set_images(self._images, self._fills, self._targets)
+        thresholds = np.array([live[slot].run.threshold for slot in slots])
+        if (
+            self._stale
+            or not np.array_equal(self._targets[slots], targets)
+            or not np.array_equal(self._thresholds[slots], thresholds)
+        ):
+            self._targets[slots], self._thresholds[slots] = targets, thresholds
+            oracle.set_images(self._images, self._fills, self._targets, self._thresholds)
             self._stale = False
         counts = [len(live[slot].masks) for slot in slots]
         masks = np.concatenate([live[slot].masks for slot in slots])
