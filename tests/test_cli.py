@@ -185,7 +185,7 @@ def test_stats_counts_the_runs_model_calls_at_the_batch_size_asked_for(
     assert figures["evaluations"] == sum(r["queries"] for r in records)
     assert figures["padded_evaluations"] == figures["evaluations"]  # the CPU does not pad
     assert figures["evaluations"] / 4 <= figures["model_calls"] <= figures["evaluations"]
-    assert figures["provider"] == "CPUExecutionProvider" and figures["in_flight"] == 1
+    assert figures["provider"] == "CPUExecutionProvider" and figures["in_flight"] == 2
     assert 0 < figures["inference_seconds"] <= figures["seconds"]
     assert "--batch-size: must be at least 1" in _usage_error(
         capsys, [*arguments, "--batch-size", "0"]

@@ -93,10 +93,18 @@ def test_a_bad_image_in_flight_is_one_clear_error(tmp_path, spot_model):
         list(Engine(spot_model, device="cpu").explain_many(images, in_flight=2))
 
 
+@pytest.mark.parametrize(("width", "in_flight"), [(1, 4), (2, 2), (3, 1)])
+def test_the_default_in_flight_fills_a_batch_with_one_pruning_step_each(width, in_flight):
+    engine = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=4, search_width=width)
+    found = list(engine.explain_many(FASHION_IMAGES))
+    assert engine.stats()["in_flight"] == in_flight
+    assert len(found) == len(FASHION_IMAGES)
+
+
 def test_the_default_in_flight_follows_the_batch_size():
     engine = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=64)
     found = list(engine.explain_many(FASHION_IMAGES))
-    assert engine.stats()["in_flight"] == min(64 // 4, len(FASHION_IMAGES))
+    assert engine.stats()["in_flight"] == len(FASHION_IMAGES)
     assert len(found) == len(FASHION_IMAGES)
     one = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=1)
     list(one.explain_many(FASHION_IMAGES[:2]))

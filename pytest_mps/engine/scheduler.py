@@ -23,15 +23,17 @@ if TYPE_CHECKING:
     from pytest_mps.engine.steps import Steps
 
 IMAGES_MEMORY = 256 << 20  # bytes of images and fills the oracle holds for the searches in flight
-MASKS_PER_SEARCH = 4  # what one search typically asks per call: a batch holds that many searches
 
 
 def default_in_flight(engine: Engine) -> int:
-    """As many searches as fill a call (`MaskedOracle.call_size`) at a few masks each, within
-    ``IMAGES_MEMORY``."""
+    """As many searches as fill a call (`MaskedOracle.call_size`) when each asks for one step
+    of pruning (``search_width`` masks; most of a search's steps are pruning's), within
+    ``IMAGES_MEMORY``. Fewer leave calls part-empty: more calls, and on the CPU more Python
+    per mask (benchmarks/RESULTS.md)."""
     classifier = engine.classifier
     image_bytes = 2 * 4 * classifier.height * classifier.width * classifier.channel_count
-    return max(1, min(engine.oracle.call_size // MASKS_PER_SEARCH, IMAGES_MEMORY // image_bytes))
+    per_search = max(1, engine.settings.extraction.search_width)
+    return max(1, min(engine.oracle.call_size // per_search, IMAGES_MEMORY // image_bytes))
 
 
 @dataclass
