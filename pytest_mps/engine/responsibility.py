@@ -22,8 +22,10 @@ from pytest_mps.engine.steps import Passes, Steps, drive
 
 # The 14 non-empty proper subsets of the four children, in ReX's order (by size, then index).
 COMBINATIONS = [c for k in (1, 2, 3) for c in itertools.combinations(range(4), k)]
-# Row i: which children combination i shows (one 0/1 column per child).
-_CHOSEN = np.array([[int(c in combination) for c in range(4)] for combination in COMBINATIONS])
+# Row i: which children combination i shows (one 0/1 column per child; uint8, as masks are).
+_CHOSEN = np.array(
+    [[c in combination for c in range(4)] for combination in COMBINATIONS], dtype=np.uint8
+)
 
 Box = tuple[int, int, int, int, int]  # row_start, row_stop, col_start, col_stop, depth
 _QUASI_STREAM = 1 << 30  # the random stream of a seed that shifts the quasi-random splits
@@ -72,7 +74,7 @@ class ResponsibilityMap:
 class _Tree:
     """One iteration's search: its random source, its map and the passing mutant it refines."""
 
-    rng: np.random.Generator
+    rng: np.random.Generator | None  # None where split points are fixed: nothing is drawn
     values: np.ndarray
     job: list[Box] = field(default_factory=list)
     # (row, col) shares of a box's height and width: with split="quasi", every box of the tree
@@ -186,12 +188,13 @@ def _run_trees(
 ) -> Steps[tuple[list[np.ndarray], int]]:
     start = 0.0 if settings.combine == "additive" else 1.0
     min_area = max(settings.min_box_area, settings.min_box_share * shape[0] * shape[1])
+    quasi = settings.split == "quasi"
     trees = [
         _Tree(
-            np.random.default_rng([seed, i]),
+            None if quasi else np.random.default_rng([seed, i]),
             np.full(shape, start),
             [(0, shape[0], 0, shape[1], 0)],
-            _quasi_split(i, seed, settings.split_shape) if settings.split == "quasi" else None,
+            _quasi_split(i, seed, settings.split_shape) if quasi else None,
         )
         for i in ids
     ]
@@ -259,7 +262,8 @@ def _mutants(tree: _Tree, settings: ResponsibilitySettings, min_area: float) -> 
         if children is None:
             continue
         static = tree.job[:index] + tree.job[index + 1 :]
-        shown = _CHOSEN @ np.array([_area([child]) for child in children])  # of the part
+        sizes = np.array([(r1 - r0) * (c1 - c0) for r0, r1, c0, c1, _ in children])
+        shown = _CHOSEN @ sizes  # the pixels of the part each combination shows
         # Those that reveal nothing, or all of the part, are never sent.
         sent = np.flatnonzero((shown > 0) & (shown < _area([part])))
         if not sent.size:
@@ -288,7 +292,7 @@ def _combination_masks(
 
 def _split(
     box: Box,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None,
     settings: ResponsibilitySettings,
     min_area: float,
     point: tuple[float, float] | None = None,
