@@ -3,7 +3,9 @@
 The wrapped graph takes a few preprocessed images, their fills (the ``baseline`` option) and
 target classes once, then batches of ``uint8`` pixel masks (1 = show the image, 0 = show the
 fill), each with the index of its image, and returns per mask only what the search needs: the
-top-1 class, its confidence and the confidence of its image's target.
+top-1 class, its confidence and the confidence of its image's target. From those and each
+image's least sufficient confidence, the oracle answers which masks are sufficient, for the
+whole call at once.
 """
 
 from __future__ import annotations
