@@ -209,7 +209,7 @@ def _prune_blocks(
             break
         sets = tests[0][2][None] if len(tests) == 1 else np.stack([t[2] for t in tests])
         verdicts = yield sets
-        first = int(np.argmax(verdicts))
+        first = int(verdicts.argmax())
         passed = bool(verdicts[first])
         budget.left -= first + 1 if passed else len(tests)
         if passed:
