@@ -221,7 +221,7 @@ class MaskedOracle:
         fills, their targets and the least target confidence each needs (default 0); on the
         device they stay until the next call."""
         targets = np.asarray(targets, dtype=np.int64)
-        self._thresholds = np.zeros(len(targets)) if thresholds is None else thresholds
+        self._thresholds = np.zeros(len(targets)) if thresholds is None else np.asarray(thresholds)
         self._feeds = {"mps_images": images, "mps_fills": fills, "mps_targets": targets}
         if self.io_binding:
             device, index = ("cuda", self.device_id) if self.provider == CUDA else ("cpu", 0)
