@@ -89,6 +89,7 @@ class _Mutants:
 
     tree: _Tree
     children: list[Box]
+    sizes: np.ndarray  # each child's pixels (a child may be empty)
     combinations: np.ndarray  # each mutant's number in COMBINATIONS
     areas: np.ndarray  # the pixels each shows
     masks: np.ndarray
@@ -96,8 +97,8 @@ class _Mutants:
 
     def revealed(self, row: int) -> list[Box]:
         """The non-empty children mutant ``row`` reveals."""
-        chosen = (self.children[i] for i in COMBINATIONS[self.combinations[row]])
-        return [box for box in chosen if _area([box]) > 0]
+        combination = COMBINATIONS[self.combinations[row]]
+        return [self.children[i] for i in combination if self.sizes[i] > 0]
 
     def credit(self, passing: list[int]) -> None:
         """Each child gains ``1/k`` for each of the ``passing`` mutants that reveals it (``k``:
@@ -107,7 +108,7 @@ class _Mutants:
         pixel."""
         values = self.tree.values
         for child, (r0, r1, c0, c1, _) in enumerate(self.children):
-            if r1 <= r0 or c1 <= c0:
+            if not self.sizes[child]:
                 continue
             value = values[r0, c0]
             for row in passing:
@@ -262,16 +263,16 @@ def _mutants(tree: _Tree, settings: ResponsibilitySettings, min_area: float) -> 
         if children is None:
             continue
         static = tree.job[:index] + tree.job[index + 1 :]
-        sizes = np.array([(r1 - r0) * (c1 - c0) for r0, r1, c0, c1, _ in children])
+        sizes = np.array([_area([child]) for child in children])  # they tile the part
         shown = _CHOSEN @ sizes  # the pixels of the part each combination shows
         # Those that reveal nothing, or all of the part, are never sent.
-        sent = np.flatnonzero((shown > 0) & (shown < _area([part])))
+        sent = np.flatnonzero((shown > 0) & (shown < sizes.sum()))
         if not sent.size:
             continue
         masks = _combination_masks(static, part, children, shape)[sent]
         keys = [row.tobytes() for row in np.packbits(masks.reshape(sent.size, -1), axis=1)]
-        areas = job_area - _area([part]) + shown[sent]
-        found.append(_Mutants(tree, children, sent, areas, masks, keys))
+        areas = job_area - sizes.sum() + shown[sent]
+        found.append(_Mutants(tree, children, sizes, sent, areas, masks, keys))
     return found
 
 
