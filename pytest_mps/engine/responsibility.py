@@ -26,6 +26,9 @@ COMBINATIONS = [c for k in (1, 2, 3) for c in itertools.combinations(range(4), k
 _CHOSEN = np.array(
     [[c in combination for c in range(4)] for combination in COMBINATIONS], dtype=np.uint8
 )
+# A mutant's pixels by label: hidden (0), the job's other parts (1, shown) or child c (2 + c).
+# Bit l of combination i's entry: whether it shows label l, so masks are one shift and mask.
+_SHOWN_BITS = (2 + (_CHOSEN << np.arange(2, 6, dtype=np.uint8)).sum(axis=1)).astype(np.uint8)
 
 Box = tuple[int, int, int, int, int]  # row_start, row_stop, col_start, col_stop, depth
 _QUASI_STREAM = 1 << 30  # the random stream of a seed that shifts the quasi-random splits
@@ -85,15 +88,14 @@ class _Tree:
 @dataclass
 class _Mutants:
     """The mutants of one part of a tree's job: combinations of its children, each with the
-    rest of the job, keyed by the pixels they show."""
+    rest of the job."""
 
     tree: _Tree
     children: list[Box]
     sizes: np.ndarray  # each child's pixels (a child may be empty)
     combinations: np.ndarray  # each mutant's number in COMBINATIONS
     areas: np.ndarray  # the pixels each shows
-    masks: np.ndarray
-    keys: list[bytes]
+    labels: np.ndarray  # each pixel's label for `_SHOWN`
 
     def revealed(self, row: int) -> list[Box]:
         """The non-empty children mutant ``row`` reveals."""
@@ -203,19 +205,19 @@ def _run_trees(
     live = list(trees)
     while live:
         parts = [part for tree in live for part in _mutants(tree, settings, min_area)]
-        keys = [key for part in parts for key in part.keys]
-        first_seen: dict[bytes, int] = {}
-        for row, key in enumerate(keys):
-            first_seen.setdefault(key, row)
-        sent = list(first_seen.values())
-        verdicts = []
-        if sent:
-            verdicts = (yield np.concatenate([part.masks for part in parts])[sent]).tolist()
-        evaluations += len(sent)
-        passing = {keys[row] for row, ok in zip(sent, verdicts, strict=True) if ok}
+        masks = _round_masks(parts)
+        sent, first = _distinct(masks)
+        passed = np.zeros(len(masks), dtype=bool)
+        if sent.size:
+            passed[sent] = yield masks[sent]
+        passed = passed[first]  # a mask passes as the first one that shows the same pixels
+        evaluations += sent.size
         best: dict[int, tuple[int, _Mutants, int]] = {}  # tree -> its smallest passing mutant
+        offset = 0
         for part in parts:
-            rows = [row for row, key in enumerate(part.keys) if key in passing]
+            count = len(part.combinations)
+            rows = np.flatnonzero(passed[offset : offset + count]).tolist()
+            offset += count
             if not rows:
                 continue
             part.credit(rows)
@@ -252,43 +254,51 @@ def _mutants(tree: _Tree, settings: ResponsibilitySettings, min_area: float) -> 
     kept revealed.
 
     A mutant that reveals the whole part (its other children are empty) is the job itself,
-    already known to pass: never sent. Mutants are keyed by the pixels they show, so two
-    that show the same pixels (from this tree or another) are evaluated once.
+    already known to pass: never sent.
     """
-    shape = tree.values.shape
+    job = _mask(tree.job, tree.values.shape)  # the job's parts do not overlap
     job_area = _area(tree.job)
     found = []
-    for index, part in enumerate(tree.job):
+    for part in tree.job:
         children = _split(part, tree.rng, settings, min_area, tree.split_point)
         if children is None:
             continue
-        static = tree.job[:index] + tree.job[index + 1 :]
         sizes = np.array([_area([child]) for child in children])  # they tile the part
         shown = _CHOSEN @ sizes  # the pixels of the part each combination shows
         # Those that reveal nothing, or all of the part, are never sent.
         sent = np.flatnonzero((shown > 0) & (shown < sizes.sum()))
         if not sent.size:
             continue
-        masks = _combination_masks(static, part, children, shape)[sent]
-        keys = [row.tobytes() for row in np.packbits(masks.reshape(sent.size, -1), axis=1)]
+        labels = job.copy()
+        for number, (r0, r1, c0, c1, _) in enumerate(children):
+            labels[r0:r1, c0:c1] = 2 + number
         areas = job_area - sizes.sum() + shown[sent]
-        found.append(_Mutants(tree, children, sizes, sent, areas, masks, keys))
+        found.append(_Mutants(tree, children, sizes, sent, areas, labels))
     return found
 
 
-def _combination_masks(
-    static: list[Box], part: Box, children: list[Box], shape: tuple[int, int]
-) -> np.ndarray:
-    """The 14 masks that show ``static`` (the job's other parts, none overlapping ``part``)
-    and each combination of ``part``'s children."""
-    masks = np.zeros((len(COMBINATIONS), *shape), dtype=np.uint8)
-    masks[:] = _mask(static, shape)
-    r0, r1, c0, c1, _ = part
-    child_of = np.empty((r1 - r0, c1 - c0), dtype=np.intp)  # which child each pixel is in
-    for number, (a0, a1, b0, b1, _) in enumerate(children):
-        child_of[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = number
-    masks[:, r0:r1, c0:c1] = _CHOSEN[:, child_of]
-    return masks
+def _round_masks(parts: list[_Mutants]) -> np.ndarray:
+    """Every mutant of ``parts``, part by part: one lookup of each pixel's label."""
+    if not parts:
+        return np.zeros((0, 0, 0), dtype=np.uint8)
+    combinations = np.concatenate([part.combinations for part in parts])
+    owner = np.repeat(np.arange(len(parts)), [len(part.combinations) for part in parts])
+    labels = np.stack([part.labels for part in parts])[owner]
+    return (_SHOWN_BITS[combinations][:, None, None] >> labels) & 1
+
+
+def _distinct(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows to evaluate (the first of each distinct mask, in order) and, for every row,
+    the first row that shows the same pixels: duplicates, from one tree or another, are
+    evaluated once."""
+    if not len(masks):
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    packed = np.packbits(masks.reshape(len(masks), -1), axis=1)
+    width, flat = packed.shape[1], packed.tobytes()  # one bytes object, sliced: fast keys
+    seen: dict[bytes, int] = {}
+    keys = (flat[start : start + width] for start in range(0, len(flat), width))
+    first = [seen.setdefault(key, row) for row, key in enumerate(keys)]
+    return np.array(list(seen.values()), dtype=np.intp), np.array(first, dtype=np.intp)
 
 
 def _split(
