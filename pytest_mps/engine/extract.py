@@ -187,36 +187,38 @@ def _prune_blocks(
     one at a time would make); the first that passes ends the call's tests and those after it
     are discarded, uncounted. The set never depends on the width, only the calls it takes.
     """
-    pixels, bounds = _blocks_in_order(mask, values, side)
+    pixels, block_bounds = _blocks_in_order(mask, values, side)
+    bounds = block_bounds.tolist()  # Python ints: read several times per test
     blocks = len(bounds) - 1
-    kept = int(mask.sum())  # pixels of the set: blocks not yet tried are all in it
+    flat = mask.ravel()
+    kept = int(flat.sum())  # pixels of the set: blocks not yet tried are all in it
     start, stride = 0, 1
     while start < blocks:
         tests: list[tuple[int, int, np.ndarray]] = []  # (start, stride, set) of each test
         while start < blocks:
             stride = min(stride, blocks - start)
-            removed = pixels[bounds[start] : bounds[start + stride]]
+            first, stop = bounds[start], bounds[start + stride]
             # Never propose the empty set: the engine has already found that it does not pass.
-            if removed.size < kept:
+            if stop - first < kept:
                 if len(tests) == min(width, budget.left):
                     break
-                candidate = mask.copy()
-                candidate.flat[removed] = False
+                candidate = flat.copy()
+                candidate[pixels[first:stop]] = False
                 tests.append((start, stride, candidate))
             start, stride = (start + 1, 1) if stride == 1 else (start, stride // 2)
         if not tests:
             budget.ran_out |= start < blocks
             break
-        sets = tests[0][2][None] if len(tests) == 1 else np.stack([t[2] for t in tests])
-        verdicts = yield sets
-        first = int(verdicts.argmax())
-        passed = bool(verdicts[first])
-        budget.left -= first + 1 if passed else len(tests)
+        sets = tests[0][2][None] if len(tests) == 1 else np.stack([test[2] for test in tests])
+        verdicts = yield sets.reshape(len(tests), *mask.shape)
+        passing = int(verdicts.argmax())
+        passed = bool(verdicts[passing])
+        budget.left -= passing + 1 if passed else len(tests)
         if passed:
-            start, stride, mask = tests[first]
+            start, stride, flat = tests[passing]
             kept -= bounds[start + stride] - bounds[start]
             start, stride = start + stride, 2 * stride
-    return mask
+    return flat.reshape(mask.shape)
 
 
 def _blocks_in_order(

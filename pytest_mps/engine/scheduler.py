@@ -61,9 +61,10 @@ class Scheduler:
         self.most_in_flight = 0
         self._images: np.ndarray | None = None
         self._fills: np.ndarray | None = None
-        self._targets = np.zeros(in_flight, dtype=np.int64)
-        self._thresholds = np.zeros(in_flight)
-        self._stale = True  # images changed since the oracle last took them
+        # Each slot's target and least sufficient confidence, as its search last set them.
+        self._targets = [0] * in_flight
+        self._thresholds = [0.0] * in_flight
+        self._stale = True  # images, targets or thresholds changed since the oracle took them
         self._clock = time.perf_counter()  # when the last shared call ended
         self._calls = 0  # shared calls so far
 
@@ -98,6 +99,7 @@ class Scheduler:
             shape = (self.in_flight, *run.image.shape[1:])
             self._images, self._fills = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         self._images[slot], self._fills[slot] = run.image[0], run.fill[0]  # type: ignore[index]
+        self._targets[slot], self._thresholds[slot] = run.target, run.threshold
         self._stale = True
         steps = run.steps()
         return _Search(position, image, run, steps, next(steps), asked_at=self._calls)
@@ -109,15 +111,9 @@ class Scheduler:
         finished."""
         oracle = self.engine.oracle
         slots = self._next_call(live)
-        targets = np.array([live[slot].run.target for slot in slots])
-        thresholds = np.array([live[slot].run.threshold for slot in slots])
-        if (
-            self._stale
-            or not np.array_equal(self._targets[slots], targets)
-            or not np.array_equal(self._thresholds[slots], thresholds)
-        ):
-            self._targets[slots], self._thresholds[slots] = targets, thresholds
-            oracle.set_images(self._images, self._fills, self._targets, self._thresholds)
+        if self._stale:
+            targets, thresholds = np.array(self._targets), np.array(self._thresholds)
+            oracle.set_images(self._images, self._fills, targets, thresholds)
             self._stale = False
         counts = [len(live[slot].masks) for slot in slots]
         masks = np.concatenate([live[slot].masks for slot in slots])
@@ -140,6 +136,10 @@ class Scheduler:
             except StopIteration as end:
                 search.found = end.value
                 done.append(slot)
+            run = search.run  # its first answers set its target: the next call needs it
+            if run.target != self._targets[slot] or run.threshold != self._thresholds[slot]:
+                self._targets[slot], self._thresholds[slot] = run.target, run.threshold
+                self._stale = True
         return done
 
     def _next_call(self, live: dict[int, _Search]) -> list[int]:
@@ -148,10 +148,12 @@ class Scheduler:
         each; the first search always goes). The others wait: sending every waiting mask at
         once would end most rounds with a nearly empty call for the masks that did not fit."""
         call = self.engine.oracle.call_size
-        room = max(1, sum(len(search.masks) for search in live.values()) // call) * call
+        waiting = sorted(
+            (search.asked_at, slot, len(search.masks)) for slot, search in live.items()
+        )
+        room = max(1, sum(count for *_, count in waiting) // call) * call
         chosen: list[int] = []
-        for slot in sorted(live, key=lambda slot: (live[slot].asked_at, slot)):
-            count = len(live[slot].masks)
+        for _, slot, count in waiting:
             if not chosen or count <= room:
                 chosen.append(slot)
                 room -= count
