@@ -713,7 +713,7 @@ def test_children_are_credited_exactly_as_pixel_by_pixel():
             part, rng, ResponsibilitySettings(), min_area=1, point=tuple(rng.random(2))
         )
         rows = np.arange(len(COMBINATIONS))
-        sizes = np.array([(r1 - r0) * (c1 - c0) for r0, r1, c0, c1, _ in children])
+        sizes = [(r1 - r0) * (c1 - c0) for r0, r1, c0, c1, _ in children]
         mutants = engine_responsibility._Mutants(tree, children, sizes, rows, rows, values)
         passing = sorted(rng.choice(rows, size=rng.integers(1, 8), replace=False).tolist())
         expected = values.copy()

@@ -342,14 +342,19 @@ class _Run:
         return float(answers.target_confidence[0]) if answers.sufficient[0] else None
 
     def _judged(self, stage: str, steps: Steps[Any]) -> Steps[Any]:
-        """``steps``, which ask which masks are sufficient, answered from the model's answers."""
+        """``steps``, which ask which masks are sufficient, answered from the model's answers;
+        the masks asked for are counted as ``stage``'s evaluations (once, at the end)."""
+        asked = 0
         try:
             masks = next(steps)
             while True:
-                answers = yield self._asked(stage, masks)
+                asked += len(masks)
+                answers = yield masks
                 masks = steps.send(answers.sufficient)
         except StopIteration as done:
             return done.value
+        finally:  # also when closed: what it asked for was evaluated
+            self.stages[stage] = self.stages.get(stage, 0) + asked
 
     def _asked(self, stage: str, masks: np.ndarray) -> np.ndarray:
         """``masks``, counted as ``stage``'s evaluations."""

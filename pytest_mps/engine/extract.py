@@ -191,7 +191,7 @@ def _prune_blocks(
     bounds = block_bounds.tolist()  # Python ints: read several times per test
     blocks = len(bounds) - 1
     flat = mask.ravel()
-    kept = int(flat.sum())  # pixels of the set: blocks not yet tried are all in it
+    kept = pixels.size  # pixels of the set: blocks not yet tried are all in it
     start, stride = 0, 1
     while start < blocks:
         tests: list[tuple[int, int, np.ndarray]] = []  # (start, stride, set) of each test
@@ -227,7 +227,7 @@ def _blocks_in_order(
     """The set's flat pixel indices grouped by ``side`` x ``side`` block, least responsible
     block first (by mean value, ties by position), and where each block starts in them (one
     bound more than there are blocks)."""
-    inside = np.flatnonzero(mask)
+    inside = mask.ravel().nonzero()[0]
     block = _block_numbers(mask.shape, side)[inside]
     counts = np.bincount(block)
     present = np.flatnonzero(counts)
@@ -235,8 +235,8 @@ def _blocks_in_order(
     order = np.lexsort((present, totals / counts[present]))
     rank = np.empty(counts.size, dtype=np.int64)
     rank[present[order]] = np.arange(order.size)
-    pixels = inside[np.argsort(rank[block], kind="stable")]
-    bounds = np.concatenate([[0], np.cumsum(counts[present[order]])])
+    pixels = inside[rank[block].argsort(kind="stable")]
+    bounds = np.concatenate([[0], counts[present[order]].cumsum()])
     return pixels, bounds
 
 

@@ -31,7 +31,7 @@ MIN_OPSET = 11  # GatherElements
 OUTPUTS = ("top1", "top1_confidence", "target_confidence")
 
 
-@dataclass
+@dataclass(slots=True)
 class Answers:
     """The oracle's answers for a batch of masks; ``sufficient``: the top-1 class is the mask's
     image's target, with at least the confidence that image needs."""

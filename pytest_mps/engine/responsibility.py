@@ -26,6 +26,7 @@ COMBINATIONS = [c for k in (1, 2, 3) for c in itertools.combinations(range(4), k
 _CHOSEN = np.array(
     [[c in combination for c in range(4)] for combination in COMBINATIONS], dtype=np.uint8
 )
+_CHOSEN_COUNT = _CHOSEN.astype(np.int64)  # to count the pixels each combination shows
 # A mutant's pixels by label: hidden (0), the job's other parts (1, shown) or child c (2 + c).
 # Bit l of combination i's entry: whether it shows label l, so masks are one shift and mask.
 _SHOWN_BITS = (2 + (_CHOSEN << np.arange(2, 6, dtype=np.uint8)).sum(axis=1)).astype(np.uint8)
@@ -92,7 +93,7 @@ class _Mutants:
 
     tree: _Tree
     children: list[Box]
-    sizes: np.ndarray  # each child's pixels (a child may be empty)
+    sizes: list[int]  # each child's pixels (a child may be empty)
     combinations: np.ndarray  # each mutant's number in COMBINATIONS
     areas: np.ndarray  # the pixels each shows
     labels: np.ndarray  # each pixel's label for `_SHOWN`
@@ -263,16 +264,17 @@ def _mutants(tree: _Tree, settings: ResponsibilitySettings, min_area: float) -> 
         children = _split(part, tree.rng, settings, min_area, tree.split_point)
         if children is None:
             continue
-        sizes = np.array([_area([child]) for child in children])  # they tile the part
-        shown = _CHOSEN @ sizes  # the pixels of the part each combination shows
+        sizes = [(r1 - r0) * (c1 - c0) for r0, r1, c0, c1, _ in children]  # they tile the part
+        whole = sum(sizes)
+        shown = _CHOSEN_COUNT @ sizes  # the pixels of the part each combination shows
         # Those that reveal nothing, or all of the part, are never sent.
-        sent = np.flatnonzero((shown > 0) & (shown < sizes.sum()))
+        sent = ((shown > 0) & (shown < whole)).nonzero()[0]
         if not sent.size:
             continue
         labels = job.copy()
         for number, (r0, r1, c0, c1, _) in enumerate(children):
             labels[r0:r1, c0:c1] = 2 + number
-        areas = job_area - sizes.sum() + shown[sent]
+        areas = job_area - whole + shown[sent]
         found.append(_Mutants(tree, children, sizes, sent, areas, labels))
     return found
 
