@@ -724,6 +724,32 @@ def test_children_are_credited_exactly_as_pixel_by_pixel():
         assert np.array_equal(values, expected)
 
 
+def test_a_rounds_masks_show_the_other_parts_and_each_combination_of_children():
+    """The label lookup builds the masks a part's combinations stand for, and the duplicates
+    it finds are exactly the repeated masks, each pointing at its first copy."""
+    rng = np.random.default_rng(4)
+    shape, settings = (12, 10), ResponsibilitySettings()
+    job = [(0, 6, 0, 10, 1), (6, 12, 0, 4, 1), (6, 12, 4, 10, 1)]
+    tree = engine_responsibility._Tree(rng, np.zeros(shape), list(job))
+    parts = engine_responsibility._mutants(tree, settings, min_area=1)
+    masks = engine_responsibility._round_masks(parts + parts[:1])  # a part twice: duplicates
+    row = 0
+    for part in parts + parts[:1]:
+        for combination in part.combinations:
+            expected = np.zeros(shape, dtype=np.uint8)
+            for other in job:
+                expected[other[0] : other[1], other[2] : other[3]] = 1
+            for child, (r0, r1, c0, c1, _) in enumerate(part.children):
+                expected[r0:r1, c0:c1] = child in COMBINATIONS[combination]
+            assert np.array_equal(masks[row], expected)
+            row += 1
+    assert row == len(masks)
+    sent, first = engine_responsibility._distinct(masks)
+    flat = [m.tobytes() for m in masks]
+    assert [flat.index(key) for key in flat] == first.tolist()
+    assert sent.tolist() == sorted(set(first.tolist()))
+
+
 def test_one_tree_never_sends_the_same_mask_twice_in_one_call():
     """Children of zero area make different combinations reveal the same pixels."""
     for seed in range(30):

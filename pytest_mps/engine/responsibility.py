@@ -96,7 +96,7 @@ class _Mutants:
     sizes: list[int]  # each child's pixels (a child may be empty)
     combinations: np.ndarray  # each mutant's number in COMBINATIONS
     areas: np.ndarray  # the pixels each shows
-    labels: np.ndarray  # each pixel's label for `_SHOWN`
+    labels: np.ndarray  # each pixel's label, as `_SHOWN_BITS` reads it
 
     def revealed(self, row: int) -> list[Box]:
         """The non-empty children mutant ``row`` reveals."""
