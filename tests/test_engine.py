@@ -10,6 +10,8 @@ from PIL import Image
 from support import FASHION, LITE0, PHOTOS, SQUARE, assert_sufficient, spot_detector, spot_image
 
 from pytest_mps import Engine, explain
+from pytest_mps.engine.explainer import _Run
+from pytest_mps.engine.extract import weighted_by_change
 from pytest_mps.engine.model import load_classifier
 
 # The hand-built models here have no YAML on purpose; test_modelconfig.py tests that warning.
@@ -205,6 +207,7 @@ def test_unknown_option_is_refused(spot_model):
     [
         ({"restarts": 0}, "restarts must be at least 1"),
         ({"restart_noise": -0.5}, "restart_noise must be >= 0"),
+        ({"change_weight": -1}, "change_weight must be >= 0"),
         ({"split": "random"}, "split must be one of uniform, quasi, betabinomial"),
         ({"converged_at": 0}, "converged_at must be in (0, 1]"),
         ({"min_iterations": 0}, "min_iterations must be at least 1"),
@@ -293,6 +296,22 @@ def test_restarts_keep_the_smallest_set_and_report_every_size():
     # A pruning budget that runs out ends no minimum: no restart follows it.
     bound = Engine(model, device="cpu", restarts=3, prune_budget=3).explain(image)
     assert bound.restart_sizes == (bound.pixels,)
+
+
+def test_extraction_weights_the_map_by_each_pixels_change_only_where_pruning_can_finish():
+    """The whole 28 x 28 image is within 4 pixels per test of a budget of 400, not of 100."""
+    model = FASHION / "cnn.onnx"
+    image = sorted((FASHION / "test").glob("*.png"))[5]
+    values = np.random.default_rng(3).random((28, 28))
+    for budget, weighted in ((None, True), (400, True), (100, False)):
+        engine = Engine(model, device="cpu", prune_budget=budget, change_weight=0.5)
+        run = _Run(engine, engine.classifier.prepare(image))
+        expected = weighted_by_change(values, run.change, 0.5) if weighted else values
+        assert np.array_equal(run._ranked(values, restart=0), expected), budget
+    assert not np.array_equal(weighted_by_change(values, run.change, 0.5), values)
+    unweighted = Engine(model, device="cpu", change_weight=0.0)
+    run = _Run(unweighted, unweighted.classifier.prepare(image))
+    assert np.array_equal(run._ranked(values, restart=0), values)
 
 
 def test_the_location_estimate_maps_back_onto_the_original_photo():

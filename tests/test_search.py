@@ -16,6 +16,7 @@ import pytest
 
 from pytest_mps.engine import responsibility as engine_responsibility
 from pytest_mps.engine.extract import (
+    CHANGE_FLOOR,
     ExtractionSettings,
     first_sufficient_prefix,
     prefix_masks,
@@ -24,6 +25,7 @@ from pytest_mps.engine.extract import (
     prune_steps,
     prune_within_budget,
     rank_pixels,
+    weighted_by_change,
 )
 from pytest_mps.engine.responsibility import (
     COMBINATIONS,
@@ -722,6 +724,18 @@ def test_children_are_credited_exactly_as_pixel_by_pixel():
                 expected[r0:r1, c0:c1] += 1.0 / len(COMBINATIONS[row])
         mutants.credit(passing)
         assert np.array_equal(values, expected)
+
+
+def test_weighting_by_change_favours_pixels_that_move_the_input():
+    values = np.full((2, 3), 0.5)
+    change = np.array([[0.0, 1.0, 2.0], [4.0, 0.0, 4.0]])
+    weighted = weighted_by_change(values, change, 0.5)
+    # Equal responsibility: the pixel that changes the input more ranks first.
+    assert weighted[1, 0] > weighted[0, 2] > weighted[0, 1] > weighted[0, 0] > 0
+    assert weighted[0, 0] == weighted[1, 1]  # both equal the fill: the floor, not zero
+    assert weighted[1, 0] == pytest.approx(0.5 * (1 + CHANGE_FLOOR) ** 0.5)
+    assert weighted_by_change(values, change, 0.0) is values
+    assert weighted_by_change(values, np.zeros_like(change), 0.5) is values
 
 
 def test_a_rounds_masks_show_the_other_parts_and_each_combination_of_children():

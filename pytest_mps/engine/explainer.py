@@ -10,7 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from pytest_mps.engine.extract import perturbed, prefix_steps, prune_steps, rank_pixels
+from pytest_mps.engine.extract import (
+    perturbed,
+    prefix_steps,
+    prune_steps,
+    rank_pixels,
+    weighted_by_change,
+)
 from pytest_mps.engine.model import Classifier, PreparedImage, load_classifier
 from pytest_mps.engine.oracle import CUDA, Answers, MaskedOracle
 from pytest_mps.engine.responsibility import responsibility_steps, smooth
@@ -24,10 +30,12 @@ from pytest_mps.engine.steps import Steps, drive, together
 SEARCH_WIDTH = {CUDA: 3}
 # 0.4: eleven trees of balanced splits, location read at 15%; 0.4.1: a wider search (CUDA)
 # speculates the tests one at a time would make, so its sets are the CPU's (which are 0.4's).
-ENGINE_VERSION = "0.4.1"
+ENGINE_VERSION = "0.5.0"
 # Pixels of a prefix per test of the pruning budget below which pruning is expected to finish:
 # the Fashion models' prefixes (at most 784 px) always finished within 400 tests, Lite0's
-# (28,000-50,000 px) never do. Only a guess of where to speculate; it never changes a set.
+# (28,000-50,000 px) never do. Wide searches speculate on restarts by it (never changing a
+# set), and where even the whole image is below it, extraction weights the map by each pixel's
+# change to the input (`ExtractionSettings.change_weight`).
 LIKELY_PRUNED_PER_TEST = 4
 
 PathLike = str | os.PathLike[str]
@@ -239,6 +247,7 @@ class _Run:
         self.prepared = prepared
         self.image = classifier.to_layout(prepared.values)
         self.fill = classifier.to_layout(fill)
+        self.change = np.abs(prepared.values - fill).sum(axis=-1)  # revealing a pixel: by this
         self.shape = (classifier.height, classifier.width)
         self.stages: dict[str, int] = {}
         self.default_class = False
@@ -313,10 +322,16 @@ class _Run:
         return _followed(ended)
 
     def _ranked(self, responsibility: np.ndarray, restart: int) -> np.ndarray:
-        """The map extraction ``restart`` ranks pixels by (perturbed for a restart)."""
+        """The map extraction ``restart`` ranks and prunes by: perturbed for a restart, and
+        weighted by each pixel's change to the input where pruning can finish (the whole
+        image within the budget's `LIKELY_PRUNED_PER_TEST`)."""
         settings = self.engine.settings
-        noise = settings.extraction.restart_noise
-        return perturbed(responsibility, noise, settings.seed, restart)
+        extraction = settings.extraction
+        values = perturbed(responsibility, extraction.restart_noise, settings.seed, restart)
+        budget = extraction.prune_budget
+        if budget is None or self.change.size <= LIKELY_PRUNED_PER_TEST * budget:
+            values = weighted_by_change(values, self.change, extraction.change_weight)
+        return values
 
     def _extract(self, responsibility: np.ndarray, restart: int) -> Steps[tuple[np.ndarray, bool]]:
         """Extraction ``restart``: the shortest sufficient prefix of its ranking, then pruned;

@@ -16,6 +16,7 @@ from scipy import ndimage
 from pytest_mps.engine.steps import Passes, Steps, drive
 
 RESTART_STREAM = 1 << 29  # the random streams of restarts, apart from the trees'
+CHANGE_FLOOR = 1e-3  # pixels that equal the fill keep a trace of the map: their order follows it
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ class ExtractionSettings:
     (``restart_noise``, the log-normal sigma) that reorders near-equal pixels; the smallest
     set is kept and the sizes of all say how certain its size is. A restart follows only an
     extraction whose pruning finished within its budget (a local minimum at the smallest
-    block).
+    block). ``change_weight``: where pruning can finish (see `weighted_by_change`), each
+    extraction ranks and prunes by the map times each pixel's change to the input to this
+    power (0: the map alone).
     """
 
     prefix_step: int | None = None
@@ -42,6 +45,7 @@ class ExtractionSettings:
     prune_budget: int | None = None
     restarts: int = 1
     restart_noise: float = 0.2
+    change_weight: float = 0.0
 
 
 def rank_pixels(values: np.ndarray) -> np.ndarray:
@@ -63,6 +67,22 @@ def perturbed(values: np.ndarray, noise: float, seed: int, restart: int) -> np.n
         return values
     rng = np.random.default_rng([seed, restart, RESTART_STREAM])
     return values * np.exp(noise * rng.standard_normal(values.shape))
+
+
+def weighted_by_change(values: np.ndarray, change: np.ndarray, power: float) -> np.ndarray:
+    """``values`` times ``(change / change.max() + CHANGE_FLOOR) ** power``.
+
+    ``change`` is how far each pixel is from the fill: revealing a pixel changes the model's
+    input by that much, and not at all where it equals the fill. Among pixels of like
+    responsibility, those that move the input more rank first and are pruned last, so greedy
+    pruning ends in smaller minimal sets that vary less with the seed (benchmarks/RESULTS.md).
+    Where pruning ends at its budget instead, the ranking must give the shortest prefix, which
+    the map alone does: the engine weights only where pruning can finish.
+    """
+    peak = change.max()
+    if power <= 0 or peak <= 0:
+        return values
+    return values * (change / peak + CHANGE_FLOOR) ** power
 
 
 def prefix_masks(position: np.ndarray, lengths: np.ndarray) -> np.ndarray:
