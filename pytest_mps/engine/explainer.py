@@ -29,7 +29,8 @@ from pytest_mps.engine.steps import Steps, drive, together
 # (benchmarks/RESULTS.md); on the CPU a batch costs as much as its parts, so none is wasted.
 SEARCH_WIDTH = {CUDA: 3}
 # 0.4: eleven trees of balanced splits, location read at 15%; 0.4.1: a wider search (CUDA)
-# speculates the tests one at a time would make, so its sets are the CPU's (which are 0.4's).
+# speculates the tests one at a time would make, so its sets are the CPU's (which are 0.4's);
+# 0.5: where pruning can finish, the ranking is weighted by each pixel's change to the input.
 ENGINE_VERSION = "0.5.0"
 # Pixels of a prefix per test of the pruning budget below which pruning is expected to finish:
 # the Fashion models' prefixes (at most 784 px) always finished within 400 tests, Lite0's
@@ -247,7 +248,7 @@ class _Run:
         self.prepared = prepared
         self.image = classifier.to_layout(prepared.values)
         self.fill = classifier.to_layout(fill)
-        self.change = np.abs(prepared.values - fill).sum(axis=-1)  # revealing a pixel: by this
+        self.change = np.abs(prepared.values - fill).sum(axis=-1)  # what revealing each moves
         self.shape = (classifier.height, classifier.width)
         self.stages: dict[str, int] = {}
         self.default_class = False
