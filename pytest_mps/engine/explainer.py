@@ -370,9 +370,12 @@ class _Run:
         except StopIteration as done:
             return done.value
         finally:  # also when closed: what it asked for was evaluated
-            self.stages[stage] = self.stages.get(stage, 0) + asked
+            self._count(stage, asked)
 
     def _asked(self, stage: str, masks: np.ndarray) -> np.ndarray:
         """``masks``, counted as ``stage``'s evaluations."""
-        self.stages[stage] = self.stages.get(stage, 0) + len(masks)
+        self._count(stage, len(masks))
         return masks
+
+    def _count(self, stage: str, evaluations: int) -> None:
+        self.stages[stage] = self.stages.get(stage, 0) + evaluations

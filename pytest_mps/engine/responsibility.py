@@ -22,14 +22,13 @@ from pytest_mps.engine.steps import Passes, Steps, drive
 
 # The 14 non-empty proper subsets of the four children, in ReX's order (by size, then index).
 COMBINATIONS = [c for k in (1, 2, 3) for c in itertools.combinations(range(4), k)]
-# Row i: which children combination i shows (one 0/1 column per child; uint8, as masks are).
+# Row i: which children combination i shows (one 0/1 column per child).
 _CHOSEN = np.array(
-    [[c in combination for c in range(4)] for combination in COMBINATIONS], dtype=np.uint8
+    [[c in combination for c in range(4)] for combination in COMBINATIONS], dtype=np.int64
 )
-_CHOSEN_COUNT = _CHOSEN.astype(np.int64)  # to count the pixels each combination shows
 # A mutant's pixels by label: hidden (0), the job's other parts (1, shown) or child c (2 + c).
 # Bit l of combination i's entry: whether it shows label l, so masks are one shift and mask.
-_SHOWN_BITS = (2 + (_CHOSEN << np.arange(2, 6, dtype=np.uint8)).sum(axis=1)).astype(np.uint8)
+_SHOWN_BITS = (2 + (_CHOSEN << np.arange(2, 6)).sum(axis=1)).astype(np.uint8)
 
 Box = tuple[int, int, int, int, int]  # row_start, row_stop, col_start, col_stop, depth
 _QUASI_STREAM = 1 << 30  # the random stream of a seed that shifts the quasi-random splits
@@ -206,11 +205,12 @@ def _run_trees(
     live = list(trees)
     while live:
         parts = [part for tree in live for part in _mutants(tree, settings, min_area)]
+        if not parts:  # no tree's job can split further
+            break
         masks = _round_masks(parts)
         sent, first = _distinct(masks)
         passed = np.zeros(len(masks), dtype=bool)
-        if sent.size:
-            passed[sent] = yield masks[sent]
+        passed[sent] = yield masks[sent]
         passed = passed[first]  # a mask passes as the first one that shows the same pixels
         evaluations += sent.size
         best: dict[int, tuple[int, _Mutants, int]] = {}  # tree -> its smallest passing mutant
@@ -266,7 +266,7 @@ def _mutants(tree: _Tree, settings: ResponsibilitySettings, min_area: float) -> 
             continue
         sizes = [(r1 - r0) * (c1 - c0) for r0, r1, c0, c1, _ in children]  # they tile the part
         whole = sum(sizes)
-        shown = _CHOSEN_COUNT @ sizes  # the pixels of the part each combination shows
+        shown = _CHOSEN @ sizes  # the pixels of the part each combination shows
         # Those that reveal nothing, or all of the part, are never sent.
         sent = ((shown > 0) & (shown < whole)).nonzero()[0]
         if not sent.size:
@@ -280,9 +280,8 @@ def _mutants(tree: _Tree, settings: ResponsibilitySettings, min_area: float) -> 
 
 
 def _round_masks(parts: list[_Mutants]) -> np.ndarray:
-    """Every mutant of ``parts``, part by part: one lookup of each pixel's label."""
-    if not parts:
-        return np.zeros((0, 0, 0), dtype=np.uint8)
+    """Every mutant of ``parts`` (at least one), part by part: one lookup of each pixel's
+    label."""
     combinations = np.concatenate([part.combinations for part in parts])
     owner = np.repeat(np.arange(len(parts)), [len(part.combinations) for part in parts])
     labels = np.stack([part.labels for part in parts])[owner]
@@ -293,8 +292,6 @@ def _distinct(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rows to evaluate (the first of each distinct mask, in order) and, for every row,
     the first row that shows the same pixels: duplicates, from one tree or another, are
     evaluated once."""
-    if not len(masks):
-        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
     packed = np.packbits(masks.reshape(len(masks), -1), axis=1)
     width, flat = packed.shape[1], packed.tobytes()  # one bytes object, sliced: fast keys
     seen: dict[bytes, int] = {}
