@@ -11,7 +11,7 @@ from support import FASHION, LITE0, PHOTOS, SQUARE, assert_sufficient, spot_dete
 
 from pytest_mps import Engine, explain
 from pytest_mps.engine.explainer import _Run
-from pytest_mps.engine.extract import weighted_by_change
+from pytest_mps.engine.extract import perturbed, weighted_by_change
 from pytest_mps.engine.model import load_classifier
 
 # The hand-built models here have no YAML on purpose; test_modelconfig.py tests that warning.
@@ -207,7 +207,8 @@ def test_unknown_option_is_refused(spot_model):
     [
         ({"restarts": 0}, "restarts must be at least 1"),
         ({"restart_noise": -0.5}, "restart_noise must be >= 0"),
-        ({"change_weight": -1}, "change_weight must be >= 0"),
+        ({"change_weights": [0.5, -1]}, "change_weights must be one or more powers >= 0"),
+        ({"change_weights": []}, "change_weights must be one or more powers >= 0"),
         ({"split": "random"}, "split must be one of uniform, quasi, betabinomial"),
         ({"converged_at": 0}, "converged_at must be in (0, 1]"),
         ({"min_iterations": 0}, "min_iterations must be at least 1"),
@@ -304,14 +305,35 @@ def test_extraction_weights_the_map_by_each_pixels_change_only_where_pruning_can
     image = sorted((FASHION / "test").glob("*.png"))[5]
     values = np.random.default_rng(3).random((28, 28))
     for budget, weighted in ((None, True), (400, True), (100, False)):
-        engine = Engine(model, device="cpu", prune_budget=budget, change_weight=0.5)
+        engine = Engine(model, device="cpu", prune_budget=budget, change_weights=0.5)
         run = _Run(engine, engine.classifier.prepare(image))
         expected = weighted_by_change(values, run.change, 0.5) if weighted else values
         assert np.array_equal(run._ranked(values, restart=0), expected), budget
     assert not np.array_equal(weighted_by_change(values, run.change, 0.5), values)
-    unweighted = Engine(model, device="cpu", change_weight=0.0)
+    unweighted = Engine(model, device="cpu", change_weights=[0.0])
     run = _Run(unweighted, unweighted.classifier.prepare(image))
     assert np.array_equal(run._ranked(values, restart=0), values)
+
+
+def test_the_first_extractions_rank_by_their_own_power_and_later_restarts_by_noise():
+    """Where pruning can finish, restarts vary by power, not by the seed; beyond the list of
+    powers (and where pruning cannot finish, for every restart after the first) by noise."""
+    model = FASHION / "cnn.onnx"
+    image = sorted((FASHION / "test").glob("*.png"))[5]
+    values = np.random.default_rng(3).random((28, 28))
+    powers = (0.5, 1.0)
+    for seed in (0, 1000):
+        engine = Engine(model, device="cpu", seed=seed, change_weights=powers, restart_noise=1.0)
+        run = _Run(engine, engine.classifier.prepare(image))
+        for restart, power in enumerate(powers):
+            expected = weighted_by_change(values, run.change, power)
+            assert np.array_equal(run._ranked(values, restart), expected), (seed, restart)
+        noisy = weighted_by_change(perturbed(values, 1.0, seed, 2), run.change, powers[-1])
+        assert np.array_equal(run._ranked(values, 2), noisy)
+    bound = Engine(model, device="cpu", prune_budget=100, change_weights=powers, restart_noise=1.0)
+    run = _Run(bound, bound.classifier.prepare(image))
+    assert np.array_equal(run._ranked(values, 0), values)
+    assert np.array_equal(run._ranked(values, 1), perturbed(values, 1.0, 0, 1))
 
 
 def test_the_location_estimate_maps_back_onto_the_original_photo():

@@ -189,7 +189,7 @@ def test_restarts_side_by_side_keep_only_those_that_would_have_followed(monkeypa
         return ended
 
     monkeypatch.setattr(explainer, "together", counted)
-    options = {"device": "cpu", "seed": 0, "prune_budget": prune_budget}
+    options = {"device": "cpu", "seed": 0, "prune_budget": prune_budget, "restarts": 3}
     wide = list(
         Engine(FASHION / "cnn.onnx", search_width=4, **options).explain_many(FASHION_IMAGES)
     )

@@ -33,7 +33,7 @@ from pytest_mps.engine.responsibility import (
     ResponsibilitySettings,
     compute_responsibility,
 )
-from pytest_mps.engine.steps import drive, together
+from pytest_mps.engine.steps import drive, mask_keys, recalling, together
 
 Rule = Callable[[np.ndarray], bool]  # one boolean mask [h, w] -> sufficient
 SHAPES = [(8, 8), (12, 10), (16, 16)]
@@ -411,6 +411,27 @@ def test_the_width_changes_the_calls_never_the_set(seed):
         assert np.array_equal(prefix_found, found[1][0]), width
         assert np.array_equal(pruned, found[1][1]) and finished == found[1][2], width
     assert calls[16] < calls[4] < calls[1]
+
+
+@pytest.mark.parametrize("width", [1, 4])
+@pytest.mark.parametrize("seed", range(3))
+def test_recalled_verdicts_change_no_set_and_no_mask_is_asked_twice(seed, width):
+    """Two extractions that share their verdicts: each finds the set it finds alone, while the
+    model sees each distinct mask once; an extraction repeated asks nothing."""
+    shape = (12, 12)
+    start = np.ones(shape, dtype=bool)
+    rule = noisy(seed, start, rate=2)
+    settings = ExtractionSettings(search_width=width, prune_blocks=(4, 2, 1), prune_budget=60)
+    orders = [random_values(shape, seed), random_values(shape, seed + 10)]
+    alone = [prune_within_budget(start, v, FakeOracle(rule, shape), settings) for v in orders]
+    oracle, verdicts = FakeOracle(rule, shape), {}
+    for values, (expected, finished) in zip(orders, alone, strict=True):
+        found = drive(recalling(prune_steps(start, values, settings), verdicts), oracle)
+        assert np.array_equal(found[0], expected) and found[1] == finished
+    assert len(set(mask_keys(oracle.seen))) == oracle.evaluations
+    asked = oracle.evaluations
+    drive(recalling(prune_steps(start, orders[0], settings), verdicts), oracle)
+    assert oracle.evaluations == asked
 
 
 def test_pruning_says_whether_it_finished_within_its_budget():

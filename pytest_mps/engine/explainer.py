@@ -22,7 +22,7 @@ from pytest_mps.engine.oracle import CUDA, Answers, MaskedOracle
 from pytest_mps.engine.responsibility import responsibility_steps, smooth
 from pytest_mps.engine.result import Explanation
 from pytest_mps.engine.settings import Settings, make_fill, make_settings
-from pytest_mps.engine.steps import Steps, drive, together
+from pytest_mps.engine.steps import Steps, drive, recalling, together
 
 # Tests per call, speculated ahead (the set never depends on it): on CUDA a call costs little
 # more for a few masks more, and 3 gave the fewest calls per image with many images in flight
@@ -30,13 +30,15 @@ from pytest_mps.engine.steps import Steps, drive, together
 SEARCH_WIDTH = {CUDA: 3}
 # 0.4: eleven trees of balanced splits, location read at 15%; 0.4.1: a wider search (CUDA)
 # speculates the tests one at a time would make, so its sets are the CPU's (which are 0.4's);
-# 0.5: where pruning can finish, the ranking is weighted by each pixel's change to the input.
-ENGINE_VERSION = "0.5.0"
+# 0.5: where pruning can finish, the ranking is weighted by each pixel's change to the input;
+# 0.6: there, four extractions each weighted by its own power instead of three under random
+# noise, and no mask of an image's extractions is evaluated twice.
+ENGINE_VERSION = "0.6.0"
 # Pixels of a prefix per test of the pruning budget below which pruning is expected to finish:
 # the Fashion models' prefixes (at most 784 px) always finished within 400 tests, Lite0's
 # (28,000-50,000 px) never do. Wide searches speculate on restarts by it (never changing a
 # set), and where even the whole image is below it, extraction weights the map by each pixel's
-# change to the input (`ExtractionSettings.change_weight`).
+# change to the input (`ExtractionSettings.change_weights`).
 LIKELY_PRUNED_PER_TEST = 4
 
 PathLike = str | os.PathLike[str]
@@ -253,6 +255,7 @@ class _Run:
         self.stages: dict[str, int] = {}
         self.default_class = False
         self.restart_sizes: tuple[int, ...] = ()
+        self.verdicts: dict[bytes, bool] = {}  # of every extraction's masks: none asked twice
         self.target = 0
         self.target_confidence = 0.0
         self.threshold = 0.0
@@ -323,16 +326,21 @@ class _Run:
         return _followed(ended)
 
     def _ranked(self, responsibility: np.ndarray, restart: int) -> np.ndarray:
-        """The map extraction ``restart`` ranks and prunes by: perturbed for a restart, and
-        weighted by each pixel's change to the input where pruning can finish (the whole
-        image within the budget's `LIKELY_PRUNED_PER_TEST`)."""
+        """The map extraction ``restart`` ranks and prunes by. Where pruning can finish (the
+        whole image within the budget's `LIKELY_PRUNED_PER_TEST`), it is weighted by each
+        pixel's change to the input, each of the first extractions by its own power of
+        ``change_weights``: variations the seed does not draw, so the smallest of their sets
+        moves with the seed only as much as the map does. Every other restart's map is
+        perturbed."""
         settings = self.engine.settings
         extraction = settings.extraction
-        values = perturbed(responsibility, extraction.restart_noise, settings.seed, restart)
         budget = extraction.prune_budget
-        if budget is None or self.change.size <= LIKELY_PRUNED_PER_TEST * budget:
-            values = weighted_by_change(values, self.change, extraction.change_weight)
-        return values
+        finishes = budget is None or self.change.size <= LIKELY_PRUNED_PER_TEST * budget
+        powers = extraction.change_weights if finishes else (0.0,)
+        values = responsibility
+        if restart >= len(powers):
+            values = perturbed(values, extraction.restart_noise, settings.seed, restart)
+        return weighted_by_change(values, self.change, powers[min(restart, len(powers) - 1)])
 
     def _extract(self, responsibility: np.ndarray, restart: int) -> Steps[tuple[np.ndarray, bool]]:
         """Extraction ``restart``: the shortest sufficient prefix of its ranking, then pruned;
@@ -345,12 +353,12 @@ class _Run:
         """The shortest sufficient prefix of the ranking of ``values`` the search finds."""
         ranking = rank_pixels(values)
         prefix = prefix_steps(ranking, self.shape, self.engine.settings.extraction)
-        return (yield from self._judged("extraction", prefix))
+        return (yield from self._judged("extraction", recalling(prefix, self.verdicts)))
 
     def _pruned(self, mask: np.ndarray, values: np.ndarray) -> Steps[tuple[np.ndarray, bool]]:
         """``mask`` pruned, and whether that finished within the budget."""
         pruning = prune_steps(mask, values, self.engine.settings.extraction)
-        return (yield from self._judged("pruning", pruning))
+        return (yield from self._judged("pruning", recalling(pruning, self.verdicts)))
 
     def _verify(self, mask: np.ndarray) -> Steps[float | None]:
         """Re-evaluate the final set; its target confidence if sufficient, else ``None``."""

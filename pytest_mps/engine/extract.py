@@ -29,14 +29,14 @@ class ExtractionSettings:
     ``prune_blocks``: square block sides pruned in turn (``()`` switches pruning off);
     ``prune_budget``: the most tests pruning may make, counted as one at a time makes them
     (``None``: no limit). Pruning to single pixels is where a large set gets expensive, so the
-    budget is the lever between speed and size. ``restarts``: independent extractions, the
-    first from the map as it is, the others from the map under multiplicative noise
-    (``restart_noise``, the log-normal sigma) that reorders near-equal pixels; the smallest
-    set is kept and the sizes of all say how certain its size is. A restart follows only an
+    budget is the lever between speed and size. ``restarts``: extractions, the smallest set
+    kept and the sizes of all saying how certain its size is; a restart follows only an
     extraction whose pruning finished within its budget (a local minimum at the smallest
-    block). ``change_weight``: where pruning can finish (see `weighted_by_change`), each
-    extraction ranks and prunes by the map times each pixel's change to the input to this
-    power (0: the map alone).
+    block). ``change_weights``: where pruning can finish (see `weighted_by_change`), the
+    first extractions rank and prune by the map times each pixel's change to the input to
+    their own power from this list (0: the map alone). Every other restart ranks the map under
+    multiplicative noise (``restart_noise``, the log-normal sigma) that reorders near-equal
+    pixels, weighted by the last power.
     """
 
     prefix_step: int | None = None
@@ -45,7 +45,7 @@ class ExtractionSettings:
     prune_budget: int | None = None
     restarts: int = 1
     restart_noise: float = 0.2
-    change_weight: float = 0.0
+    change_weights: tuple[float, ...] = (0.0,)
 
 
 def rank_pixels(values: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage, stats
 
-from pytest_mps.engine.steps import Passes, Steps, drive
+from pytest_mps.engine.steps import Passes, Steps, drive, mask_keys
 
 # The 14 non-empty proper subsets of the four children, in ReX's order (by size, then index).
 COMBINATIONS = [c for k in (1, 2, 3) for c in itertools.combinations(range(4), k)]
@@ -292,11 +292,8 @@ def _distinct(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rows to evaluate (the first of each distinct mask, in order) and, for every row,
     the first row that shows the same pixels: duplicates, from one tree or another, are
     evaluated once."""
-    packed = np.packbits(masks.reshape(len(masks), -1), axis=1)
-    width, flat = packed.shape[1], packed.tobytes()  # one bytes object, sliced: fast keys
     seen: dict[bytes, int] = {}
-    keys = (flat[start : start + width] for start in range(0, len(flat), width))
-    first = [seen.setdefault(key, row) for row, key in enumerate(keys)]
+    first = [seen.setdefault(key, row) for row, key in enumerate(mask_keys(masks))]
     return np.array(list(seen.values()), dtype=np.intp), np.array(first, dtype=np.intp)
 
 

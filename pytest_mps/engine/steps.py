@@ -27,6 +27,36 @@ def drive(steps: Steps[T], answer: Callable[[np.ndarray], Any]) -> T:
         return done.value
 
 
+def mask_keys(masks: np.ndarray) -> list[bytes]:
+    """One key per mask, its pixels packed: two masks have equal keys when they are equal."""
+    packed = np.packbits(masks.reshape(len(masks), -1), axis=1)
+    width, flat = packed.shape[1], packed.tobytes()  # one bytes object, sliced: fast keys
+    return [flat[start : start + width] for start in range(0, len(flat), width)]
+
+
+def recalling(steps: Steps[T], verdicts: dict[bytes, bool]) -> Steps[T]:
+    """``steps``, asking only for the masks whose verdicts ``verdicts`` (mask key -> verdict)
+    does not hold, and keeping there each verdict it is sent. Searches that share
+    ``verdicts`` never ask twice for the same mask: the model is deterministic, so an answer
+    recalled is the answer it would give again."""
+    try:
+        masks = next(steps)
+        while True:
+            keys = mask_keys(masks)
+            unknown: dict[bytes, int] = {}  # key -> its first row
+            for row, key in enumerate(keys):
+                if key not in verdicts:
+                    unknown.setdefault(key, row)
+            if unknown:
+                sufficient = yield masks[list(unknown.values())]
+                verdicts.update(zip(unknown, sufficient.tolist(), strict=True))
+            masks = steps.send(np.array([verdicts[key] for key in keys]))
+    except StopIteration as done:
+        return done.value
+    finally:
+        steps.close()
+
+
 def together(
     searches: list[Steps[T]], stop: Callable[[int, T], bool] | None = None
 ) -> Steps[list[T | None]]:
