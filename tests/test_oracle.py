@@ -62,7 +62,7 @@ def test_a_mask_is_sufficient_for_its_own_images_target_and_threshold(tmp_path, 
     # Image 1 wants class 0; image 2 needs more confidence than the median answer.
     targets = np.array([1, 0, 1])
     thresholds = np.array([0.0, 0.0, np.median(probe.target_confidence)])
-    oracle.set_images(images, fills, targets, thresholds)
+    oracle.set_targets(targets, thresholds)  # the images stay where they are
     answers = oracle.evaluate(masks, index)
     expected = (answers.top1 == targets[index]) & (answers.target_confidence >= thresholds[index])
     assert np.array_equal(answers.sufficient, expected)

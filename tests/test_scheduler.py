@@ -85,6 +85,24 @@ def test_the_cuda_path_and_a_fixed_batch_model_in_flight(tmp_path, search_width)
     assert stats["padded_evaluations"] >= stats["evaluations"]
 
 
+def test_images_go_to_the_device_as_they_start_and_targets_follow_alone(monkeypatch):
+    """A search learns its target after its image went to the device: only the targets go
+    again then, not every image in flight."""
+    engine = Engine(FASHION / "cnn.onnx", device="cpu", io_binding=True, batch_size=64)
+    uploads: list[str] = []
+    bind = engine.oracle._bind
+    monkeypatch.setattr(
+        engine.oracle, "_bind", lambda name, value: [uploads.append(name), bind(name, value)]
+    )
+    found = list(engine.explain_many(FASHION_IMAGES, in_flight=3))
+
+    alone = [Engine(FASHION / "cnn.onnx", device="cpu").explain(image) for image in FASHION_IMAGES]
+    assert_same(alone, found)
+    starts = uploads.count("mps_images")
+    assert uploads.count("mps_fills") == starts <= len(FASHION_IMAGES)
+    assert uploads.count("mps_targets") > starts  # targets learnt went alone
+
+
 def test_a_bad_image_in_flight_is_one_clear_error(tmp_path, spot_model):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a picture")

@@ -219,17 +219,30 @@ class MaskedOracle:
         thresholds: np.ndarray | None = None,
     ) -> None:
         """Fix the images that masks refer to by index (model layout, one per row), their
-        fills, their targets and the least target confidence each needs (default 0); on the
-        device they stay until the next call."""
-        targets = np.asarray(targets, dtype=np.int64)
-        self._thresholds = np.zeros(len(targets)) if thresholds is None else np.asarray(thresholds)
-        self._feeds = {"mps_images": images, "mps_fills": fills, "mps_targets": targets}
+        fills, and their targets and thresholds (`set_targets`); on the device they stay
+        until the next call."""
+        self._feeds = {"mps_images": images, "mps_fills": fills}
         if self.io_binding:
-            device, index = ("cuda", self.device_id) if self.provider == CUDA else ("cpu", 0)
             self._binding = self._session.io_binding()
             for name, value in self._feeds.items():
-                on_device = self._ort.OrtValue.ortvalue_from_numpy(value, device, index)
-                self._binding.bind_ortvalue_input(name, on_device)
+                self._bind(name, value)
+        self.set_targets(targets, thresholds)
+
+    def set_targets(self, targets: np.ndarray, thresholds: np.ndarray | None = None) -> None:
+        """Fix each image's target and the least target confidence it needs (default 0),
+        leaving the images where they are: a search learns its target after its image went
+        to the device, and only these few numbers need to follow it there."""
+        targets = np.asarray(targets, dtype=np.int64)
+        self._thresholds = np.zeros(len(targets)) if thresholds is None else np.asarray(thresholds)
+        self._feeds["mps_targets"] = targets
+        if self._binding is not None:
+            self._bind("mps_targets", targets)
+
+    def _bind(self, name: str, value: np.ndarray) -> None:
+        """Copy ``value`` to the device and bind it as the input ``name``."""
+        device, index = ("cuda", self.device_id) if self.provider == CUDA else ("cpu", 0)
+        on_device = self._ort.OrtValue.ortvalue_from_numpy(value, device, index)
+        self._binding.bind_ortvalue_input(name, on_device)
 
     def evaluate(self, masks: np.ndarray, images: np.ndarray | None = None) -> Answers:
         """Classify each mask's image under the mask (``masks``: bool or uint8, [n, height,

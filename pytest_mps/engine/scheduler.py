@@ -64,7 +64,10 @@ class Scheduler:
         # Each slot's target and least sufficient confidence, as its search last set them.
         self._targets = [0] * in_flight
         self._thresholds = [0.0] * in_flight
-        self._stale = True  # images, targets or thresholds changed since the oracle took them
+        # What changed since the oracle took it: an image (and its slot's target), or only
+        # targets and thresholds (a few numbers, not every image in flight again).
+        self._new_image = True
+        self._new_target = False
         self._clock = time.perf_counter()  # when the last shared call ended
         self._calls = 0  # shared calls so far
 
@@ -100,7 +103,7 @@ class Scheduler:
             self._images, self._fills = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         self._images[slot], self._fills[slot] = run.image[0], run.fill[0]  # type: ignore[index]
         self._targets[slot], self._thresholds[slot] = run.target, run.threshold
-        self._stale = True
+        self._new_image = True
         steps = run.steps()
         return _Search(position, image, run, steps, next(steps), asked_at=self._calls)
 
@@ -111,10 +114,13 @@ class Scheduler:
         finished."""
         oracle = self.engine.oracle
         slots = self._next_call(live)
-        if self._stale:
+        if self._new_image or self._new_target:
             targets, thresholds = np.array(self._targets), np.array(self._thresholds)
-            oracle.set_images(self._images, self._fills, targets, thresholds)
-            self._stale = False
+            if self._new_image:
+                oracle.set_images(self._images, self._fills, targets, thresholds)
+            else:
+                oracle.set_targets(targets, thresholds)
+            self._new_image = self._new_target = False
         counts = [len(live[slot].masks) for slot in slots]
         masks = np.concatenate([live[slot].masks for slot in slots])
         index = np.repeat(np.array(slots, np.int64), counts)
@@ -139,7 +145,7 @@ class Scheduler:
             run = search.run  # its first answers set its target: the next call needs it
             if run.target != self._targets[slot] or run.threshold != self._thresholds[slot]:
                 self._targets[slot], self._thresholds[slot] = run.target, run.threshold
-                self._stale = True
+                self._new_target = True
         return done
 
     def _next_call(self, live: dict[int, _Search]) -> list[int]:
