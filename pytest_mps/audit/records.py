@@ -20,8 +20,9 @@ class ImageRecord:
     ``seconds`` are what computing the MPS cost, whenever it was computed; ``cached`` says
     that it came from an earlier session's result cache; ``padded_queries`` counts the forward
     passes including the padding of batches (None when not recorded). ``ratio_spread`` is the
-    smallest and largest ratio the engine's ``restarts`` (independent searches) found;
-    ``ratio`` is the smallest. Over an audit, those spreads measure how certain each size is.
+    smallest and largest ratio the engine's ``restarts`` (extractions, each ranking the map its
+    own way) found; ``ratio`` is the smallest. Over an audit, those spreads measure how certain
+    each size is.
 
     Against an object mask (an audit given ``masks``; ``masked`` is None without them, False
     for an image that has no mask): ``object_share``, the share of the MPS's pixels inside the

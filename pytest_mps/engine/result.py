@@ -23,9 +23,10 @@ class Explanation:
     estimate of where the model looks. ``responsibility`` is that estimate: the converged
     responsibility map, smoothed at the stated ``location_scale`` (model grid; in the original
     grid: ``original_responsibility``). Compare locations with it. ``restart_sizes`` are the
-    sizes the independent restarts found (the MPS is the smallest): their spread says how
-    certain the size is. ``queries`` counts the model evaluations of real masks,
-    ``padded_queries`` the forward passes including the padding of batches to fixed sizes.
+    sizes the extractions found (each from its own ranking of the map; the MPS is the
+    smallest): their spread says how certain the size is. ``queries`` counts the model
+    evaluations of real masks, ``padded_queries`` the forward passes including the padding of
+    batches to fixed sizes.
     """
 
     image: str

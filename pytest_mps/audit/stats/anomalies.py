@@ -135,8 +135,8 @@ def size_noise(lows: ArrayLike, highs: ArrayLike, counts: ArrayLike) -> float | 
     Parameters
     ----------
     lows, highs : array_like, 1-D
-        Per image, the smallest and largest positive size that independent searches
-        (the engine's restarts) found.
+        Per image, the smallest and largest positive size that the engine's restarts (its
+        extractions, each ranking the map its own way) found.
     counts : array_like of int, 1-D
         Per image, how many searches found them.
 
