@@ -134,11 +134,10 @@ def make_settings(preset: str = "default", **options: Any) -> Settings:
 def _pick(cls: type, values: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     chosen = {key: values.pop(key) for key in list(values) if key in names}
-    if isinstance(chosen.get("change_weights"), int | float):  # one power for every extraction
-        chosen["change_weights"] = (chosen["change_weights"],)
     for key in ("split_shape", "prune_blocks", "change_weights"):
-        if key in chosen:
-            chosen[key] = tuple(chosen[key])
+        if key in chosen:  # one value alone (e.g. one power for every extraction): a tuple of it
+            value = chosen[key]
+            chosen[key] = tuple(value) if isinstance(value, list | tuple) else (value,)
     return cls(**chosen)
 
 
@@ -151,7 +150,7 @@ def _validate(settings: Settings) -> None:
         (r.min_box_area >= 1, "min_box_area must be at least 1"),
         (0 <= r.min_box_share < 1, "min_box_share must be in [0, 1)"),
         (
-            len(r.split_shape) == 2 and all(side > 0 for side in r.split_shape),
+            len(r.split_shape) == 2 and _all_at_least(r.split_shape, 0, strictly=True),
             "split_shape must be two positive numbers",
         ),
         (r.depth_limit >= 1, "depth_limit must be at least 1"),
@@ -165,10 +164,13 @@ def _validate(settings: Settings) -> None:
         (e.restarts >= 1, "restarts must be at least 1"),
         (e.restart_noise >= 0, "restart_noise must be >= 0"),
         (
-            len(e.change_weights) >= 1 and all(power >= 0 for power in e.change_weights),
+            len(e.change_weights) >= 1 and _all_at_least(e.change_weights, 0),
             "change_weights must be one or more powers >= 0",
         ),
-        (all(side >= 1 for side in e.prune_blocks), "prune_blocks must be positive sizes"),
+        (
+            _all_at_least(e.prune_blocks, 1) and all(isinstance(v, int) for v in e.prune_blocks),
+            "prune_blocks must be positive whole sizes",
+        ),
         (e.prefix_step is None or e.prefix_step >= 1, "prefix_step must be at least 1"),
         (
             s.min_confidence is None or 0 <= s.min_confidence <= 1,
@@ -183,6 +185,12 @@ def _validate(settings: Settings) -> None:
         if not ok:
             raise ValueError(message)
     parse_fill(settings.baseline)
+
+
+def _all_at_least(values: tuple[Any, ...], low: float, strictly: bool = False) -> bool:
+    """Every value a number (not a bool) of at least ``low`` (above it, ``strictly``)."""
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    return numbers and all(v > low if strictly else v >= low for v in values)
 
 
 def parse_fill(value: str | tuple[int, int, int] | list[int]) -> str | tuple[int, int, int]:
