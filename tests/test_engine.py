@@ -213,6 +213,9 @@ def test_unknown_option_is_refused(spot_model):
         ({"change_weights": None}, "change_weights must be one or more powers >= 0"),
         ({"prune_blocks": [8, 2.5]}, "prune_blocks must be positive whole sizes"),
         ({"prune_blocks": "ab"}, "prune_blocks must be positive whole sizes"),
+        ({"prune_grid": 0}, "prune_grid must be a whole number of at least 1, or null"),
+        ({"prune_grid": 7.5}, "prune_grid must be a whole number of at least 1, or null"),
+        ({"prune_grid": "28"}, "prune_grid must be a whole number of at least 1, or null"),
         ({"split_shape": 3}, "split_shape must be two positive numbers"),
         ({"split": "random"}, "split must be one of uniform, quasi, betabinomial"),
         ({"converged_at": 0}, "converged_at must be in (0, 1]"),
@@ -318,6 +321,18 @@ def test_extraction_weights_the_map_by_each_pixels_change_only_where_pruning_can
     unweighted = Engine(model, device="cpu", change_weights=[0.0])
     run = _Run(unweighted, unweighted.classifier.prepare(image))
     assert np.array_equal(run._ranked(values, restart=0), values)
+
+
+def test_a_photo_counts_in_cells_of_the_pruning_grid():
+    """224 x 224 pixels are 28 x 28 cells of 8 pixels (`prune_grid` 28): within 4 cells per test
+    of a budget of 400, so a photo is weighted by change as a digit is; counted in pixels, not."""
+    photo = PHOTOS / "coffee.jpg"
+    values = np.random.default_rng(3).random((224, 224))
+    for grid, weighted in ((28, True), (None, False)):
+        engine = Engine(LITE0, device="cpu", batch_size=1, prune_grid=grid, change_weights=0.5)
+        run = _Run(engine, engine.classifier.prepare(photo))
+        expected = weighted_by_change(values, run.change, 0.5) if weighted else values
+        assert np.array_equal(run._ranked(values, restart=0), expected), grid
 
 
 def test_the_first_extractions_rank_by_their_own_power_and_later_restarts_by_noise():

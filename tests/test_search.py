@@ -483,6 +483,25 @@ def test_blocks_are_tried_least_responsible_first_and_hold_only_pixels_of_the_se
     assert means == sorted(means)
 
 
+def test_a_pruning_grid_ends_where_no_cell_can_be_dropped():
+    """``prune_grid`` cells: on a 32-pixel input a grid of 8 makes 4 x 4-pixel cells, so
+    blocks (2, 1) are 8 and 4 pixels wide, and no cell of the set found can go."""
+    shape = (32, 36)
+    needed = [(1, 2), (13, 30), (30, 5)]
+    values, start = random_values(shape, 3), np.ones(shape, dtype=bool)
+    gridded = ExtractionSettings(prune_blocks=(2, 1), prune_grid=8)
+    assert gridded.cell_side(shape) == 4 and gridded.cell_side((28, 28)) == 3
+    assert ExtractionSettings(prune_grid=8).cell_side((6, 6)) == 1  # never below a pixel
+    pruned = prune(start, values, FakeOracle(reveals_all(needed), shape), gridded)
+    in_pixels = ExtractionSettings(prune_blocks=(8, 4))
+    same = prune(start, values, FakeOracle(reveals_all(needed), shape), in_pixels)
+    assert np.array_equal(pruned, same)
+    cells = np.zeros((8, 9), dtype=bool)
+    for row, col in needed:
+        cells[row // 4, col // 4] = True
+    assert np.array_equal(pruned, np.kron(cells, np.ones((4, 4), dtype=bool)))
+
+
 def test_pruning_can_be_switched_off():
     shape = (8, 8)
     oracle = FakeOracle(lambda mask: True, shape)

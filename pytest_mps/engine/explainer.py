@@ -32,13 +32,14 @@ SEARCH_WIDTH = {CUDA: 3}
 # speculates the tests one at a time would make, so its sets are the CPU's (which are 0.4's);
 # 0.5: where pruning can finish, the ranking is weighted by each pixel's change to the input;
 # 0.6: there, four extractions each weighted by its own power instead of three under random
-# noise, and no mask of an image's extractions is evaluated twice.
-ENGINE_VERSION = "0.6.0"
-# Pixels of a prefix per test of the pruning budget below which pruning is expected to finish:
-# the Fashion models' prefixes (at most 784 px) always finished within 400 tests, Lite0's
-# (28,000-50,000 px) never do. Wide searches speculate on restarts by it (never changing a
-# set), and where even the whole image is below it, extraction weights the map by each pixel's
-# change to the input (`ExtractionSettings.change_weights`).
+# noise, and no mask of an image's extractions is evaluated twice; 0.7: pruning ends at cells
+# of 1/28 of the image side (8 x 8 pixels on a 224-pixel photo), so photos reach a minimum too.
+ENGINE_VERSION = "0.7.0"
+# Cells (pruning's finest blocks) of a prefix per test of the pruning budget below which pruning
+# is expected to finish: the Fashion models' prefixes (at most 784 cells of one pixel) always
+# finished within 400 tests, Lite0's in pixels (28,000-50,000) never did. Wide searches
+# speculate on restarts by it (never changing a set), and where even the whole image is below
+# it, extraction weights the map by each pixel's change to the input (`change_weights`).
 LIKELY_PRUNED_PER_TEST = 4
 
 PathLike = str | os.PathLike[str]
@@ -308,14 +309,13 @@ class _Run:
         first = self._pruned(prefix, values)
         # Generators: a restart's map is perturbed only if it starts.
         others = [self._extract(responsibility, r) for r in range(1, extraction.restarts)]
-        budget = extraction.prune_budget
         if extraction.search_width == 1:
             ended = [(yield from first)]
             for other in others:
                 if not ended[-1][1]:
                     break
                 ended.append((yield from other))
-        elif budget is None or prefix.sum() <= LIKELY_PRUNED_PER_TEST * budget:
+        elif self._likely_finished(int(prefix.sum())):
             ended = yield from together(
                 [first, *others], stop=lambda number, result: number == 0 and not result[1]
             )
@@ -327,20 +327,26 @@ class _Run:
 
     def _ranked(self, responsibility: np.ndarray, restart: int) -> np.ndarray:
         """The map extraction ``restart`` ranks and prunes by. Where pruning can finish (the
-        whole image within the budget's `LIKELY_PRUNED_PER_TEST`), it is weighted by each
+        whole image's cells within the budget's `LIKELY_PRUNED_PER_TEST`), it is weighted by each
         pixel's change to the input, each of the first extractions by its own power of
         ``change_weights``: variations the seed does not draw, so the smallest of their sets
         moves with the seed only as much as the map does. Every other restart's map is
         perturbed."""
         settings = self.engine.settings
         extraction = settings.extraction
-        budget = extraction.prune_budget
-        finishes = budget is None or self.change.size <= LIKELY_PRUNED_PER_TEST * budget
-        powers = extraction.change_weights if finishes else (0.0,)
+        powers = extraction.change_weights if self._likely_finished(self.change.size) else (0.0,)
         values = responsibility
         if restart >= len(powers):
             values = perturbed(values, extraction.restart_noise, settings.seed, restart)
         return weighted_by_change(values, self.change, powers[min(restart, len(powers) - 1)])
+
+    def _likely_finished(self, pixels: int) -> bool:
+        """Whether pruning a set of ``pixels`` is expected to finish within its budget: at
+        most `LIKELY_PRUNED_PER_TEST` of its finest blocks (cells) per test."""
+        extraction = self.engine.settings.extraction
+        cells = pixels / extraction.cell_side(self.shape) ** 2
+        budget = extraction.prune_budget
+        return budget is None or cells <= LIKELY_PRUNED_PER_TEST * budget
 
     def _extract(self, responsibility: np.ndarray, restart: int) -> Steps[tuple[np.ndarray, bool]]:
         """Extraction ``restart``: the shortest sufficient prefix of its ranking, then pruned;

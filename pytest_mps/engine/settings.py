@@ -24,9 +24,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Eleven trees, each splitting every box at its own point near the middle (the trees' points
     # spread evenly), refined down to boxes of 7.5% of the image; the location is read at 15%
     # of the image side, the finest scale at which two seeds' maps agree (benchmarks/RESULTS.md);
-    # a batched prefix search and pruning down to single pixels, up to four times while
-    # pruning ends within its budget (the smallest set kept, every size reported): smaller sets
-    # for fewer model calls than ReX, and a map and a size that hinge less on the seed. Where
+    # a batched prefix search and pruning down to cells of 1/28 of the image side (single
+    # pixels on a 28-pixel digit, 8 x 8 pixels on a 224-pixel photo: a stated local minimum
+    # that a photo reaches within the budget too), up to four times while pruning ends within
+    # its budget (the smallest set kept, every size reported): smaller sets for fewer model
+    # calls than ReX, and a map and a size that hinge less on the seed. Where
     # pruning can finish, the map is weighted by each pixel's change to the input, each
     # extraction by its own power (the map alone, square root, linear, square): smaller sets
     # whose size hinges less on the seed (the CNN's lowest size Spearman between seeds 0.83 ->
@@ -45,6 +47,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "restart_noise": 1.0,
         "change_weights": (0.5, 1.0, 0.0, 2.0),
         "prune_blocks": (16, 8, 4, 2, 1),
+        "prune_grid": 28,
         "prune_budget": 400,
     },
     # ReX 0.4.1's defaults: 20 iterations, prefixes grown 10 pixels at a time, no pruning.
@@ -170,6 +173,11 @@ def _validate(settings: Settings) -> None:
         (
             _all_at_least(e.prune_blocks, 1) and all(isinstance(v, int) for v in e.prune_blocks),
             "prune_blocks must be positive whole sizes",
+        ),
+        (
+            e.prune_grid is None
+            or (_all_at_least((e.prune_grid,), 1) and isinstance(e.prune_grid, int)),
+            "prune_grid must be a whole number of at least 1, or null",
         ),
         (e.prefix_step is None or e.prefix_step >= 1, "prefix_step must be at least 1"),
         (
