@@ -68,7 +68,9 @@ MODELS = {
         "fixtures/imagenet/efficientnet_lite0.onnx",
         "fixtures/photos",
         None,
-        {"speedup": 3.0, "ort_share": 0.85},
+        # The reliability issue's floor: a steady size first, at up to 3x the evaluations
+        # (engine 0.7 prunes photos to a minimum instead of a budget's end); it was 3x before.
+        {"speedup": 2.0, "ort_share": 0.85},
     ),
 }
 
