@@ -216,6 +216,8 @@ def test_unknown_option_is_refused(spot_model):
         ({"prune_grid": 0}, "prune_grid must be a whole number of at least 1, or null"),
         ({"prune_grid": 7.5}, "prune_grid must be a whole number of at least 1, or null"),
         ({"prune_grid": "28"}, "prune_grid must be a whole number of at least 1, or null"),
+        ({"prune_grid_from": None}, "prune_grid_from must be a whole number of at least 1"),
+        ({"prune_grid_from": 0}, "prune_grid_from must be a whole number of at least 1"),
         ({"split_shape": 3}, "split_shape must be two positive numbers"),
         ({"split": "random"}, "split must be one of uniform, quasi, betabinomial"),
         ({"converged_at": 0}, "converged_at must be in (0, 1]"),
@@ -324,8 +326,11 @@ def test_extraction_weights_the_map_by_each_pixels_change_only_where_pruning_can
 
 
 def test_a_photo_counts_in_cells_of_the_pruning_grid():
-    """224 x 224 pixels are 28 x 28 cells of 8 pixels (`prune_grid` 28): within 4 cells per test
-    of a budget of 400, so a photo is weighted by change as a digit is; counted in pixels, not."""
+    """224 x 224 pixels are 14 x 14 cells of 16 pixels (the default `prune_grid`): within 4 cells
+    per test of a budget of 400, so a photo is weighted by change as a digit is; counted in
+    pixels, not. A 28-pixel digit is below `prune_grid_from`: its cells are pixels."""
+    extraction = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=1).settings.extraction
+    assert extraction.cell_side((28, 28)) == 1 and extraction.cell_side((224, 224)) == 16
     photo = PHOTOS / "coffee.jpg"
     values = np.random.default_rng(3).random((224, 224))
     for grid, weighted in ((28, True), (None, False)):

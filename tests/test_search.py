@@ -492,6 +492,8 @@ def test_a_pruning_grid_ends_where_no_cell_can_be_dropped():
     gridded = ExtractionSettings(prune_blocks=(2, 1), prune_grid=8)
     assert gridded.cell_side(shape) == 4 and gridded.cell_side((28, 28)) == 3
     assert ExtractionSettings(prune_grid=8).cell_side((6, 6)) == 1  # never below a pixel
+    from_64 = ExtractionSettings(prune_grid=14, prune_grid_from=64)
+    assert [from_64.cell_side((side, side)) for side in (28, 63, 64, 224)] == [1, 1, 4, 16]
     pruned = prune(start, values, FakeOracle(reveals_all(needed), shape), gridded)
     in_pixels = ExtractionSettings(prune_blocks=(8, 4))
     same = prune(start, values, FakeOracle(reveals_all(needed), shape), in_pixels)

@@ -33,11 +33,13 @@ SEARCH_WIDTH = {CUDA: 3}
 # 0.5: where pruning can finish, the ranking is weighted by each pixel's change to the input;
 # 0.6: there, four extractions each weighted by its own power instead of three under random
 # noise, and no mask of an image's extractions is evaluated twice; 0.7: pruning ends at cells
-# of 1/28 of the image side (8 x 8 pixels on a 224-pixel photo), so photos reach a minimum too.
-ENGINE_VERSION = "0.7.0"
+# of 1/28 of the image side (8 x 8 pixels on a 224-pixel photo), so photos reach a minimum too;
+# 0.7.1: cells of 1/14 of the side from 64 pixels up (16 x 16 on a photo), pixels below.
+ENGINE_VERSION = "0.7.1"
 # Cells (pruning's finest blocks) of a prefix per test of the pruning budget below which pruning
 # is expected to finish: the Fashion models' prefixes (at most 784 cells of one pixel) always
-# finished within 400 tests, Lite0's in pixels (28,000-50,000) never did. Wide searches
+# finished within 400 tests, Lite0's in pixels (28,000-50,000) never did; in 16-pixel cells
+# (at most 196) they mostly do. Wide searches
 # speculate on restarts by it (never changing a set), and where even the whole image is below
 # it, extraction weights the map by each pixel's change to the input (`change_weights`).
 LIKELY_PRUNED_PER_TEST = 4

@@ -28,24 +28,26 @@ class ExtractionSettings:
     (in the prefix search and pruning; it changes the calls, never the set);
     ``prune_blocks``: square block sides pruned in turn, in cells (``()`` switches pruning
     off); ``prune_grid``: how many cells span the input's shorter side, so that a cell is that
-    side over ``prune_grid`` pixels, at least one (``None``: a cell is a pixel). Pruning that
-    finishes ends at a stated local minimum, no cell of the set droppable, as coarse on a
-    224-pixel photo as on a 28-pixel digit. ``prune_budget``: the most tests pruning may make,
-    counted as one at a time makes them (``None``: no limit). Pruning down to single pixels is
-    where a large set gets expensive, so the grid and the budget are the levers between speed
-    and size. ``restarts``: extractions, the smallest set kept and the sizes of all saying how
-    certain its size is; a restart follows only an extraction whose pruning finished within
-    its budget (a local minimum at the smallest block). ``change_weights``: where pruning can
-    finish (see `weighted_by_change`), the first extractions rank and prune by the map times
-    each pixel's change to the input to their own power from this list (0: the map alone).
-    Every other restart ranks the map under multiplicative noise (``restart_noise``, the
-    log-normal sigma) that reorders near-equal pixels, weighted by the last power.
+    side over ``prune_grid`` pixels, where that side is at least ``prune_grid_from`` pixels
+    (smaller inputs, and any with ``prune_grid`` ``None``, are pruned to single pixels).
+    Pruning that finishes ends at a stated local minimum, no cell of the set droppable.
+    ``prune_budget``: the most tests pruning may make, counted as one at a time makes them
+    (``None``: no limit). Pruning a large set down to single pixels is expensive, so the grid
+    and the budget are the levers between speed and size. ``restarts``: extractions, the
+    smallest set kept and the sizes of all saying how certain its size is; a restart follows
+    only an extraction whose pruning finished within its budget (a local minimum at the
+    smallest block). ``change_weights``: where pruning can finish (see `weighted_by_change`),
+    the first extractions rank and prune by the map times each pixel's change to the input to
+    their own power from this list (0: the map alone). Every other restart ranks the map
+    under multiplicative noise (``restart_noise``, the log-normal sigma) that reorders
+    near-equal pixels, weighted by the last power.
     """
 
     prefix_step: int | None = None
     search_width: int = 1
     prune_blocks: tuple[int, ...] = (8, 2, 1)
     prune_grid: int | None = None
+    prune_grid_from: int = 1
     prune_budget: int | None = None
     restarts: int = 1
     restart_noise: float = 0.2
@@ -53,7 +55,10 @@ class ExtractionSettings:
 
     def cell_side(self, shape: tuple[int, ...]) -> int:
         """Pixels per side of pruning's finest block (a cell) in an input of ``shape``."""
-        return 1 if self.prune_grid is None else max(1, min(shape[:2]) // self.prune_grid)
+        side = min(shape[:2])
+        if self.prune_grid is None or side < self.prune_grid_from:
+            return 1
+        return max(1, side // self.prune_grid)
 
 
 def rank_pixels(values: np.ndarray) -> np.ndarray:
