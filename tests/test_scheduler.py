@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import islice
+
 import numpy as np
 import pytest
 from support import FASHION, spot_detector, spot_image
@@ -46,6 +48,16 @@ def test_in_flight_every_image_gets_the_mps_it_gets_alone(batch_size, in_flight)
     if batch_size > 1:  # shared calls: fewer of them, each fuller
         assert stats["model_calls"] < alone.stats()["model_calls"]
     assert sum(r.padded_queries for r in found) == stats["padded_evaluations"]
+
+
+def test_stats_hold_after_each_image_even_if_the_caller_stops_there():
+    """islice (and zip) stop without resuming the generator past the last wanted image."""
+    engine = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=64, seed=0)
+    found = list(islice(engine.explain_many(FASHION_IMAGES), 3))
+    stats = engine.stats()
+    assert stats["images"] == len(found) == 3
+    assert stats["in_flight"] == len(FASHION_IMAGES)
+    assert 0 < stats["inference_seconds"] <= stats["seconds"]
 
 
 def test_images_are_taken_on_only_as_searches_end():

@@ -136,13 +136,16 @@ class Engine:
             for image in images:
                 yield self.explain(image)
             return
-        start = time.perf_counter()
         scheduler = Scheduler(self, count)
+        start = time.perf_counter()
         for explanation in scheduler.explain(images):
+            # Counted before each yield: a caller may stop after the last image it wants
+            # (zip, islice) and never resume this generator. The caller's time is not ours.
             self._images += 1
+            self._seconds += time.perf_counter() - start
+            self._in_flight = max(self._in_flight, scheduler.most_in_flight)
             yield explanation
-        self._seconds += time.perf_counter() - start
-        self._in_flight = max(self._in_flight, scheduler.most_in_flight)
+            start = time.perf_counter()
 
     def explain(self, image: PathLike) -> Explanation:
         """Compute and verify the MPS of one image."""
