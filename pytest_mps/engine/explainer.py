@@ -38,10 +38,10 @@ SEARCH_WIDTH = {CUDA: 3}
 ENGINE_VERSION = "0.7.1"
 # Cells (pruning's finest blocks) of a prefix per test of the pruning budget below which pruning
 # is expected to finish: the Fashion models' prefixes (at most 784 cells of one pixel) always
-# finished within 400 tests, Lite0's in pixels (28,000-50,000) never did; in 16-pixel cells
-# (at most 196) they mostly do. Wide searches
-# speculate on restarts by it (never changing a set), and where even the whole image is below
-# it, extraction weights the map by each pixel's change to the input (`change_weights`).
+# finished within 400 tests, Lite0's in pixels (28,000-50,000) never did, in 16 x 16 pixel cells
+# (at most 196) they mostly do. Wide searches speculate on restarts by it (never changing a
+# set), and where even the whole image is below it, extraction weights the map by each pixel's
+# change to the input (`change_weights`).
 LIKELY_PRUNED_PER_TEST = 4
 
 PathLike = str | os.PathLike[str]
