@@ -326,11 +326,12 @@ def test_extraction_weights_the_map_by_each_pixels_change_only_where_pruning_can
 
 
 def test_a_photo_counts_in_cells_of_the_pruning_grid():
-    """224 x 224 pixels are 14 x 14 cells of 16 pixels (the default `prune_grid`): within 4 cells
-    per test of a budget of 400, so a photo is weighted by change as a digit is; counted in
-    pixels, not. A 28-pixel digit is below `prune_grid_from`: its cells are pixels."""
+    """224 x 224 pixels are cells of 5 pixels (the default `prune_grid` of 40); at a grid of 28
+    (8-pixel cells) they are within 4 cells per test of the budget, so a photo pruned by the
+    map is weighted by change as a digit is; counted in pixels, not. A 28-pixel digit is below
+    `prune_grid_from`: its cells are pixels."""
     extraction = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=1).settings.extraction
-    assert extraction.cell_side((28, 28)) == 1 and extraction.cell_side((224, 224)) == 16
+    assert extraction.cell_side((28, 28)) == 1 and extraction.cell_side((224, 224)) == 5
     photo = PHOTOS / "coffee.jpg"
     values = np.random.default_rng(3).random((224, 224))
     for grid, weighted in ((28, True), (None, False)):
@@ -371,3 +372,18 @@ def test_the_location_estimate_maps_back_onto_the_original_photo():
     assert located.shape == result.original_mask.shape == (height, width)
     assert located.dtype == result.responsibility.dtype and located.max() > 0
     assert located.max() == pytest.approx(result.responsibility.max())
+
+
+def test_a_photo_is_pruned_by_occlusion_so_its_mps_does_not_hang_on_the_seed():
+    """From `occlusion_from` (64 pixels) up, the MPS is the whole input pruned in the order of
+    occlusion: one search with no random part, so two seeds give one set (and two maps)."""
+    photo = PHOTOS / "grace_hopper.jpg"
+    found = [Engine(LITE0, device="cpu", seed=seed).explain(photo) for seed in (0, 1000)]
+    assert np.array_equal(found[0].mask, found[1].mask) and found[0].sufficient
+    assert found[0].restart_sizes == (found[0].pixels,)
+    assert found[0].stages["pruning"] > 0 and "extraction" not in found[0].stages
+    assert not np.array_equal(found[0].responsibility, found[1].responsibility)
+    assert_sufficient(LITE0, Engine(LITE0, device="cpu"), found[0])
+    digit = sorted((FASHION / "test").glob("*.png"))[5]
+    below = Engine(FASHION / "cnn.onnx", device="cpu").explain(digit)
+    assert below.stages["extraction"] > 0 and len(below.restart_sizes) > 1  # the map's restarts

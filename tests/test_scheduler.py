@@ -229,3 +229,22 @@ def test_restarts_side_by_side_keep_only_those_that_would_have_followed(monkeypa
     counts = {len(result.restart_sizes) for result in wide if result.pixels}
     assert counts == {400: {3}, 60: {1, 2, 3}, 20: {1}}[prune_budget]
     assert any(stopped) == (prune_budget < 400)  # some first extractions ran out
+
+
+@pytest.mark.parametrize(("batch_size", "search_width"), [(1, 1), (64, 1), (256, 3)])
+def test_occlusion_pruning_in_flight_gives_each_image_the_mps_it_gets_alone(
+    batch_size, search_width
+):
+    """The occlusion path (`occlusion_from`; digits here, photos by default) asks for the
+    answers' confidences as well as their verdicts: in shared calls, and on the GPU-shaped
+    path, every image still gets the set it gets alone."""
+    options = {"device": "cpu", "seed": 3, "occlusion_from": 28}
+    alone = Engine(FASHION / "cnn.onnx", batch_size=1, **options)
+    expected = [alone.explain(image) for image in FASHION_IMAGES]
+    wide = {"io_binding": True, "pad_batches": True} if search_width > 1 else {}
+    engine = Engine(
+        FASHION / "cnn.onnx", batch_size=batch_size, search_width=search_width, **options, **wide
+    )
+    found = list(engine.explain_many(FASHION_IMAGES))
+    assert_same_sets(expected, found)
+    assert all(r.restart_sizes == (r.pixels,) and r.sufficient for r in found)

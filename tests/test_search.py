@@ -19,6 +19,7 @@ from pytest_mps.engine.extract import (
     CHANGE_FLOOR,
     ExtractionSettings,
     first_sufficient_prefix,
+    occlusion_steps,
     prefix_masks,
     prefix_steps,
     prune,
@@ -27,6 +28,7 @@ from pytest_mps.engine.extract import (
     rank_pixels,
     weighted_by_change,
 )
+from pytest_mps.engine.oracle import Answers
 from pytest_mps.engine.responsibility import (
     COMBINATIONS,
     ResponsibilityMap,
@@ -821,3 +823,80 @@ def test_iterations_in_lockstep_never_send_the_same_mask_twice_in_one_call():
         _, oracle = responsibility(shape, reveals_all([(2, 2)]), seed)
         for batch in oracle.batches:
             assert len(np.unique(batch.reshape(len(batch), -1), axis=0)) == len(batch), seed
+
+
+# occlusion_steps
+
+
+class ConfidenceOracle(FakeOracle):
+    """A model stand-in that answers with a target confidence: the share of ``weights`` the
+    mask reveals (monotone and additive), sufficient from ``needed`` on."""
+
+    def __init__(self, weights: np.ndarray, needed: float) -> None:
+        super().__init__(lambda mask: self.confidence(mask) >= needed, weights.shape)
+        self.weights = weights / weights.sum()
+
+    def confidence(self, mask: np.ndarray) -> float:
+        return float(self.weights[mask].sum())
+
+    def __call__(self, masks: np.ndarray) -> Answers:  # type: ignore[override]
+        sufficient = super().__call__(masks)
+        confidence = np.array([self.confidence(mask) for mask in self.batches[-1]])
+        return Answers(np.zeros(len(masks), int), confidence, confidence, sufficient)
+
+
+def blocks_of(mask: np.ndarray, side: int) -> list[np.ndarray]:
+    """Each ``side`` x ``side`` block of the grid that holds pixels of ``mask``, as a mask."""
+    rows, cols = np.indices(mask.shape)
+    number = (rows // side) * mask.shape[1] + cols // side
+    return [mask & (number == n) for n in np.unique(number[mask])]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_occlusion_pruning_ends_where_no_pixel_can_be_dropped(seed):
+    """A monotone model: pruning finishes at a set from which no single pixel can go, after
+    first removing the block whose loss costs the least confidence."""
+    shape = (12, 12)
+    weights = np.random.default_rng(seed).random(shape) ** 4
+    oracle = ConfidenceOracle(weights, needed=0.3)
+    settings = ExtractionSettings(prune_blocks=(4, 2, 1))
+    full = np.ones(shape, dtype=bool)
+    found, finished = drive(occlusion_steps(full, settings), oracle)
+    assert finished and oracle.rule(found) and found.sum() < full.sum()
+    assert not any(oracle.rule(found & ~pixel) for pixel in blocks_of(found, 1))
+    # The first call asks for the whole input without each 4 x 4 block; the next removes the
+    # block whose absence keeps the most confidence.
+    blocks = blocks_of(full, 4)
+    assert len(oracle.batches[0]) == len(blocks)
+    lightest = min(blocks, key=lambda block: weights[block].sum())
+    assert np.array_equal(oracle.batches[1][0], full & ~lightest)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_occlusion_pruning_depends_on_the_width_only_in_its_calls(seed):
+    """An erratic (not monotone) model too: every width ends at the set of one test per call,
+    whose budget counts the occlusion tests (wider calls also carry tests they discard)."""
+    shape = (12, 12)
+    weights = np.random.default_rng(seed).random(shape)
+    erratic = noisy(seed, np.ones(shape, dtype=bool), rate=2)
+    oracle_of = lambda: ConfidenceOracle(weights, needed=0.0)  # noqa: E731
+    results, calls = {}, {}
+    for width in (1, 4, 16):
+        oracle = oracle_of()
+        oracle.rule = erratic
+        settings = ExtractionSettings(search_width=width, prune_blocks=(4, 2, 1), prune_budget=80)
+        results[width] = drive(occlusion_steps(np.ones(shape, bool), settings), oracle)
+        assert erratic(results[width][0]) and (width > 1 or oracle.evaluations <= 80)
+        calls[width] = oracle.calls
+    for width, (found, finished) in results.items():
+        assert np.array_equal(found, results[1][0]) and finished == results[1][1], width
+    assert calls[16] < calls[1]
+
+
+def test_occlusion_pruning_skips_a_block_size_whose_tests_do_not_fit_the_budget():
+    """Nine 4 x 4 blocks cost nine tests: a budget of 8 tries none and says it did not finish."""
+    shape = (12, 12)
+    oracle = ConfidenceOracle(np.ones(shape), needed=0.1)
+    settings = ExtractionSettings(prune_blocks=(4, 1), prune_budget=8)
+    found, finished = drive(occlusion_steps(np.ones(shape, bool), settings), oracle)
+    assert not finished and found.all() and oracle.evaluations == 0

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from pytest_mps.engine.extract import (
+    occlusion_steps,
     perturbed,
     prefix_steps,
     prune_steps,
@@ -34,14 +35,17 @@ SEARCH_WIDTH = {CUDA: 3}
 # 0.6: there, four extractions each weighted by its own power instead of three under random
 # noise, and no mask of an image's extractions is evaluated twice; 0.7: pruning ends at cells
 # of 1/28 of the image side (8 x 8 pixels on a 224-pixel photo), so photos reach a minimum too;
-# 0.7.1: cells of 1/14 of the side from 64 pixels up (16 x 16 on a photo), pixels below.
-ENGINE_VERSION = "0.7.1"
+# 0.7.1: cells of 1/14 of the side from 64 pixels up (16 x 16 on a photo), pixels below;
+# 0.8: from 64 pixels up, the whole input pruned in the order of occlusion, in 5 x 5 pixel
+# cells on a photo (1/40 of the side), instead of the map's prefixes: no random part.
+ENGINE_VERSION = "0.8.0"
 # Cells (pruning's finest blocks) of a prefix per test of the pruning budget below which pruning
 # is expected to finish: the Fashion models' prefixes (at most 784 cells of one pixel) always
-# finished within 400 tests, Lite0's in pixels (28,000-50,000) never did, in 16 x 16 pixel cells
-# (at most 196) they mostly do. Wide searches speculate on restarts by it (never changing a
-# set), and where even the whole image is below it, extraction weights the map by each pixel's
-# change to the input (`change_weights`).
+# finished within 400 tests; Lite0's in pixels (28,000-50,000) never did, in 16 x 16 pixel cells
+# (at most 196) they mostly did (engine 0.7.1, before photos were pruned by occlusion). Wide
+# searches speculate on restarts by it (never changing a set), and where even the whole image
+# is below it, extraction weights the map by each pixel's change to the input
+# (`change_weights`).
 LIKELY_PRUNED_PER_TEST = 4
 
 PathLike = str | os.PathLike[str]
@@ -292,7 +296,10 @@ class _Run:
             return empty[0], np.zeros(self.shape)
         map_steps = responsibility_steps(self.shape, settings.responsibility, settings.seed)
         responsibility = (yield from self._judged("responsibility", map_steps)).values
-        found = yield from self._restarts(responsibility)
+        if settings.extraction.by_occlusion(self.shape):
+            found = [(yield from self._occluded(full))]
+        else:
+            found = yield from self._restarts(responsibility)
         self.restart_sizes = tuple(int(mask.sum()) for mask in found)
         mask = found[int(np.argmin(self.restart_sizes))]
         # The location estimate: the converged map at the scale its convergence was judged at.
@@ -371,21 +378,27 @@ class _Run:
         pruning = prune_steps(mask, values, self.engine.settings.extraction)
         return (yield from self._judged("pruning", recalling(pruning, self.verdicts)))
 
+    def _occluded(self, mask: np.ndarray) -> Steps[np.ndarray]:
+        """``mask`` pruned in the order of occlusion (`occlusion_steps`)."""
+        pruning = occlusion_steps(mask, self.engine.settings.extraction)
+        return (yield from self._judged("pruning", pruning, answers=True))[0]
+
     def _verify(self, mask: np.ndarray) -> Steps[float | None]:
         """Re-evaluate the final set; its target confidence if sufficient, else ``None``."""
         answers = yield self._asked("verification", mask[None])
         return float(answers.target_confidence[0]) if answers.sufficient[0] else None
 
-    def _judged(self, stage: str, steps: Steps[Any]) -> Steps[Any]:
-        """``steps``, which ask which masks are sufficient, answered from the model's answers;
-        the masks asked for are counted as ``stage``'s evaluations (once, at the end)."""
+    def _judged(self, stage: str, steps: Steps[Any], answers: bool = False) -> Steps[Any]:
+        """``steps``, which ask which masks are sufficient, answered from the model's answers
+        (sent whole with ``answers``); the masks asked for are counted as ``stage``'s
+        evaluations (once, at the end)."""
         asked = 0
         try:
             masks = next(steps)
             while True:
                 asked += len(masks)
-                answers = yield masks
-                masks = steps.send(answers.sufficient)
+                found = yield masks
+                masks = steps.send(found if answers else found.sufficient)
         except StopIteration as done:
             return done.value
         finally:  # also when closed: what it asked for was evaluated

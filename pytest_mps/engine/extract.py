@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from scipy import ndimage
@@ -17,6 +18,7 @@ from pytest_mps.engine.steps import Passes, Steps, drive
 
 RESTART_STREAM = 1 << 29  # the random streams of restarts, apart from the trees'
 CHANGE_FLOOR = 1e-3  # pixels that equal the fill keep a trace of the map: their order follows it
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,10 @@ class ExtractionSettings:
     the first extractions rank and prune by the map times each pixel's change to the input to
     their own power from this list (0: the map alone). Every other restart ranks the map
     under multiplicative noise (``restart_noise``, the log-normal sigma) that reorders
-    near-equal pixels, weighted by the last power.
+    near-equal pixels, weighted by the last power. ``occlusion_from``: inputs whose shorter
+    side is at least this many pixels (``None``: none) are not extracted from the map at all:
+    the whole input is pruned, each block size in the order of occlusion (`occlusion_steps`),
+    once. That search has no random part, so the seed moves only the map.
     """
 
     prefix_step: int | None = None
@@ -52,6 +57,11 @@ class ExtractionSettings:
     restarts: int = 1
     restart_noise: float = 0.2
     change_weights: tuple[float, ...] = (0.0,)
+    occlusion_from: int | None = None
+
+    def by_occlusion(self, shape: tuple[int, ...]) -> bool:
+        """Whether an input of ``shape`` is pruned by occlusion instead of the map."""
+        return self.occlusion_from is not None and min(shape[:2]) >= self.occlusion_from
 
     def cell_side(self, shape: tuple[int, ...]) -> int:
         """Pixels per side of pruning's finest block (a cell) in an input of ``shape``."""
@@ -189,11 +199,73 @@ def prune_steps(
 ) -> Steps[tuple[np.ndarray, bool]]:
     """`prune`, and whether it finished: False when the budget ran out before every block
     size was done, so the set is where the budget ended, not a local minimum."""
-    budget = _Budget(settings.prune_budget if settings.prune_budget is not None else np.inf)
+    budget = _Budget.of(settings)
     cell = settings.cell_side(mask.shape)
     for side in settings.prune_blocks:
-        mask = yield from _prune_blocks(mask, values, side * cell, settings.search_width, budget)
+        pixels, bounds = _blocks_in_order(mask, values, side * cell)
+        mask = yield from _prune_blocks(mask, pixels, bounds, settings.search_width, budget)
     return mask, not budget.ran_out
+
+
+def occlusion_steps(
+    mask: np.ndarray, settings: ExtractionSettings
+) -> Steps[tuple[np.ndarray, bool]]:
+    """``mask`` pruned in the order of occlusion, and whether that finished within the budget.
+
+    Sent the model's answers (``sufficient`` and ``target_confidence``), not verdicts alone.
+    For each block size in turn, one call asks for the set without each of its blocks, and
+    the blocks are then removed as `prune` removes them, in the order of that call's answers
+    (`_blocks_by_occlusion`): the removable block that keeps the most target confidence
+    first. The order is the model's, measured on the set at hand, not a map's
+    estimate: nothing in it is random, and from the whole input it ends in far smaller sets
+    on photos than the map's prefixes do (benchmarks/RESULTS.md). Its tests count towards the
+    budget; a block size whose tests would not fit is not tried.
+    """
+    budget = _Budget.of(settings)
+    cell = settings.cell_side(mask.shape)
+    for side in settings.prune_blocks:
+        pixels, bounds = yield from _blocks_by_occlusion(mask, side * cell, budget)
+        pruning = _prune_blocks(mask, pixels, bounds, settings.search_width, budget)
+        mask = yield from _sending_verdicts(pruning)
+    return mask, not budget.ran_out
+
+
+def _blocks_by_occlusion(
+    mask: np.ndarray, side: int, budget: _Budget
+) -> Steps[tuple[np.ndarray, np.ndarray]]:
+    """The set's flat pixel indices grouped by ``side`` x ``side`` block, and where each block
+    starts in them (one bound more than there are blocks): first the blocks whose removal
+    alone keeps the set sufficient, the one that keeps the most target confidence first, then
+    the others in the same order (once some blocks are gone, one that was needed may not be);
+    ties by position. One test per block of the set."""
+    inside = mask.ravel().nonzero()[0]
+    block = _block_numbers(mask.shape, side)[inside]
+    present, row = np.unique(block, return_inverse=True)
+    if present.size < 2:  # the set without its only block is empty, known not to pass
+        return np.empty(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    if present.size > budget.left:
+        budget.ran_out = True
+        return np.empty(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    without = np.repeat(mask.ravel()[None], present.size, axis=0)
+    without[row, inside] = False
+    answers = yield without.reshape(present.size, *mask.shape)
+    budget.left -= present.size
+    order = np.lexsort((present, -answers.target_confidence, ~answers.sufficient))
+    rank = np.empty(present.size, dtype=np.int64)
+    rank[order] = np.arange(present.size)
+    bounds = np.concatenate([[0], np.bincount(rank[row]).cumsum()])
+    return inside[rank[row].argsort(kind="stable")], bounds
+
+
+def _sending_verdicts(steps: Steps[T]) -> Steps[T]:
+    """``steps``, which want verdicts, inside a search that is sent the model's answers."""
+    try:
+        masks = next(steps)
+        while True:
+            answers = yield masks
+            masks = steps.send(answers.sufficient)
+    except StopIteration as done:
+        return done.value
 
 
 @dataclass
@@ -203,15 +275,22 @@ class _Budget:
     left: float
     ran_out: bool = False
 
+    @classmethod
+    def of(cls, settings: ExtractionSettings) -> _Budget:
+        return cls(settings.prune_budget if settings.prune_budget is not None else np.inf)
+
 
 def _prune_blocks(
     mask: np.ndarray,
-    values: np.ndarray,
-    side: int,
+    pixels: np.ndarray,
+    block_bounds: np.ndarray,
     width: int,
     budget: _Budget,
 ) -> Steps[np.ndarray]:
-    """Greedy removal of ``side`` x ``side`` blocks in ascending responsibility, galloping.
+    """Greedy removal of blocks of ``mask`` in the order given, galloping.
+
+    ``pixels`` are the flat indices of the blocks to try, block after block, and
+    ``block_bounds`` where each block starts in them (one bound more than there are blocks).
 
     Each test tries removing the next ``stride`` blocks: if the set stays sufficient they go
     and the stride doubles; if not, the stride halves, and at stride 1 the next block is needed
@@ -221,11 +300,10 @@ def _prune_blocks(
     one at a time would make); the first that passes ends the call's tests and those after it
     are discarded, uncounted. The set never depends on the width, only the calls it takes.
     """
-    pixels, block_bounds = _blocks_in_order(mask, values, side)
     bounds = block_bounds.tolist()  # Python ints: read several times per test
     blocks = len(bounds) - 1
     flat = mask.ravel()
-    kept = pixels.size  # pixels of the set: blocks not yet tried are all in it
+    kept = int(mask.sum())  # pixels of the set
     start, stride = 0, 1
     while start < blocks:
         tests: list[tuple[int, int, np.ndarray]] = []  # (start, stride, set) of each test

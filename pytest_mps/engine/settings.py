@@ -23,20 +23,20 @@ from pytest_mps.engine.responsibility import ResponsibilitySettings
 PRESETS: dict[str, dict[str, Any]] = {
     # Eleven trees, each splitting every box at its own point near the middle (the trees' points
     # spread evenly), refined down to boxes of 7.5% of the image; the location is read at 15%
-    # of the image side, the finest scale at which two seeds' maps agree (benchmarks/RESULTS.md);
-    # a batched prefix search and pruning down to single pixels on small inputs (a 28-pixel
-    # digit) and to cells of 1/14 of the side from 64 pixels up (16 x 16 pixels on a 224-pixel
-    # photo, the patch of an ImageNet ViT): a photo's decision rests on regions, and its minima
-    # over single pixels or 8-pixel cells are many near-equal sets whose sizes move with the
-    # seed, at 16 x 16 pixel cells less (Lite0's size CV 0.25 -> 0.14-0.21); up to four
-    # times while pruning ends within its budget (the smallest set kept, every size
-    # reported): smaller sets for fewer model calls than ReX, and a map and a size that hinge
-    # less on the seed. Where pruning can finish, the map is weighted by each pixel's change
-    # to the input, each extraction by its own power (the map alone, square root, linear,
-    # square): smaller sets whose size hinges less on the seed (the CNN's lowest size Spearman
-    # between seeds 0.83 -> 0.89 with one power, 0.91-0.93 with four and no random restarts).
-    # Stopping once two half-maps agree saved few evaluations at the agreement a steady
-    # location needs, so all eleven grow at once (the fullest model calls).
+    # of the image side, the finest scale at which two seeds' maps agree (benchmarks/RESULTS.md).
+    # Small inputs (a 28-pixel digit): a batched prefix search and pruning down to single
+    # pixels, up to four times while pruning ends within its budget (the smallest set kept,
+    # every size reported), the map weighted by each pixel's change to the input, each
+    # extraction by its own power (the map alone, square root, linear, square): smaller sets
+    # whose size hinges less on the seed (the CNN's lowest size Spearman between seeds 0.83 ->
+    # 0.89 with one power, 0.91-0.93 with four and no random restarts). From 64 pixels up (a
+    # photo): the whole input pruned in the order of occlusion down to cells of 1/40 of the
+    # side (5 x 5 pixels on 224): a photo's minima from the map's prefixes were many sets of
+    # very different sizes, the one found hanging on the map's noise (Lite0's size CV across
+    # seeds 0.14-0.21); the model's own answers order the blocks with no random part, for
+    # smaller sets at about the same evaluations. Stopping once two half-maps agree saved few
+    # evaluations at the agreement a steady location needs, so all eleven grow at once (the
+    # fullest model calls).
     "default": {
         "iterations": 11,
         "converged_at": 1.0,
@@ -49,9 +49,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "restart_noise": 1.0,
         "change_weights": (0.5, 1.0, 0.0, 2.0),
         "prune_blocks": (16, 8, 4, 2, 1),
-        "prune_grid": 14,
+        "prune_grid": 40,
         "prune_grid_from": 64,
-        "prune_budget": 400,
+        "occlusion_from": 64,
+        "prune_budget": 1000,
     },
     # ReX 0.4.1's defaults: 20 iterations, prefixes grown 10 pixels at a time, no pruning.
     "rex": {"iterations": 20, "prefix_step": 10, "prune_blocks": ()},
@@ -185,6 +186,11 @@ def _validate(settings: Settings) -> None:
         (
             _all_at_least((e.prune_grid_from,), 1) and isinstance(e.prune_grid_from, int),
             "prune_grid_from must be a whole number of at least 1",
+        ),
+        (
+            e.occlusion_from is None
+            or (_all_at_least((e.occlusion_from,), 1) and isinstance(e.occlusion_from, int)),
+            "occlusion_from must be a whole number of at least 1, or null",
         ),
         (e.prefix_step is None or e.prefix_step >= 1, "prefix_step must be at least 1"),
         (
