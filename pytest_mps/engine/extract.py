@@ -216,9 +216,9 @@ def occlusion_steps(
     For each block size in turn, one call asks for the set without each of its blocks, and
     the blocks are then removed as `prune` removes them, in the order of that call's answers
     (`_blocks_by_occlusion`): the removable block that keeps the most target confidence
-    first. The order is the model's, measured on the set at hand, not a map's
-    estimate: nothing in it is random, and from the whole input it ends in far smaller sets
-    on photos than the map's prefixes do (benchmarks/RESULTS.md). Its tests count towards the
+    first. The order is the model's, measured on the set at hand, not a map's estimate:
+    nothing in it is random, and from the whole input it ends in smaller sets on photos than
+    pruning the map's prefixes does (benchmarks/RESULTS.md). Its tests count towards the
     budget; a block size whose tests would not fit is not tried.
     """
     budget = _Budget.of(settings)
