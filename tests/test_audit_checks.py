@@ -572,6 +572,25 @@ def test_only_flags_beyond_the_noise_of_the_size_count(tmp_path):
     )
 
 
+def test_a_size_where_pruning_ran_out_of_budget_is_never_certainly_too_large(tmp_path):
+    """One search per image (a photo's): flags stand as measured, except a large size whose
+    pruning ended at its budget, an upper bound; a small one stays flagged."""
+    normal = [record(tmp_path, f"n{i:02d}.jpg", 0.05 * math.exp(0.02 * i)) for i in range(12)]
+    bounded = record(tmp_path, "bounded.jpg", 0.6, minimal=False)
+    small = record(tmp_path, "small.jpg", 0.0005, minimal=False)
+    audit = make_audit(tmp_path, [*normal, bounded, small])
+    outcome = failure(audit.check_anomalies, reference="all", max_fraction=0.0)
+    assert [record.path for record in audit.flagged] == [small.path]
+    assert outcome.measured["uncertain_images"] == ["img/bounded.jpg"]
+    assert (
+        "within their noise or as upper bounds (pruning's budget ended), not counted: "
+        "img/bounded.jpg 0.6 (an upper bound)." in outcome.message
+    )
+    counted = failure(audit.check_anomalies, reference="all", certain_only=False)
+    assert "; an upper bound: pruning's budget ended)" in counted.message
+    assert audit.check_anomalies(reference="all", max_fraction=0.1).passed  # 1 of 14 counted
+
+
 def test_an_images_own_wider_spread_makes_its_flag_uncertain(tmp_path):
     normal, sure, _ = sizes_with_restarts(tmp_path)
     wide = record(tmp_path, "wide.jpg", 0.2, ratio_spread=(0.2, 0.2 * math.e), restarts=2)

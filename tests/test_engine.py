@@ -304,9 +304,11 @@ def test_restarts_keep_the_smallest_set_and_report_every_size():
     for restarts in (2, 3):
         wide = Engine(model, device="cpu", search_width=4, restarts=restarts, restart_noise=1.0)
         assert wide.explain(image).restart_sizes == result.restart_sizes[:restarts]
-    # A pruning budget that runs out ends no minimum: no restart follows it.
+    # A pruning budget that runs out ends no minimum: no restart follows it, and the result
+    # says its size is an upper bound.
     bound = Engine(model, device="cpu", restarts=3, prune_budget=3).explain(image)
-    assert bound.restart_sizes == (bound.pixels,)
+    assert bound.restart_sizes == (bound.pixels,) and not bound.minimal
+    assert result.minimal
 
 
 def test_extraction_weights_the_map_by_each_pixels_change_only_where_pruning_can_finish():
@@ -380,7 +382,7 @@ def test_a_photo_is_pruned_by_occlusion_so_its_mps_does_not_hang_on_the_seed():
     photo = PHOTOS / "grace_hopper.jpg"
     found = [Engine(LITE0, device="cpu", seed=seed).explain(photo) for seed in (0, 1000)]
     assert np.array_equal(found[0].mask, found[1].mask) and found[0].sufficient
-    assert found[0].restart_sizes == (found[0].pixels,)
+    assert found[0].restart_sizes == (found[0].pixels,) and found[0].minimal
     assert found[0].stages["pruning"] > 0 and "extraction" not in found[0].stages
     assert not np.array_equal(found[0].responsibility, found[1].responsibility)
     assert_sufficient(LITE0, Engine(LITE0, device="cpu"), found[0])

@@ -22,7 +22,8 @@ class ImageRecord:
     passes including the padding of batches (None when not recorded). ``ratio_spread`` is the
     smallest and largest ratio the engine's ``restarts`` (extractions, each ranking the map its
     own way) found; ``ratio`` is the smallest. Over an audit, those spreads measure how certain
-    each size is.
+    each size is. ``minimal`` is False where that set's pruning ended at its budget: the ratio
+    is then an upper bound.
 
     Against an object mask (an audit given ``masks``; ``masked`` is None without them, False
     for an image that has no mask): ``object_share``, the share of the MPS's pixels inside the
@@ -46,6 +47,7 @@ class ImageRecord:
     cached: bool = False
     ratio_spread: tuple[float, float] | None = None
     restarts: int = 1
+    minimal: bool = True
     padded_queries: int | None = None
     masked: bool | None = None
     object_share: float | None = None
@@ -75,6 +77,7 @@ class ImageRecord:
             cached=cached,
             ratio_spread=(0.0, 0.0) if explanation.default_class else explanation.ratio_spread,
             restarts=max(1, len(getattr(explanation, "restart_sizes", ()))),
+            minimal=getattr(explanation, "minimal", True),
             padded_queries=getattr(explanation, "padded_queries", None) or explanation.queries,
         )
 

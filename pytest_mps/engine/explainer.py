@@ -216,6 +216,7 @@ class Engine:
             default_class=run.default_class,
             stages=dict(run.stages),
             restart_sizes=run.restart_sizes,
+            minimal=run.minimal,
             geometry=run.prepared.geometry,
         )
 
@@ -234,13 +235,15 @@ class Engine:
         }
 
 
-def _followed(ended: list[tuple[np.ndarray, bool] | None]) -> list[np.ndarray]:
-    """The sets of the restarts up to the first that ran out of budget (or was stopped)."""
-    kept: list[np.ndarray] = []
+def _followed(
+    ended: list[tuple[np.ndarray, bool] | None],
+) -> list[tuple[np.ndarray, bool]]:
+    """The restarts (set, finished) up to the first that ran out of budget (or was stopped)."""
+    kept: list[tuple[np.ndarray, bool]] = []
     for result in ended:
         if result is None:
             break
-        kept.append(result[0])
+        kept.append(result)
         if not result[1]:
             break
     return kept
@@ -265,6 +268,7 @@ class _Run:
         self.stages: dict[str, int] = {}
         self.default_class = False
         self.restart_sizes: tuple[int, ...] = ()
+        self.minimal = True  # whether the set reported is a local minimum (pruning finished)
         self.verdicts: dict[bytes, bool] = {}  # of every extraction's masks: none asked twice
         self.target = 0
         self.target_confidence = 0.0
@@ -300,15 +304,16 @@ class _Run:
             found = [(yield from self._occluded(full))]
         else:
             found = yield from self._restarts(responsibility)
-        self.restart_sizes = tuple(int(mask.sum()) for mask in found)
-        mask = found[int(np.argmin(self.restart_sizes))]
+        self.restart_sizes = tuple(int(mask.sum()) for mask, _ in found)
+        mask, self.minimal = found[int(np.argmin(self.restart_sizes))]
         # The location estimate: the converged map at the scale its convergence was judged at.
         return mask, smooth(responsibility, settings.responsibility.location_scale)
 
-    def _restarts(self, responsibility: np.ndarray) -> Steps[list[np.ndarray]]:
-        """The sets of the restarts, each following only one that finished within its budget
-        (where a budget ends is no minimum: another such end would say nothing about how
-        certain the size is, and cost a whole budget more).
+    def _restarts(self, responsibility: np.ndarray) -> Steps[list[tuple[np.ndarray, bool]]]:
+        """The sets of the restarts, and whether each one's pruning finished; each restart
+        follows only one that finished within its budget (where a budget ends is no minimum:
+        another such end would say nothing about how certain the size is, and cost a whole
+        budget more).
 
         One test at a time, they run one after another. A wider search (``search_width``
         above 1, as on CUDA) runs them side by side, beside the first one's pruning when its
@@ -378,10 +383,11 @@ class _Run:
         pruning = prune_steps(mask, values, self.engine.settings.extraction)
         return (yield from self._judged("pruning", recalling(pruning, self.verdicts)))
 
-    def _occluded(self, mask: np.ndarray) -> Steps[np.ndarray]:
-        """``mask`` pruned in the order of occlusion (`occlusion_steps`)."""
+    def _occluded(self, mask: np.ndarray) -> Steps[tuple[np.ndarray, bool]]:
+        """``mask`` pruned in the order of occlusion (`occlusion_steps`), and whether that
+        finished within the budget."""
         pruning = occlusion_steps(mask, self.engine.settings.extraction)
-        return (yield from self._judged("pruning", pruning, answers=True))[0]
+        return (yield from self._judged("pruning", pruning, answers=True))
 
     def _verify(self, mask: np.ndarray) -> Steps[float | None]:
         """Re-evaluate the final set; its target confidence if sufficient, else ``None``."""

@@ -24,7 +24,9 @@ class Explanation:
     responsibility map, smoothed at the stated ``location_scale`` (model grid; in the original
     grid: ``original_responsibility``). Compare locations with it. ``restart_sizes`` are the
     sizes the extractions found (each from its own ranking of the map; the MPS is the
-    smallest): their spread says how certain the size is. ``queries`` counts the model
+    smallest): their spread says how certain the size is. ``minimal`` is False where the
+    reported set's pruning ended at its budget: its size is then an upper bound, not a local
+    minimum. ``queries`` counts the model
     evaluations of real masks, ``padded_queries`` the forward passes including the padding of
     batches to fixed sizes.
     """
@@ -49,6 +51,7 @@ class Explanation:
     default_class: bool = False
     stages: dict[str, int] = field(default_factory=dict)
     restart_sizes: tuple[int, ...] = ()
+    minimal: bool = True
     padded_queries: int = 0
     geometry: Geometry | None = None
 

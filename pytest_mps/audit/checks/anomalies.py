@@ -98,7 +98,10 @@ class Anomalies(Check):
             )
         lower, upper = self._normal_range(result)
         noise = _noise(sized)
-        certain = _certain(values, noise, lower, upper)
+        bounded = np.array([not record.minimal for record in sized], dtype=bool)
+        # A size where pruning's budget ended is an upper bound: too large, it proves nothing.
+        above_bound = bounded & (values > upper)
+        certain = _certain(values, noise, lower, upper) & ~above_bound
         flags = result.flags & certain if self.certain_only else result.flags
         doubtful = result.flags & ~certain
         order = np.argsort(-np.abs(result.scores), kind="stable")
@@ -114,16 +117,22 @@ class Anomalies(Check):
         if hits:
             listed = [
                 f"{name} {size_text(values[i], False)} (score {result.scores[i]:+.1f}"
-                f"{'' if certain[i] else '; within its noise'})"
+                f"{_doubt(bool(certain[i]), bool(above_bound[i]))})"
                 for name, i in zip(images, hits, strict=True)
             ]
             message += f" Flagged: {listing(listed)}."
         unsure = [int(i) for i in order if doubtful[i]]
         if unsure and self.certain_only:
-            within = [f"{audit.name_of(sized[i].path)} {ratio_text(values[i])}" for i in unsure]
-            message += (
-                f" Outside the normal range within their noise, not counted: {listing(within)}."
-            )
+            within = [
+                f"{audit.name_of(sized[i].path)} {ratio_text(values[i])}"
+                f"{' (an upper bound)' if above_bound[i] else ''}"
+                for i in unsure
+            ]
+            why = "within their noise"
+            if above_bound[unsure].any():
+                why += " or as upper bounds (pruning's budget ended)"
+            message += f" Outside the normal range {why}, not counted: {listing(within)}."
+
         empty = len(audit.records) - len(sized)
         if empty:
             message += f" {count_images(empty)} with an empty MPS left out (see default_class)."
@@ -205,6 +214,13 @@ def _certain(
         return np.ones(values.size, dtype=bool)
     margin = np.exp(NOISE_Z * np.maximum(pooled, own))
     return (values / margin > upper) | (values * margin < lower)
+
+
+def _doubt(certain: bool, above_bound: bool) -> str:
+    """Why a flag is not certain, for the message ('' when it is)."""
+    if certain:
+        return ""
+    return "; an upper bound: pruning's budget ended" if above_bound else "; within its noise"
 
 
 def _noise_text(noise: float | None) -> str:
