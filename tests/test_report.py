@@ -230,6 +230,19 @@ def test_report_command_rebuilds_the_html(gate, tmp_path, capsys):
     assert "taken: cannot write files here" in line
 
 
+def test_the_html_marks_a_ratio_that_is_only_an_upper_bound(gate, tmp_path):
+    """An image whose pruning ended at its budget (``minimal`` false) reads "(upper bound)"."""
+    document = load(gate / "report" / "mps-report.json")
+    assert "(upper bound)" not in (gate / "report" / "index.html").read_text()
+    images = document["audits"][0]["images"]
+    assert all(image["minimal"] for image in images)
+    images[0]["minimal"] = False
+    edited = tmp_path / "mps-report.json"
+    edited.write_text(json.dumps(document))
+    assert main(["report", str(edited), "--html", str(tmp_path / "index.html")]) == 0
+    assert (tmp_path / "index.html").read_text().count("(upper bound)") == 1
+
+
 def test_report_command_refuses_other_files(tmp_path, capsys):
     other = tmp_path / "other.json"
     other.write_text('{"format": "something-else"}')
