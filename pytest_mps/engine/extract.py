@@ -241,10 +241,10 @@ def _blocks_by_occlusion(
     inside = mask.ravel().nonzero()[0]
     block = _block_numbers(mask.shape, side)[inside]
     present, row = np.unique(block, return_inverse=True)
-    if present.size < 2:  # the set without its only block is empty, known not to pass
-        return np.empty(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
-    if present.size > budget.left:
-        budget.ran_out = True
+    # Nothing to try: the set without its only block is empty (known not to pass), or its
+    # tests do not fit the budget.
+    if present.size < 2 or present.size > budget.left:
+        budget.ran_out |= present.size >= 2
         return np.empty(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
     without = np.repeat(mask.ravel()[None], present.size, axis=0)
     without[row, inside] = False

@@ -98,8 +98,8 @@ class Anomalies(Check):
             )
         lower, upper = self._normal_range(result)
         noise = _noise(sized)
-        bounded = np.array([not record.minimal for record in sized], dtype=bool)
         # A size where pruning's budget ended is an upper bound: too large, it proves nothing.
+        bounded = np.array([not record.minimal for record in sized], dtype=bool)
         above_bound = bounded & (values > upper)
         certain = _certain(values, noise, lower, upper) & ~above_bound
         flags = result.flags & certain if self.certain_only else result.flags
@@ -132,7 +132,6 @@ class Anomalies(Check):
             if above_bound[unsure].any():
                 why += " or as upper bounds (pruning's budget ended)"
             message += f" Outside the normal range {why}, not counted: {listing(within)}."
-
         empty = len(audit.records) - len(sized)
         if empty:
             message += f" {count_images(empty)} with an empty MPS left out (see default_class)."
