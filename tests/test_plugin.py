@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pytest
 from support import (
+    FASHION,
     INCORRECT_LARGER,
     RED_MASS_AUDIT,
     assert_cached_results_sufficient,
@@ -291,6 +292,20 @@ def test_an_xdist_worker_asks_for_its_share_of_cores_and_its_gpu_slot(monkeypatc
     assert third._placement() == {"threads": 2, "gpu_slot": 3}
     assert worker_number(SimpleNamespace(workerinput={"workerid": "gw3"})) == 3
     assert worker_number(SimpleNamespace()) == 0
+
+
+def test_xdist_workers_take_photos_one_at_a_time_on_the_cpu():
+    """Several workers: each keeps at most half its share of an audit in flight, and photos
+    (inputs pruned by occlusion; here digits, with ``occlusion_from`` at their side) go one
+    at a time, so that none waits on another photo in the worker that ends the run."""
+    from pytest_mps import Engine
+    from pytest_mps.audit.session import _in_flight
+
+    digits = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=64)
+    as_photos = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=64, occlusion_from=28)
+    assert (_in_flight(digits, 120, workers=1), _in_flight(digits, 120, workers=2)) == (64, 30)
+    assert _in_flight(digits, 3, workers=2) == 1
+    assert (_in_flight(as_photos, 8, workers=1), _in_flight(as_photos, 8, workers=2)) == (8, 1)
 
 
 def test_xdist_workers_compute_each_audit_once(project):

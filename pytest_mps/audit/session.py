@@ -33,7 +33,7 @@ from pytest_mps.audit.records import ImageRecord
 from pytest_mps.engine.explainer import ENGINE_VERSION, Engine
 from pytest_mps.engine.model import load_classifier
 from pytest_mps.engine.modelconfig import find_config
-from pytest_mps.engine.oracle import CUDA, cpu_cores
+from pytest_mps.engine.oracle import CPU, CUDA, cpu_cores
 from pytest_mps.engine.result import Explanation
 from pytest_mps.engine.scheduler import default_in_flight
 from pytest_mps.engine.settings import RUN_OPTIONS, Settings, make_settings
@@ -322,12 +322,9 @@ class MPSSession:
 
         Each image is claimed only when the engine takes it on (it reads its images lazily)
         and released once stored, so workers that reach an audit at different times split
-        what is left image by image. With several workers, each keeps at most half its share
-        in flight, so the first to arrive leaves images for the others to take.
+        what is left image by image (`_in_flight` says how many each takes on at once).
         """
-        workers = self.options.workers
-        share = math.ceil(len(missing) / (2 * workers if workers > 1 else 1))
-        in_flight = min(_in_flight(engine), share)
+        in_flight = _in_flight(engine, len(missing), self.options.workers)
         while missing:
             claims: dict[int, contextlib.ExitStack] = {}  # the images this process holds
             taken: list[int] = []  # in the order the engine took them, which it answers in
@@ -407,10 +404,24 @@ class MPSSession:
             return str(path)
 
 
-def _in_flight(engine: Engine | RayExecutor) -> int:
-    """How many images ``engine`` takes on at once: a local engine's searches in flight, or
-    the images a Ray executor keeps dispatched."""
-    return default_in_flight(engine) if isinstance(engine, Engine) else engine.capacity
+def _in_flight(engine: Engine | RayExecutor, missing: int, workers: int) -> int:
+    """How many of ``missing`` images ``engine`` takes on at once: a local engine's searches
+    in flight, or the images a Ray executor keeps dispatched.
+
+    With several workers, each keeps at most half its share in flight, so the first to
+    arrive leaves images for the others to take; and a local engine on the CPU takes photos
+    (inputs it prunes by occlusion) one at a time. Their model calls cost as much alone as
+    shared, while each photo held beside another finishes later, so the worker holding the
+    last ones ends the run late (``-n 2`` over the shipped audits: 57.6 s so, 63.3 s with two
+    photos in flight per worker; benchmarks/RESULTS.md).
+    """
+    share = math.ceil(missing / (2 * workers)) if workers > 1 else missing
+    if not isinstance(engine, Engine):
+        return min(engine.capacity, share)
+    shape = (engine.classifier.height, engine.classifier.width)
+    if workers > 1 and engine.provider == CPU and engine.settings.extraction.by_occlusion(shape):
+        return 1
+    return min(default_in_flight(engine), share)
 
 
 def _object_mask(path: Path | None, result: Explanation) -> np.ndarray | None:
