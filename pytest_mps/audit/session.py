@@ -412,8 +412,8 @@ def _in_flight(engine: Engine | RayExecutor, missing: int, workers: int) -> int:
     arrive leaves images for the others to take; and a local engine on the CPU takes photos
     (inputs it prunes by occlusion) one at a time. Their model calls cost as much alone as
     shared, while each photo held beside another finishes later, so the worker holding the
-    last ones ends the run late (``-n 2`` over the shipped audits: 57.6 s so, 63.3 s with two
-    photos in flight per worker; benchmarks/RESULTS.md).
+    last ones ends the run late (``-n 2`` over the shipped audits, 3 rounds: 57.6 s so, 63.3 s
+    with two photos in flight per worker; benchmarks/RESULTS.md).
     """
     share = math.ceil(missing / (2 * workers)) if workers > 1 else missing
     if not isinstance(engine, Engine):
