@@ -238,9 +238,7 @@ def _blocks_by_occlusion(
     alone keeps the set sufficient, the one that keeps the most target confidence first, then
     the others in the same order (once some blocks are gone, one that was needed may not be);
     ties by position. One test per block of the set."""
-    inside = mask.ravel().nonzero()[0]
-    block = _block_numbers(mask.shape, side)[inside]
-    present, row = np.unique(block, return_inverse=True)
+    inside, present, row = _set_blocks(mask, side)
     # Nothing to try: the set without its only block is empty (known not to pass), or its
     # tests do not fit the budget.
     if present.size < 2 or present.size > budget.left:
@@ -251,10 +249,7 @@ def _blocks_by_occlusion(
     answers = yield without.reshape(present.size, *mask.shape)
     budget.left -= present.size
     order = np.lexsort((present, -answers.target_confidence, ~answers.sufficient))
-    rank = np.empty(present.size, dtype=np.int64)
-    rank[order] = np.arange(present.size)
-    bounds = np.concatenate([[0], np.bincount(rank[row]).cumsum()])
-    return inside[rank[row].argsort(kind="stable")], bounds
+    return _grouped(inside, row, order)
 
 
 def _sending_verdicts(steps: Steps[T]) -> Steps[T]:
@@ -339,17 +334,29 @@ def _blocks_in_order(
     """The set's flat pixel indices grouped by ``side`` x ``side`` block, least responsible
     block first (by mean value, ties by position), and where each block starts in them (one
     bound more than there are blocks)."""
+    inside, present, row = _set_blocks(mask, side)
+    means = np.bincount(row, weights=values.ravel()[inside]) / np.bincount(row)
+    return _grouped(inside, row, np.lexsort((present, means)))
+
+
+def _set_blocks(mask: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The set's flat pixel indices, the numbers of the ``side`` x ``side`` blocks it touches
+    (ascending), and each of its pixels' row in those."""
     inside = mask.ravel().nonzero()[0]
-    block = _block_numbers(mask.shape, side)[inside]
-    counts = np.bincount(block)
-    present = np.flatnonzero(counts)
-    totals = np.bincount(block, weights=values.ravel()[inside])[present]
-    order = np.lexsort((present, totals / counts[present]))
-    rank = np.empty(counts.size, dtype=np.int64)
-    rank[present[order]] = np.arange(order.size)
-    pixels = inside[rank[block].argsort(kind="stable")]
-    bounds = np.concatenate([[0], counts[present[order]].cumsum()])
-    return pixels, bounds
+    present, row = np.unique(_block_numbers(mask.shape, side)[inside], return_inverse=True)
+    return inside, present, row
+
+
+def _grouped(
+    inside: np.ndarray, row: np.ndarray, order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels ``inside`` grouped by block (``row``: each one's block), the blocks in
+    ``order``, and where each block starts in them (one bound more than there are blocks)."""
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    by_rank = rank[row]
+    bounds = np.concatenate([[0], np.bincount(by_rank, minlength=order.size).cumsum()])
+    return inside[by_rank.argsort(kind="stable")], bounds
 
 
 @functools.lru_cache(maxsize=16)
