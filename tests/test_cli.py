@@ -179,10 +179,11 @@ def test_stats_counts_the_runs_model_calls_at_the_batch_size_asked_for(
     records = json.loads(out.read_text())
     assert set(figures) == {
         "images", "model_calls", "evaluations", "padded_evaluations", "batch_size", "in_flight",
-        "provider", "seconds", "inference_seconds",
+        "provider", "seconds", "inference_seconds", "location_evaluations",
     }  # fmt: skip
     assert figures["images"] == 2 and figures["batch_size"] == 4
     assert figures["evaluations"] == sum(r["queries"] for r in records)
+    assert figures["location_evaluations"] == 0  # no map asked for after the MPS
     assert figures["padded_evaluations"] == figures["evaluations"]  # the CPU does not pad
     assert figures["evaluations"] / 4 <= figures["model_calls"] <= figures["evaluations"]
     assert figures["provider"] == "CPUExecutionProvider" and figures["in_flight"] == 2

@@ -9,7 +9,7 @@ from support import FASHION, assert_sufficient, break_cuda, spot_detector, spot_
 
 from pytest_mps import Engine
 from pytest_mps.engine.model import load_classifier
-from pytest_mps.engine.oracle import CPU, MaskedOracle
+from pytest_mps.engine.oracle import CPU, MaskedOracle, Target
 from pytest_mps.errors import MPSInputError
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest_mps.engine.modelconfig.MPSConfigWarning")
@@ -22,7 +22,7 @@ def oracle_for(model, **options) -> MaskedOracle:
     oracle = MaskedOracle(classifier, "cpu", options.pop("batch_size", 8), **options)
     image = np.random.default_rng(0).random((classifier.height, classifier.width, 3))
     values = classifier.to_layout(image.astype(np.float32))
-    oracle.set_image(values, np.zeros_like(values), 1)
+    oracle.set_image(values, np.zeros_like(values), Target(1))
     return oracle
 
 
@@ -39,7 +39,7 @@ def test_padded_batches_answer_like_plain_ones(tmp_path, count, calls, padded):
     masks = random_masks(count, plain.classifier.height)
     expected, answers = plain.evaluate(masks), bound.evaluate(masks)
 
-    for field in ("top1", "top1_confidence", "target_confidence", "sufficient"):
+    for field in ("top1", "top1_confidence", "target_confidence", "margin", "sufficient"):
         assert np.array_equal(getattr(expected, field), getattr(answers, field))
     assert answers.top1.shape == (count,)
     assert (bound.evaluations, bound.model_calls, bound.padded_evaluations) == (
@@ -51,23 +51,56 @@ def test_padded_batches_answer_like_plain_ones(tmp_path, count, calls, padded):
 
 
 @pytest.mark.parametrize("path", [{}, CUDA_PATH])
-def test_a_mask_is_sufficient_for_its_own_images_target_and_threshold(tmp_path, path):
+def test_a_mask_is_sufficient_for_its_own_images_target_confidence_and_margin(tmp_path, path):
     oracle = oracle_for(spot_detector(tmp_path / "m.onnx"), **path)
     size = oracle.classifier.height
-    images = np.concatenate([oracle._feeds["mps_images"]] * 3)
+    images = np.concatenate([oracle._feeds["mps_images"]] * 4)
     fills = np.zeros_like(images)
-    masks, index = random_masks(12, size, seed=2), np.arange(12) % 3
-    oracle.set_images(images, fills, np.ones(3))
+    masks, index = random_masks(16, size, seed=2), np.arange(16) % 4
+    oracle.set_images(images, fills, [Target(1)] * 4)
     probe = oracle.evaluate(masks, index)
-    # Image 1 wants class 0; image 2 needs more confidence than the median answer.
-    targets = np.array([1, 0, 1])
-    thresholds = np.array([0.0, 0.0, np.median(probe.target_confidence)])
-    oracle.set_targets(targets, thresholds)  # the images stay where they are
+    # Image 1 wants class 0; image 2 needs more confidence than the median answer, image 3
+    # a larger margin.
+    targets = [
+        Target(1),
+        Target(0),
+        Target(1, min_confidence=float(np.median(probe.target_confidence))),
+        Target(1, min_margin=float(np.median(probe.margin))),
+    ]
+    oracle.set_targets(targets)  # the images stay where they are
     answers = oracle.evaluate(masks, index)
-    expected = (answers.top1 == targets[index]) & (answers.target_confidence >= thresholds[index])
+    label = np.array([t.label for t in targets])[index]
+    expected = (
+        (answers.top1 == label)
+        & (answers.target_confidence >= np.array([t.min_confidence for t in targets])[index])
+        & (answers.margin >= np.array([t.min_margin for t in targets])[index])
+    )
     assert np.array_equal(answers.sufficient, expected)
     assert 0 < answers.sufficient.sum() < len(masks)
+    assert not answers.sufficient[(index == 3) & (answers.margin < targets[3].min_margin)].any()
+    assert answers.sufficient[(index == 3) & (answers.margin >= targets[3].min_margin)].all()
     assert np.array_equal(answers[3:7].sufficient, expected[3:7])
+
+
+@pytest.mark.parametrize("output", ["logits", "probabilities"])
+def test_the_margin_is_the_targets_logit_gap_as_plain_onnxruntime_computes_it(tmp_path, output):
+    import onnxruntime as ort
+
+    model = spot_detector(tmp_path / "m.onnx", output=output)
+    (tmp_path / "m.yaml").write_text(f"output: {output}\n")
+    oracle = oracle_for(model)
+    image = oracle._feeds["mps_images"]
+    masks = random_masks(12, oracle.classifier.height, seed=3)
+    for target in (0, 1):
+        oracle.set_targets([Target(target)])
+        answers = oracle.evaluate(masks)
+        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        scores = session.run(None, {"image": image * masks[:, None].astype(np.float32)})[0]
+        if output == "probabilities":
+            scores = np.log(scores)
+        other = scores[:, 1 - target]
+        np.testing.assert_allclose(answers.margin, scores[:, target] - other, atol=1e-5)
+        assert ((answers.margin > 0) == (answers.top1 == target)).all()
 
 
 def test_padding_uses_powers_of_two_up_to_the_batch_size(tmp_path):

@@ -18,6 +18,7 @@ from pytest_mps.engine import responsibility as engine_responsibility
 from pytest_mps.engine.extract import (
     CHANGE_FLOOR,
     ExtractionSettings,
+    certify_steps,
     first_sufficient_prefix,
     occlusion_steps,
     prefix_masks,
@@ -829,8 +830,8 @@ def test_iterations_in_lockstep_never_send_the_same_mask_twice_in_one_call():
 
 
 class ConfidenceOracle(FakeOracle):
-    """A model stand-in that answers with a target confidence: the share of ``weights`` the
-    mask reveals (monotone and additive), sufficient from ``needed`` on."""
+    """A model stand-in that answers with a target confidence and a margin: both the share of
+    ``weights`` the mask reveals (monotone and additive), sufficient from ``needed`` on."""
 
     def __init__(self, weights: np.ndarray, needed: float) -> None:
         super().__init__(lambda mask: self.confidence(mask) >= needed, weights.shape)
@@ -842,7 +843,7 @@ class ConfidenceOracle(FakeOracle):
     def __call__(self, masks: np.ndarray) -> Answers:  # type: ignore[override]
         sufficient = super().__call__(masks)
         confidence = np.array([self.confidence(mask) for mask in self.batches[-1]])
-        return Answers(np.zeros(len(masks), int), confidence, confidence, sufficient)
+        return Answers(np.zeros(len(masks), int), confidence, confidence, confidence, sufficient)
 
 
 def blocks_of(mask: np.ndarray, side: int) -> list[np.ndarray]:
@@ -900,3 +901,115 @@ def test_occlusion_pruning_skips_a_block_size_whose_tests_do_not_fit_the_budget(
     settings = ExtractionSettings(prune_blocks=(4, 1), prune_budget=8)
     found, finished = drive(occlusion_steps(np.ones(shape, bool), settings), oracle)
     assert not finished and found.all() and oracle.evaluations == 0
+
+
+# certify_steps: the closing sweeps
+
+
+class MarginOracle(FakeOracle):
+    """Answers whose margin is ``margin(mask)`` and whose verdicts follow ``rule`` (not
+    necessarily monotone)."""
+
+    def __init__(self, rule: Rule, margin: Callable[[np.ndarray], float], shape) -> None:
+        super().__init__(rule, shape)
+        self.margin = margin
+
+    def __call__(self, masks: np.ndarray) -> Answers:  # type: ignore[override]
+        sufficient = super().__call__(masks)
+        margins = np.array([self.margin(mask) for mask in self.batches[-1]])
+        return Answers(np.zeros(len(masks), int), margins, margins, margins, sufficient)
+
+
+def as_verdicts(oracle: MarginOracle) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda masks: oracle(masks).sufficient
+
+
+def removable_units(mask: np.ndarray, rule: Rule, side: int = 1) -> list[np.ndarray]:
+    """The ``side`` x ``side`` units of ``mask`` whose removal leaves a set ``rule`` passes."""
+    return [unit for unit in blocks_of(mask, side) if rule(mask & ~unit)]
+
+
+# Pixels a, b, c of a 1 x 3 image; the model is not monotone: {b, c} fails while {c} passes.
+A, B, C = (0, 0), (0, 1), (0, 2)
+NEEDED_EARLY = {
+    frozenset({A, B, C}),
+    frozenset({A, C}),
+    frozenset({C}),
+}
+
+
+def needed_early(mask: np.ndarray) -> bool:
+    return frozenset(zip(*np.nonzero(mask), strict=True)) in NEEDED_EARLY
+
+
+def test_greedy_pruning_keeps_a_pixel_that_becomes_removable_later():
+    """Pruning a, then b, then c: a is needed while b is there, b goes, then c is needed; a
+    is kept although {c} alone is sufficient. Pruning alone is not 1-minimal."""
+    full = np.ones((1, 3), dtype=bool)
+    values = np.array([[0.1, 0.2, 0.3]])  # a least responsible: tried first
+    oracle = FakeOracle(needed_early, (1, 3))
+    settings = ExtractionSettings(prune_blocks=(1,))
+    pruned, finished = drive(prune_steps(full, values, settings), oracle)
+    assert finished and np.array_equal(pruned, mask_of((1, 3), [A, C]))
+    assert len(removable_units(pruned, needed_early)) == 1
+
+
+def test_certification_removes_what_became_removable_and_certifies_the_rest():
+    start = mask_of((1, 3), [A, C])
+    oracle = MarginOracle(needed_early, lambda mask: float(mask.sum()), (1, 3))
+    found, certified = drive(certify_steps(start, ExtractionSettings()), oracle)
+    assert certified and np.array_equal(found, mask_of((1, 3), [C]))
+    # One sweep of {a, c}: without a passes, so a goes; {c} is one unit: certified as it is.
+    assert oracle.calls == 1 and oracle.evaluations == 2
+
+
+def test_certification_of_a_minimal_set_costs_one_sweep_and_changes_nothing():
+    shape = (6, 6)
+    start = mask_of(shape, [(1, 1), (2, 4), (5, 0)])
+    rule = reveals_all([(1, 1), (2, 4), (5, 0)])
+    oracle = MarginOracle(rule, lambda mask: float(mask.sum()), shape)
+    found, certified = drive(certify_steps(start, ExtractionSettings()), oracle)
+    assert certified and np.array_equal(found, start)
+    assert (oracle.calls, oracle.evaluations) == (1, 3)
+
+
+def test_the_removable_unit_that_keeps_the_largest_margin_goes_first():
+    shape = (1, 4)
+    start = np.ones(shape, dtype=bool)
+    weights = np.array([[0.4, 0.1, 0.3, 0.2]])  # any two pixels are enough, the margin grows
+    rule = lambda mask: int(mask.sum()) >= 2  # noqa: E731
+    oracle = MarginOracle(rule, lambda mask: float(weights[mask].sum()), shape)
+    found, certified = drive(certify_steps(start, ExtractionSettings()), oracle)
+    # The first sweep: dropping pixel 1 keeps the most weight, so it goes without a new test;
+    # then pixel 3 (the next removable in that order) is tried and goes; then two are left.
+    assert certified and np.array_equal(found, np.array([[True, False, True, False]]))
+    assert np.array_equal(oracle.batches[1][0], np.array([[True, False, True, False]]))
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("side", [1, 2])
+def test_certified_sets_pass_and_no_unit_of_them_can_go_even_for_erratic_models(seed, side):
+    """Random non-monotone models: after pruning in any order and certifying, the set passes
+    and no single unit (a pixel, or a 2 x 2 cell on a 12-pixel grid of 6 cells) is removable."""
+    shape = (12, 12)
+    full = np.ones(shape, dtype=bool)
+    erratic = noisy(seed, full, rate=2)
+    rule = lambda mask: mask.any() and erratic(mask)  # noqa: E731 (the empty set fails)
+    settings = ExtractionSettings(
+        prune_blocks=(2, 1), prune_grid=None if side == 1 else 6, prune_grid_from=1
+    )
+    values = random_values(shape, seed)
+    pruned, _ = drive(prune_steps(full, values, settings), FakeOracle(rule, shape))
+    margins = np.random.default_rng(seed).random
+    oracle = MarginOracle(rule, lambda mask: float(margins()), shape)
+    found, certified = drive(certify_steps(pruned, settings), oracle)
+    assert certified and rule(found) and not (found & ~pruned).any()
+    assert removable_units(found, rule, side) == []
+
+
+def test_certification_says_when_its_budget_ran_out():
+    shape = (1, 3)
+    start = mask_of(shape, [A, C])
+    oracle = MarginOracle(needed_early, lambda mask: float(mask.sum()), shape)
+    found, certified = drive(certify_steps(start, ExtractionSettings(prune_budget=1)), oracle)
+    assert not certified and np.array_equal(found, start) and oracle.evaluations == 0

@@ -1,8 +1,11 @@
 """The result cache: one file per (model, image, settings, engine version), written atomically.
 
-Entries live under pytest's cache directory. A corrupt, partial or mismatched entry is treated
-as missing (and removed), so it is recomputed, never trusted. A cache that cannot be written or
-cleaned warns (`MPSCacheWarning`), as pytest's own cache does, and never fails a run.
+Entries live under pytest's cache directory. An MPS and its location estimate are kept apart
+where the search did not need the map (photos): ``<key>.npz`` holds the MPS (and the map when
+the search made it), ``<key>.location.npz`` a map computed later, when something asked for it.
+A corrupt, partial or mismatched entry is treated as missing (and removed), so it is
+recomputed, never trusted. A cache that cannot be written or cleaned warns (`MPSCacheWarning`),
+as pytest's own cache does, and never fails a run.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from pytest_mps.engine.preprocess import Geometry
-from pytest_mps.engine.result import Explanation
+from pytest_mps.engine.result import Explanation, Location
 from pytest_mps.errors import MPSCacheWarning, first_line
 from pytest_mps.fileio import write_bytes_atomic
 
@@ -30,7 +33,8 @@ try:
 except ImportError:  # Windows: no file locks here, so processes may compute an image twice
     fcntl = None  # type: ignore[assignment]
 
-ARRAYS = ("mask", "original_mask", "responsibility")
+ARRAYS = ("mask", "original_mask")
+MAP = "responsibility"  # the location estimate, in an entry where the search made it
 
 
 def file_sha256(path: str | Path) -> str:
@@ -68,10 +72,35 @@ class ResultCache:
                     raise ValueError("key mismatch")
                 fields.pop("source")
                 arrays = {name: stored[name] for name in ARRAYS}
-            return Explanation(image=image, **_from_json(fields), **arrays)
+                location = Location(stored.get(MAP))
+            return Explanation(image=image, **_from_json(fields), **arrays, location=location)
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
             self._discard(path)
             return None
+
+    def load_location(self, key: str) -> tuple[np.ndarray, int] | None:
+        """The location estimate stored for ``key`` apart from its MPS, and the evaluations it
+        cost; ``None`` when absent or unusable."""
+        if self.folder is None:
+            return None
+        path = self.folder / f"{key}.location.npz"
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                if str(stored["key"]) != key:
+                    raise ValueError("key mismatch")
+                return stored[MAP], int(stored["queries"])
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
+            self._discard(path)
+            return None
+
+    def store_location(self, key: str, values: np.ndarray, queries: int) -> None:
+        """Save a location estimate computed after its MPS (atomically)."""
+        if self.folder is not None:
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, key=key, queries=queries, **{MAP: values})
+            self._write(self.folder / f"{key}.location.npz", buffer.getvalue(), "location")
 
     @contextlib.contextmanager
     def claim(self, key: str, *, wait: bool) -> Iterator[bool]:
@@ -116,20 +145,24 @@ class ResultCache:
         fields = {
             name: getattr(result, name)
             for name in Explanation.__dataclass_fields__
-            if name not in ARRAYS and name != "image"
+            if name not in (*ARRAYS, "image", "location")
         }
         buffer = io.BytesIO()
         arrays = {name: getattr(result, name) for name in ARRAYS}
+        if result.location.known and not result.location.made_later:  # made by the search
+            arrays[MAP] = result.location.values
         if result.geometry is not None:
             fields["geometry"] = dataclasses.asdict(result.geometry)
         # "source": the file that produced the entry, for people (and tests) inspecting the cache.
         record = {**fields, "key": key, "source": result.image}
         np.savez_compressed(buffer, fields=json.dumps(record), **arrays)
-        path = self.folder / f"{key}.npz"
+        self._write(self.folder / f"{key}.npz", buffer.getvalue(), "MPS result")
+
+    def _write(self, path: Path, data: bytes, what: str) -> None:
         try:
-            write_bytes_atomic(path, buffer.getvalue())
+            write_bytes_atomic(path, data)
         except OSError as exc:  # like pytest's own cache: a cache that cannot be written warns
-            _warn(f"{path}: MPS result not cached ({first_line(exc)})")
+            _warn(f"{path}: {what} not cached ({first_line(exc)})")
 
 
 def _from_json(fields: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -72,6 +73,9 @@ class MPSSession:
         self.options = options
         self.cache = ResultCache(options.cache_folder if options.use_cache else None)
         self.engines: dict[str, Engine | RayExecutor] = {}
+        # Local engines that make location estimates asked for after the MPS, where the MPS
+        # came from the cache or a Ray cluster.
+        self.locators: dict[str, Engine] = {}
         self.audits: dict[str, Audit] = {}
         self.comparisons: dict[str, Comparison] = {}
         self._results: dict[str, Explanation] = {}
@@ -81,17 +85,20 @@ class MPSSession:
     @property
     def evaluations(self) -> int:
         """Model evaluations made in this process, read from the engines' own counters."""
-        return sum(engine.oracle.evaluations for engine in self.engines.values())
+        return sum(engine.oracle.evaluations for engine in self._all_engines())
+
+    def _all_engines(self) -> list[Engine | RayExecutor]:
+        return [*self.engines.values(), *self.locators.values()]
 
     @property
     def fallbacks(self) -> list[str]:
         """Why CUDA was not used where onnxruntime listed it, once per distinct reason."""
-        return sorted({e.oracle.fallback for e in self.engines.values() if e.oracle.fallback})
+        return sorted({e.oracle.fallback for e in self._all_engines() if e.oracle.fallback})
 
     @property
     def padded_evaluations(self) -> int:
         """The forward passes behind `evaluations`, including the padding of batches."""
-        return sum(engine.oracle.padded_evaluations for engine in self.engines.values())
+        return sum(engine.oracle.padded_evaluations for engine in self._all_engines())
 
     def audit(
         self,
@@ -297,7 +304,35 @@ class MPSSession:
             for i in missing:
                 keys[i] = keyed(paths[i])
             self._compute_shared(engine, missing, keys, paths, count)
+        located = functools.partial(self._locate, engine_key, model, config, options)
+        for key, path in zip(keys, paths, strict=True):
+            if not self._results[key].location.known:
+                self._results[key].location.compute = functools.partial(located, key, path)
         return [(self._results[key], key in self._from_cache) for key in keys]
+
+    def _locate(
+        self,
+        engine_key: str,
+        model: Path,
+        config: Path | None,
+        options: dict[str, Any],
+        key: str,
+        path: Path,
+    ) -> tuple[np.ndarray, int]:
+        """The location estimate of the result under ``key``, from the cache or computed now
+        (and cached apart from its MPS), and the evaluations it cost when made."""
+        stored = self.cache.load_location(key)
+        if stored is not None:
+            return stored
+        engine = self.engines.get(engine_key)
+        if not isinstance(engine, Engine):  # none loaded (all cached), or a Ray executor
+            if engine_key not in self.locators:
+                placed = {**self._placement(), **options}
+                self.locators[engine_key] = Engine(model, config, **placed)
+            engine = self.locators[engine_key]
+        values, queries = engine.locate(path)
+        self.cache.store_location(key, values, queries)
+        return values, queries
 
     def _engine(
         self, model: Path, config: Path | None, options: dict[str, Any]

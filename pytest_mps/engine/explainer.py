@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
 from pytest_mps.engine.extract import (
+    certify_steps,
     occlusion_steps,
     perturbed,
     prefix_steps,
@@ -19,9 +21,9 @@ from pytest_mps.engine.extract import (
     weighted_by_change,
 )
 from pytest_mps.engine.model import Classifier, PreparedImage, load_classifier
-from pytest_mps.engine.oracle import CUDA, Answers, MaskedOracle
+from pytest_mps.engine.oracle import CUDA, Answers, MaskedOracle, Target
 from pytest_mps.engine.responsibility import responsibility_steps, smooth
-from pytest_mps.engine.result import Explanation
+from pytest_mps.engine.result import Explanation, Location
 from pytest_mps.engine.settings import Settings, make_fill, make_settings
 from pytest_mps.engine.steps import Steps, drive, recalling, together
 
@@ -99,6 +101,7 @@ class Engine:
         self._images = 0
         self._seconds = 0.0
         self._in_flight = 0
+        self._location_evaluations = 0
 
     @property
     def provider(self) -> str:
@@ -109,7 +112,9 @@ class Engine:
         """This engine's work so far: ``images`` explained, ``model_calls``, ``evaluations``
         (real masks), ``padded_evaluations`` (forward passes with padding), ``batch_size``,
         ``in_flight`` (the most images searched at once), ``provider``, ``seconds`` (in
-        `explain`) and ``inference_seconds`` (inside onnxruntime)."""
+        `explain`), ``inference_seconds`` (inside onnxruntime) and ``location_evaluations``
+        (those of the ``evaluations`` that made location estimates asked for after the MPS,
+        `locate`)."""
         oracle = self.oracle
         return {
             "images": self._images,
@@ -121,6 +126,7 @@ class Engine:
             "provider": self.provider,
             "seconds": self._seconds,
             "inference_seconds": oracle.inference_seconds,
+            "location_evaluations": self._location_evaluations,
         }
 
     def preprocess(self, image: PathLike) -> np.ndarray:
@@ -157,16 +163,7 @@ class Engine:
         inference_start = self.oracle.inference_seconds
         padded_start = self.oracle.padded_evaluations
         run = _Run(self, self.classifier.prepare(image))
-        told: tuple[int, float] | None = None  # the target and threshold the oracle holds
-
-        def answer(masks: np.ndarray) -> Answers:
-            nonlocal told
-            if told != (run.target, run.threshold):
-                self.oracle.set_image(run.image, run.fill, run.target, run.threshold)
-                told = (run.target, run.threshold)
-            return self.oracle.evaluate(masks)
-
-        found = drive(run.steps(), answer)
+        found = drive(run.steps(), self._answering(run))
         explanation = self.explanation(
             image,
             run,
@@ -180,29 +177,57 @@ class Engine:
         self._in_flight = max(self._in_flight, 1)
         return explanation
 
+    def locate(self, image: PathLike) -> tuple[np.ndarray, int]:
+        """The location estimate of one image (`Explanation.responsibility`) made on its own,
+        and the model evaluations that took: what a result whose search did not need the map
+        (a photo's) computes when the map is asked for."""
+        run = _Run(self, self.classifier.prepare(image))
+        values = drive(run.location_steps(), self._answering(run))
+        queries = sum(run.stages.values())
+        self._location_evaluations += queries
+        return values, queries
+
+    def _answering(self, run: _Run) -> Callable[[np.ndarray], Answers]:
+        """The model's answers for ``run``'s masks, the oracle told its target as it changes."""
+        told: Target | None = None
+
+        def answer(masks: np.ndarray) -> Answers:
+            nonlocal told
+            if told != run.need:
+                self.oracle.set_image(run.image, run.fill, run.need)
+                told = run.need
+            return self.oracle.evaluate(masks)
+
+        return answer
+
     def explanation(
         self,
         image: PathLike,
         run: _Run,
         mask: np.ndarray,
-        values: np.ndarray,
-        confidence: float | None,
+        verified: Answers | None,
         *,
         seconds: float,
         padded_queries: int,
         inference_seconds: float,
     ) -> Explanation:
-        """The result of a finished search, with what it cost."""
+        """The result of a finished search, with what it cost. ``verified``: the model's
+        answer for the reported set (None where no set is sufficient)."""
         pixels = int(mask.sum())
+        if run.location is not None:
+            location = Location(run.location.astype(np.float32))
+        else:
+            location = Location(compute=functools.partial(self.locate, image))
         return Explanation(
             image=os.fspath(image),
             target=run.target,
             target_label=self.classifier.label_of(run.target),
             target_confidence=run.target_confidence,
-            mps_confidence=float(confidence if confidence is not None else run.target_confidence),
+            mps_confidence=float(
+                run.target_confidence if verified is None else verified.target_confidence[0]
+            ),
             mask=mask,
             original_mask=run.prepared.geometry.to_original(mask),
-            responsibility=values.astype(np.float32),
             pixels=pixels,
             ratio=pixels / mask.size,
             queries=sum(run.stages.values()),
@@ -212,12 +237,16 @@ class Engine:
             seed=self.settings.seed,
             provider=self.provider,
             config=self.describe(),
-            sufficient=confidence is not None,
+            sufficient=verified is not None,
             default_class=run.default_class,
             stages=dict(run.stages),
             restart_sizes=run.restart_sizes,
-            minimal=run.minimal,
+            minimal=run.why_not_minimal is None,
+            why_not_minimal=run.why_not_minimal,
+            grain=self.settings.extraction.cell_side(run.shape),
+            margin=float(run.target_margin if verified is None else verified.margin[0]),
             geometry=run.prepared.geometry,
+            location=location,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -252,9 +281,8 @@ def _followed(
 class _Run:
     """One image's search as steps: it yields batches of masks and is sent the model's answers
     for them (`Engine.explain` answers alone, the scheduler in calls shared with other images).
-    ``target`` is the class the answers' target confidence must be for, and ``threshold`` the
-    least target confidence that is sufficient (0 until known); who answers tells the oracle
-    both, and the answers say which masks are sufficient."""
+    ``need`` is what a sufficient mask must give (its class first, learnt from the first
+    answer); who answers tells the oracle, and the answers say which masks are sufficient."""
 
     def __init__(self, engine: Engine, prepared: PreparedImage) -> None:
         classifier, settings = engine.classifier, engine.settings
@@ -268,46 +296,94 @@ class _Run:
         self.stages: dict[str, int] = {}
         self.default_class = False
         self.restart_sizes: tuple[int, ...] = ()
-        self.minimal = True  # whether the set reported is a local minimum (pruning finished)
+        self.why_not_minimal: str | None = None  # None: the set reported is certified 1-minimal
+        self.location: np.ndarray | None = None  # the location estimate, where the search made it
         self.verdicts: dict[bytes, bool] = {}  # of every extraction's masks: none asked twice
-        self.target = 0
+        self.need = Target(0)
         self.target_confidence = 0.0
-        self.threshold = 0.0
+        self.target_margin = 0.0
 
-    def steps(self) -> Steps[tuple[np.ndarray, np.ndarray, float | None]]:
-        """The target, the search, and the verification of its set: ``(mask, map,
-        confidence)``, the confidence None when no set is sufficient."""
-        answers = yield self._asked("target", np.ones((1, *self.shape), bool))
-        self.target = int(answers.top1[0])
-        self.target_confidence = float(answers.top1_confidence[0])
-        self.threshold = self.engine.settings.sufficiency.threshold(self.target_confidence)
-        mask, values = yield from self._search()
-        confidence = yield from self._verify(mask)
-        if confidence is None:  # unreachable unless the model is not deterministic
-            mask = np.ones_like(mask)
-            confidence = yield from self._verify(mask)
-        return mask, values, confidence
+    @property
+    def target(self) -> int:
+        return self.need.label
 
-    def _search(self) -> Steps[tuple[np.ndarray, np.ndarray]]:
-        """The candidate MPS and the location estimate (the map it was ranked by, smoothed)."""
-        settings = self.engine.settings
-        full = np.ones(self.shape, dtype=bool)
-        if self.target_confidence < self.threshold:
-            return full, np.zeros(self.shape)
-        empty = np.zeros((1, *self.shape), dtype=bool)
-        if (yield self._asked("target", empty)).sufficient[0]:
-            self.default_class = True
-            return empty[0], np.zeros(self.shape)
-        map_steps = responsibility_steps(self.shape, settings.responsibility, settings.seed)
-        responsibility = (yield from self._judged("responsibility", map_steps)).values
-        if settings.extraction.by_occlusion(self.shape):
-            found = [(yield from self._occluded(full))]
+    def steps(self) -> Steps[tuple[np.ndarray, Answers | None]]:
+        """The target, the search, and the verification of its set: ``(mask, the model's
+        answer for it)``, the answer None when no set is sufficient."""
+        if (yield from self._nothing_to_find()):
+            mask = np.zeros(self.shape, bool) if self.default_class else np.ones(self.shape, bool)
         else:
+            mask = yield from self._search()
+        verified = yield from self._verify(mask)
+        if verified is None:  # unreachable unless the model is not deterministic
+            mask = np.ones_like(mask)
+            verified = yield from self._verify(mask)
+        return mask, verified
+
+    def location_steps(self) -> Steps[np.ndarray]:
+        """The target, then the location estimate alone (none where there is nothing to find)."""
+        if (yield from self._nothing_to_find()):
+            return self.location
+        return (yield from self._located())
+
+    def _nothing_to_find(self) -> Steps[bool]:
+        """Learn the target; whether the image has no MPS to search for: the whole image is not
+        confident enough (no set is sufficient), or the fill alone already gives the target
+        (the model's default class: the MPS is empty). The location estimate is then empty."""
+        answers = yield self._asked("target", np.ones((1, *self.shape), bool))
+        self.target_confidence = float(answers.top1_confidence[0])
+        self.target_margin = float(answers.margin[0])
+        sufficiency = self.engine.settings.sufficiency
+        self.need = sufficiency.target(
+            int(answers.top1[0]), self.target_confidence, self.target_margin
+        )
+        self.location = np.zeros(self.shape)
+        if self.target_confidence < self.need.min_confidence:
+            self.why_not_minimal = "no set is sufficient: the whole image is not confident enough"
+            return True
+        if (yield self._asked("target", np.zeros((1, *self.shape), bool))).sufficient[0]:
+            self.default_class = True
+            return True
+        self.location = None
+        return False
+
+    def _search(self) -> Steps[np.ndarray]:
+        """The MPS: from the whole input by occlusion, or extracted from the map (which then
+        is the location estimate too)."""
+        extraction = self.engine.settings.extraction
+        if extraction.by_occlusion(self.shape):
+            found = [(yield from self._occluded(np.ones(self.shape, dtype=bool)))]
+        else:
+            responsibility = yield from self._responsibility()
+            self.location = self._smoothed(responsibility)
             found = yield from self._restarts(responsibility)
         self.restart_sizes = tuple(int(mask.sum()) for mask, _ in found)
-        mask, self.minimal = found[int(np.argmin(self.restart_sizes))]
-        # The location estimate: the converged map at the scale its convergence was judged at.
-        return mask, smooth(responsibility, settings.responsibility.location_scale)
+        mask, pruned = found[int(np.argmin(self.restart_sizes))]
+        mask, certified = yield from self._certified(mask, pruned)
+        if not certified:
+            self.why_not_minimal = self._uncertified()
+        return mask
+
+    def _uncertified(self) -> str:
+        """Why a set was not certified 1-minimal."""
+        extraction = self.engine.settings.extraction
+        if not extraction.prune_blocks:
+            return "not pruned (prune_blocks is empty, as in the rex preset)"
+        budget = extraction.prune_budget
+        return f"pruning or its certification ran out of its budget of {budget} tests"
+
+    def _located(self) -> Steps[np.ndarray]:
+        """The location estimate: the converged map, smoothed at the scale its convergence was
+        judged at."""
+        return self._smoothed((yield from self._responsibility()))
+
+    def _responsibility(self) -> Steps[np.ndarray]:
+        settings = self.engine.settings
+        map_steps = responsibility_steps(self.shape, settings.responsibility, settings.seed)
+        return (yield from self._judged("responsibility", map_steps)).values
+
+    def _smoothed(self, responsibility: np.ndarray) -> np.ndarray:
+        return smooth(responsibility, self.engine.settings.responsibility.location_scale)
 
     def _restarts(self, responsibility: np.ndarray) -> Steps[list[tuple[np.ndarray, bool]]]:
         """The sets of the restarts, and whether each one's pruning finished; each restart
@@ -389,10 +465,20 @@ class _Run:
         pruning = occlusion_steps(mask, self.engine.settings.extraction)
         return (yield from self._judged("pruning", pruning, answers=True))
 
-    def _verify(self, mask: np.ndarray) -> Steps[float | None]:
-        """Re-evaluate the final set; its target confidence if sufficient, else ``None``."""
+    def _certified(self, mask: np.ndarray, pruned: bool) -> Steps[tuple[np.ndarray, bool]]:
+        """``mask`` made 1-minimal at its grain by the closing sweeps (`certify_steps`, within
+        a budget of their own), and whether that was certified: never where pruning is off or
+        ended at its budget."""
+        extraction = self.engine.settings.extraction
+        if not extraction.prune_blocks or not pruned:
+            return mask, False
+        certifying = certify_steps(mask, extraction)
+        return (yield from self._judged("certification", certifying, answers=True))
+
+    def _verify(self, mask: np.ndarray) -> Steps[Answers | None]:
+        """Re-evaluate the final set: the model's answer for it if sufficient, else ``None``."""
         answers = yield self._asked("verification", mask[None])
-        return float(answers.target_confidence[0]) if answers.sufficient[0] else None
+        return answers if answers.sufficient[0] else None
 
     def _judged(self, stage: str, steps: Steps[Any], answers: bool = False) -> Steps[Any]:
         """``steps``, which ask which masks are sufficient, answered from the model's answers

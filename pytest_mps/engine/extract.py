@@ -195,11 +195,15 @@ def prune_within_budget(
 
 
 def prune_steps(
-    mask: np.ndarray, values: np.ndarray, settings: ExtractionSettings
+    mask: np.ndarray,
+    values: np.ndarray,
+    settings: ExtractionSettings,
+    budget: Budget | None = None,
 ) -> Steps[tuple[np.ndarray, bool]]:
-    """`prune`, and whether it finished: False when the budget ran out before every block
-    size was done, so the set is where the budget ended, not a local minimum."""
-    budget = _Budget.of(settings)
+    """`prune`, and whether it finished: False when the budget (default: a fresh one of
+    ``prune_budget`` tests) ran out before every block size was done, so the set is where the
+    budget ended."""
+    budget = budget or Budget.of(settings)
     cell = settings.cell_side(mask.shape)
     for side in settings.prune_blocks:
         pixels, bounds = _blocks_in_order(mask, values, side * cell)
@@ -208,48 +212,80 @@ def prune_steps(
 
 
 def occlusion_steps(
-    mask: np.ndarray, settings: ExtractionSettings
+    mask: np.ndarray, settings: ExtractionSettings, budget: Budget | None = None
 ) -> Steps[tuple[np.ndarray, bool]]:
     """``mask`` pruned in the order of occlusion, and whether that finished within the budget.
 
-    Sent the model's answers (``sufficient`` and ``target_confidence``), not verdicts alone.
-    For each block size in turn, one call asks for the set without each of its blocks, and
-    the blocks are then removed as `prune` removes them, in the order of that call's answers
-    (`_blocks_by_occlusion`): the removable block that keeps the most target confidence
-    first. The order is the model's, measured on the set at hand, not a map's estimate:
-    nothing in it is random, and from the whole input it ends in smaller sets on photos than
-    pruning the map's prefixes does (benchmarks/RESULTS.md). Its tests count towards the
-    budget; a block size whose tests would not fit is not tried.
+    Sent the model's answers (``sufficient`` and ``margin``), not verdicts alone. For each
+    block size in turn, one call asks for the set without each of its blocks, and the blocks
+    are then removed as `prune` removes them, in the order of that call's answers
+    (`_blocks_by_occlusion`): the removable block that keeps the largest margin first. The
+    order is the model's, measured on the set at hand, not a map's estimate: nothing in it is
+    random, and from the whole input it ends in smaller sets on photos than pruning the map's
+    prefixes does (benchmarks/RESULTS.md). Its tests count towards the budget; a block size
+    whose tests would not fit is not tried.
     """
-    budget = _Budget.of(settings)
+    budget = budget or Budget.of(settings)
     cell = settings.cell_side(mask.shape)
     for side in settings.prune_blocks:
-        pixels, bounds = yield from _blocks_by_occlusion(mask, side * cell, budget)
+        pixels, bounds, _ = yield from _blocks_by_occlusion(mask, side * cell, budget)
         pruning = _prune_blocks(mask, pixels, bounds, settings.search_width, budget)
         mask = yield from _sending_verdicts(pruning)
     return mask, not budget.ran_out
 
 
+def certify_steps(
+    mask: np.ndarray, settings: ExtractionSettings, budget: Budget | None = None
+) -> Steps[tuple[np.ndarray, bool]]:
+    """``mask`` made 1-minimal at its grain (a cell, `ExtractionSettings.cell_side`), and
+    whether that was certified within the budget. Sent the model's answers.
+
+    Greedy pruning tries each unit once, and real models are not monotone: a unit kept early
+    can become removable once later ones are gone. So a sweep asks, in one call, for the set
+    without each of its units. Where some are removable, the one whose absence keeps the
+    largest margin goes (the model has just called that set sufficient), the others found
+    removable are tried in that order as `prune` tries blocks, and the sweep is made again. A
+    sweep that finds none removable certifies the set: no single unit of it can go with the
+    set staying sufficient. A set of one unit is 1-minimal as it is (the empty set is known
+    not to be sufficient). False where the budget ran out first.
+    """
+    budget = budget or Budget.of(settings)
+    cell = settings.cell_side(mask.shape)
+    while not budget.ran_out:
+        pixels, bounds, removable = yield from _blocks_by_occlusion(mask, cell, budget)
+        if budget.ran_out or removable == 0:
+            break
+        flat = mask.ravel().copy()
+        flat[pixels[: bounds[1]]] = False
+        mask = flat.reshape(mask.shape)
+        others = pixels[bounds[1] : bounds[removable]]
+        pruning = _prune_blocks(
+            mask, others, bounds[1 : removable + 1] - bounds[1], settings.search_width, budget
+        )
+        mask = yield from _sending_verdicts(pruning)
+    return mask, not budget.ran_out
+
+
 def _blocks_by_occlusion(
-    mask: np.ndarray, side: int, budget: _Budget
-) -> Steps[tuple[np.ndarray, np.ndarray]]:
-    """The set's flat pixel indices grouped by ``side`` x ``side`` block, and where each block
-    starts in them (one bound more than there are blocks): first the blocks whose removal
-    alone keeps the set sufficient, the one that keeps the most target confidence first, then
-    the others in the same order (once some blocks are gone, one that was needed may not be);
-    ties by position. One test per block of the set."""
+    mask: np.ndarray, side: int, budget: Budget
+) -> Steps[tuple[np.ndarray, np.ndarray, int]]:
+    """The set's flat pixel indices grouped by ``side`` x ``side`` block, where each block
+    starts in them (one bound more than there are blocks), and how many blocks can go alone:
+    those blocks first, the one whose absence keeps the largest margin first, then the others
+    in the same order (once some blocks are gone, one that was needed may not be); ties by
+    position. One test per block of the set."""
     inside, present, row = _set_blocks(mask, side)
     # Nothing to try: the set without its only block is empty (known not to pass), or its
     # tests do not fit the budget.
     if present.size < 2 or present.size > budget.left:
         budget.ran_out |= present.size >= 2
-        return np.empty(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
+        return np.empty(0, dtype=np.int64), np.zeros(1, dtype=np.int64), 0
     without = np.repeat(mask.ravel()[None], present.size, axis=0)
     without[row, inside] = False
     answers = yield without.reshape(present.size, *mask.shape)
     budget.left -= present.size
-    order = np.lexsort((present, -answers.target_confidence, ~answers.sufficient))
-    return _grouped(inside, row, order)
+    order = np.lexsort((present, -answers.margin, ~answers.sufficient))
+    return (*_grouped(inside, row, order), int(answers.sufficient.sum()))
 
 
 def _sending_verdicts(steps: Steps[T]) -> Steps[T]:
@@ -264,14 +300,15 @@ def _sending_verdicts(steps: Steps[T]) -> Steps[T]:
 
 
 @dataclass
-class _Budget:
-    """The evaluations pruning has left, and whether a round found too few."""
+class Budget:
+    """The tests pruning has left (``prune_budget``, shared by pruning and the sweeps that
+    certify its set), and whether a round found too few."""
 
     left: float
     ran_out: bool = False
 
     @classmethod
-    def of(cls, settings: ExtractionSettings) -> _Budget:
+    def of(cls, settings: ExtractionSettings) -> Budget:
         return cls(settings.prune_budget if settings.prune_budget is not None else np.inf)
 
 
@@ -280,7 +317,7 @@ def _prune_blocks(
     pixels: np.ndarray,
     block_bounds: np.ndarray,
     width: int,
-    budget: _Budget,
+    budget: Budget,
 ) -> Steps[np.ndarray]:
     """Greedy removal of blocks of ``mask`` in the order given, galloping.
 

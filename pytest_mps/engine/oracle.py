@@ -3,9 +3,10 @@
 The wrapped graph takes a few preprocessed images, their fills (the ``baseline`` option) and
 target classes once, then batches of ``uint8`` pixel masks (1 = show the image, 0 = show the
 fill), each with the index of its image, and returns per mask only what the search needs: the
-top-1 class, its confidence and the confidence of its image's target. From those and each
-image's least sufficient confidence, the oracle answers which masks are sufficient, for the
-whole call at once.
+top-1 class, its confidence, the confidence of its image's target and the target's *margin*
+(its logit minus the largest other logit). From those and each image's least sufficient
+confidence and margin, the oracle answers which masks are sufficient, for the whole call at
+once.
 """
 
 from __future__ import annotations
@@ -27,19 +28,34 @@ from pytest_mps.errors import MPSInputError, first_line
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 MAX_BATCH = {CPU: 64, CUDA: 256}
-MIN_OPSET = 11  # GatherElements
+MIN_OPSET = 11  # GatherElements, TopK with k as an input, Equal on integers
 PROBE_TURNS = 3  # timed runs of each batch size when choosing the CPU batch
-OUTPUTS = ("top1", "top1_confidence", "target_confidence")
+OUTPUTS = ("top1", "top1_confidence", "target_confidence", "margin")
+TINY_PROBABILITY = 1e-30  # log-probabilities of a model that outputs probabilities stay finite
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a mask of one image must give to be sufficient: ``label`` as the top-1 class, with
+    at least ``min_confidence`` and a margin (its logit minus the largest other logit) of at
+    least ``min_margin``."""
+
+    label: int
+    min_confidence: float = 0.0
+    min_margin: float = 0.0
 
 
 @dataclass(slots=True)
 class Answers:
-    """The oracle's answers for a batch of masks; ``sufficient``: the top-1 class is the mask's
-    image's target, with at least the confidence that image needs."""
+    """The oracle's answers for a batch of masks. ``margin``: the target's logit minus the
+    largest other class's logit (log-probabilities for a model that outputs probabilities),
+    negative where another class leads; ``sufficient``: the top-1 class is the mask's image's
+    target, with at least the confidence and the margin that image needs."""
 
     top1: np.ndarray
     top1_confidence: np.ndarray
     target_confidence: np.ndarray
+    margin: np.ndarray
     sufficient: np.ndarray
 
     def __getitem__(self, part: slice) -> Answers:
@@ -48,6 +64,7 @@ class Answers:
             self.top1[part],
             self.top1_confidence[part],
             self.target_confidence[part],
+            self.margin[part],
             self.sufficient[part],
         )
 
@@ -78,10 +95,19 @@ def wrap_model(classifier: Classifier) -> onnx.ModelProto:
         helper.make_node("Mul", ["mask_b", "delta"], ["revealed"]),
         helper.make_node("Add", ["fill_n", "revealed"], ["model/" + classifier.input_name]),
     ]
+    if classifier.class_count < 2:
+        raise MPSInputError(classifier.path, "the model has one class: nothing to tell apart")
     if classifier.config.output == "logits":
-        scores = [helper.make_node("Softmax", [model_output], ["probs"], axis=1)]
+        scores = [
+            helper.make_node("Softmax", [model_output], ["probs"], axis=1),
+            helper.make_node("Identity", [model_output], ["scores"]),
+        ]
     else:
-        scores = [helper.make_node("Identity", [model_output], ["probs"])]
+        scores = [
+            helper.make_node("Identity", [model_output], ["probs"]),
+            helper.make_node("Max", ["probs", "mps_tiny"], ["probs_floor"]),
+            helper.make_node("Log", ["probs_floor"], ["scores"]),
+        ]
     tail = [
         helper.make_node("ArgMax", ["probs"], ["top1_k"], axis=1, keepdims=1),
         helper.make_node("GatherElements", ["probs", "top1_k"], ["top1_conf_k"], axis=1),
@@ -91,11 +117,25 @@ def wrap_model(classifier: Classifier) -> onnx.ModelProto:
         helper.make_node("Reshape", ["top1_k", "mps_flat"], ["top1"]),
         helper.make_node("Reshape", ["top1_conf_k", "mps_flat"], ["top1_confidence"]),
         helper.make_node("Reshape", ["target_conf_k", "mps_flat"], ["target_confidence"]),
+        # The margin: the target's score minus the best other score (the runner-up's, or the
+        # top-1's where the target is not first).
+        helper.make_node("TopK", ["scores", "mps_two"], ["top2", "top2_k"], axis=1),
+        helper.make_node("GatherElements", ["scores", "target_k"], ["target_score_k"], axis=1),
+        helper.make_node("Gather", ["top2", "mps_first"], ["first_k"], axis=1),
+        helper.make_node("Gather", ["top2", "mps_second"], ["second_k"], axis=1),
+        helper.make_node("Equal", ["top1_k", "target_k"], ["target_first_k"]),
+        helper.make_node("Where", ["target_first_k", "second_k", "first_k"], ["rival_k"]),
+        helper.make_node("Sub", ["target_score_k", "rival_k"], ["margin_k"]),
+        helper.make_node("Reshape", ["margin_k", "mps_flat"], ["margin"]),
     ]
     constants = [
         numpy_helper.from_array(np.array(mask_shape, dtype=np.int64), "mps_mask_shape"),
         numpy_helper.from_array(np.array([-1], dtype=np.int64), "mps_flat"),
         numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), "mps_column"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "mps_two"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "mps_first"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "mps_second"),
+        numpy_helper.from_array(np.array(TINY_PROBABILITY, dtype=np.float32), "mps_tiny"),
     ]
     graph = helper.make_graph(
         head + list(inner.graph.node) + scores + tail,
@@ -111,6 +151,7 @@ def wrap_model(classifier: Classifier) -> onnx.ModelProto:
             helper.make_tensor_value_info("top1", TensorProto.INT64, ["batch"]),
             helper.make_tensor_value_info("top1_confidence", TensorProto.FLOAT, ["batch"]),
             helper.make_tensor_value_info("target_confidence", TensorProto.FLOAT, ["batch"]),
+            helper.make_tensor_value_info("margin", TensorProto.FLOAT, ["batch"]),
         ],
         initializer=list(inner.graph.initializer) + constants,
         value_info=list(inner.graph.value_info),
@@ -204,39 +245,32 @@ class MaskedOracle:
             return real
         return min(self.batch_size, 1 << (real - 1).bit_length())
 
-    def set_image(
-        self, image: np.ndarray, fill: np.ndarray, target: int, threshold: float = 0.0
-    ) -> None:
-        """Fix the one image and its fill (both in model layout, a batch of one), its target
-        and the least target confidence that is sufficient."""
-        self.set_images(image, fill, np.array([target]), np.array([threshold]))
+    def set_image(self, image: np.ndarray, fill: np.ndarray, target: Target) -> None:
+        """Fix the one image and its fill (both in model layout, a batch of one) and what its
+        masks must give to be sufficient."""
+        self.set_images(image, fill, [target])
 
-    def set_images(
-        self,
-        images: np.ndarray,
-        fills: np.ndarray,
-        targets: np.ndarray,
-        thresholds: np.ndarray | None = None,
-    ) -> None:
+    def set_images(self, images: np.ndarray, fills: np.ndarray, targets: list[Target]) -> None:
         """Fix the images that masks refer to by index (model layout, one per row), their
-        fills, and their targets and thresholds (`set_targets`); on the device they stay
-        until the next call."""
+        fills and their targets (`set_targets`); on the device they stay until the next
+        call."""
         self._feeds = {"mps_images": images, "mps_fills": fills}
         if self.io_binding:
             self._binding = self._session.io_binding()
             for name, value in self._feeds.items():
                 self._bind(name, value)
-        self.set_targets(targets, thresholds)
+        self.set_targets(targets)
 
-    def set_targets(self, targets: np.ndarray, thresholds: np.ndarray | None = None) -> None:
-        """Fix each image's target and the least target confidence it needs (default 0),
-        leaving the images where they are: a search learns its target after its image went
-        to the device, and only these few numbers need to follow it there."""
-        targets = np.asarray(targets, dtype=np.int64)
-        self._thresholds = np.zeros(len(targets)) if thresholds is None else np.asarray(thresholds)
-        self._feeds["mps_targets"] = targets
+    def set_targets(self, targets: list[Target]) -> None:
+        """Fix what each image's masks must give, leaving the images where they are: a search
+        learns its target after its image went to the device, and only these few numbers need
+        to follow it there."""
+        classes = np.array([target.label for target in targets], dtype=np.int64)
+        self._min_confidence = np.array([target.min_confidence for target in targets])
+        self._min_margin = np.array([target.min_margin for target in targets])
+        self._feeds["mps_targets"] = classes
         if self._binding is not None:
-            self._bind("mps_targets", targets)
+            self._bind("mps_targets", classes)
 
     def _bind(self, name: str, value: np.ndarray) -> None:
         """Copy ``value`` to the device and bind it as the input ``name``."""
@@ -257,18 +291,18 @@ class MaskedOracle:
         self.evaluations += count
         if not parts:
             empty = np.zeros(0)
-            return Answers(empty.astype(np.int64), empty, empty, empty.astype(bool))
-        top1, top1_confidence, target_confidence = (
-            np.concatenate([p[k] for p in parts]) for k in range(3)
+            return Answers(empty.astype(np.int64), empty, empty, empty, empty.astype(bool))
+        top1, top1_confidence, target_confidence, margin = (
+            np.concatenate([p[k] for p in parts]) for k in range(len(OUTPUTS))
         )
-        sufficient = (top1 == self._feeds["mps_targets"][index]) & (
-            target_confidence >= self._thresholds[index]
+        sufficient = (
+            (top1 == self._feeds["mps_targets"][index])
+            & (target_confidence >= self._min_confidence[index])
+            & (margin >= self._min_margin[index])
         )
-        return Answers(top1, top1_confidence, target_confidence, sufficient)
+        return Answers(top1, top1_confidence, target_confidence, margin, sufficient)
 
-    def _run_batch(
-        self, masks: np.ndarray, index: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _run_batch(self, masks: np.ndarray, index: np.ndarray) -> list[np.ndarray]:
         real = len(masks)
         shape = self.batch_shape(real)
         if shape > real:  # padding: all-fill masks of image 0
@@ -292,8 +326,8 @@ class MaskedOracle:
         self.inference_seconds += time.perf_counter() - start
         self.padded_evaluations += shape
         self.model_calls += 1
-        top1, top1_confidence, target_confidence = (np.asarray(o)[:real] for o in outputs)
-        return top1.astype(np.int64), top1_confidence, target_confidence
+        top1, *confidences = (np.asarray(o)[:real] for o in outputs)
+        return [top1.astype(np.int64), *confidences]
 
     def _choose_batch_size(self) -> int:
         """The largest batch that runs, bounded; on the CPU, the largest as fast as the best.
@@ -307,7 +341,7 @@ class MaskedOracle:
         zeros = self.classifier.to_layout(
             np.zeros((height, width, self.classifier.channel_count), dtype=np.float32)
         )
-        self.set_image(zeros, zeros, 0)
+        self.set_image(zeros, zeros, Target(0))
         largest = self._largest_batch_that_runs(height, width)
         if self.provider != CPU:
             return largest

@@ -2,12 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from pytest_mps.engine.preprocess import Geometry
+
+# The margin (logit gap) below which a set is called fragile: the default preset's
+# `min_margin`, which keeps every MPS of the shipped models under an fp16 copy of the model,
+# at batch 1 and 64, with onnxruntime's graph optimisations on and off (benchmarks/RESULTS.md).
+FRAGILE_BELOW = 0.0
+
+
+class Location:
+    """An image's location estimate: the converged responsibility map, smoothed at the stated
+    ``location_scale`` (model grid). Computed on first use where the MPS search did not need it
+    (inputs pruned by occlusion, such as photos): ``compute`` makes it and says how many model
+    evaluations that took (``queries``). It does not travel between processes unless known."""
+
+    def __init__(
+        self,
+        values: np.ndarray | None = None,
+        compute: Callable[[], tuple[np.ndarray, int]] | None = None,
+    ) -> None:
+        self._values = values
+        self.compute = compute
+        self.queries = 0
+        self.made_later = False  # by `compute`, not by the search
+
+    @property
+    def known(self) -> bool:
+        """Whether the map has been made (by the search, or since it was asked for)."""
+        return self._values is not None
+
+    @property
+    def values(self) -> np.ndarray:
+        """The map, made now if it is not known yet."""
+        if self._values is None:
+            if self.compute is None:
+                raise ValueError("this result has no location estimate and no way to make one")
+            self._values, self.queries = self.compute()
+            self.made_later = True
+        return self._values
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "compute": None}
 
 
 @dataclass(frozen=True)
@@ -19,16 +60,23 @@ class Explanation:
     the target. ``sufficient`` is False only when no subset can be (the unmasked image misses an
     absolute confidence threshold); then the mask is the whole input.
 
+    ``margin`` is by how much the set keeps the target ahead: its logit minus the largest other
+    logit, as the verification measured it; a set below `FRAGILE_BELOW` is ``fragile`` (other
+    arithmetic may flip it). ``minimal`` certifies the set 1-minimal at its ``grain`` (pixels
+    per side of the unit it was pruned in: 1 for a pixel, 5 for a 5 x 5 pixel cell): a final
+    sweep found that no single unit of it can be removed with the set staying sufficient.
+    Where that could not be certified, ``minimal`` is False and ``why_not_minimal`` says why
+    (pruning off, or its budget ran out: the size is then an upper bound).
+
     The MPS is *one* sufficient set: an image can have several, so its pixels are a poor
     estimate of where the model looks. ``responsibility`` is that estimate: the converged
     responsibility map, smoothed at the stated ``location_scale`` (model grid; in the original
-    grid: ``original_responsibility``). Compare locations with it. ``restart_sizes`` are the
-    sizes the extractions found (each from its own ranking of the map; the MPS is the
-    smallest): their spread says how certain the size is. ``minimal`` is False where the
-    reported set's pruning ended at its budget: its size is then an upper bound, not a local
-    minimum. ``queries`` counts the model
-    evaluations of real masks, ``padded_queries`` the forward passes including the padding of
-    batches to fixed sizes.
+    grid: ``original_responsibility``), made on first use where the search did not need it
+    (``location``). Compare locations with it. ``restart_sizes`` are the sizes the extractions
+    found (each from its own ranking of the map; the MPS is the smallest): their spread says
+    how certain the size is. ``queries`` counts the model evaluations of real masks for the
+    MPS (a map made later counts apart, in ``location.queries``), ``padded_queries`` the
+    forward passes including the padding of batches to fixed sizes.
     """
 
     image: str
@@ -38,7 +86,6 @@ class Explanation:
     mps_confidence: float
     mask: np.ndarray
     original_mask: np.ndarray
-    responsibility: np.ndarray
     pixels: int
     ratio: float
     queries: int
@@ -52,8 +99,22 @@ class Explanation:
     stages: dict[str, int] = field(default_factory=dict)
     restart_sizes: tuple[int, ...] = ()
     minimal: bool = True
+    why_not_minimal: str | None = None
+    grain: int = 1
+    margin: float = 0.0
     padded_queries: int = 0
     geometry: Geometry | None = None
+    location: Location = field(default_factory=Location, compare=False, repr=False)
+
+    @property
+    def responsibility(self) -> np.ndarray:
+        """The location estimate (model grid), made now if the search did not need it."""
+        return self.location.values
+
+    @property
+    def fragile(self) -> bool:
+        """Whether the set keeps its class by less than `FRAGILE_BELOW` (empty sets never)."""
+        return self.sufficient and not self.default_class and self.margin < FRAGILE_BELOW
 
     @property
     def original_responsibility(self) -> np.ndarray:
@@ -84,6 +145,11 @@ class Explanation:
             "inference_seconds": self.inference_seconds,
             "sufficient": self.sufficient,
             "default_class": self.default_class,
+            "margin": self.margin,
+            "fragile": self.fragile,
+            "minimal": self.minimal,
+            "why_not_minimal": self.why_not_minimal,
+            "grain": self.grain,
             "seed": self.seed,
             "provider": self.provider,
             "stages": dict(self.stages),

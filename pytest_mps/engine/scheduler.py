@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_mps.engine.oracle import Target
+
 if TYPE_CHECKING:
     from pytest_mps.engine.explainer import Engine, PathLike, _Run
+    from pytest_mps.engine.oracle import Answers
     from pytest_mps.engine.result import Explanation
     from pytest_mps.engine.steps import Steps
 
@@ -49,7 +52,7 @@ class _Search:
     padded: float = 0.0
     seconds: float = 0.0
     inference_seconds: float = 0.0
-    found: tuple[np.ndarray, np.ndarray, float | None] | None = None  # the search's result
+    found: tuple[np.ndarray, Answers | None] | None = None  # the search's result
 
 
 class Scheduler:
@@ -61,11 +64,10 @@ class Scheduler:
         self.most_in_flight = 0
         self._images: np.ndarray | None = None
         self._fills: np.ndarray | None = None
-        # Each slot's target and least sufficient confidence, as its search last set them.
-        self._targets = [0] * in_flight
-        self._thresholds = [0.0] * in_flight
+        # What each slot's masks must give, as its search last set it.
+        self._targets: list[Target] = [Target(0)] * in_flight
         # What changed since the oracle took it: an image (and its slot's target), or only
-        # targets and thresholds (a few numbers, not every image in flight again).
+        # targets (a few numbers, not every image in flight again).
         self._new_image = True
         self._new_target = False
         self._clock = time.perf_counter()  # when the last shared call ended
@@ -102,7 +104,7 @@ class Scheduler:
             shape = (self.in_flight, *run.image.shape[1:])
             self._images, self._fills = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         self._images[slot], self._fills[slot] = run.image[0], run.fill[0]  # type: ignore[index]
-        self._targets[slot], self._thresholds[slot] = run.target, run.threshold
+        self._targets[slot] = run.need
         self._new_image = True
         steps = run.steps()
         return _Search(position, image, run, steps, next(steps), asked_at=self._calls)
@@ -114,13 +116,11 @@ class Scheduler:
         finished."""
         oracle = self.engine.oracle
         slots = self._next_call(live)
-        if self._new_image or self._new_target:
-            targets, thresholds = np.array(self._targets), np.array(self._thresholds)
-            if self._new_image:
-                oracle.set_images(self._images, self._fills, targets, thresholds)
-            else:
-                oracle.set_targets(targets, thresholds)
-            self._new_image = self._new_target = False
+        if self._new_image:
+            oracle.set_images(self._images, self._fills, self._targets)
+        elif self._new_target:
+            oracle.set_targets(self._targets)
+        self._new_image = self._new_target = False
         counts = [len(live[slot].masks) for slot in slots]
         masks = np.concatenate([live[slot].masks for slot in slots])
         index = np.repeat(np.array(slots, np.int64), counts)
@@ -143,8 +143,8 @@ class Scheduler:
                 search.found = end.value
                 done.append(slot)
             run = search.run  # its first answers set its target: the next call needs it
-            if run.target != self._targets[slot] or run.threshold != self._thresholds[slot]:
-                self._targets[slot], self._thresholds[slot] = run.target, run.threshold
+            if run.need != self._targets[slot]:
+                self._targets[slot] = run.need
                 self._new_target = True
         return done
 

@@ -7,6 +7,7 @@ The *fill* is what masked pixels are replaced by. Its user-facing option is call
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from scipy import ndimage
 from pytest_mps import choices
 from pytest_mps.engine.extract import ExtractionSettings
 from pytest_mps.engine.modelconfig import ModelConfig
+from pytest_mps.engine.oracle import Target
 from pytest_mps.engine.preprocess import normalise
 from pytest_mps.engine.responsibility import ResponsibilitySettings
 
@@ -67,6 +69,7 @@ RUN_OPTIONS = ("device", "batch_size", "io_binding", "pad_batches", "threads", "
 ENGINE_OPTIONS = tuple(
     sorted(
         {*RUN_OPTIONS, "preset", "seed", "baseline", "min_confidence", "min_confidence_ratio"}
+        | {"min_margin"}
         | {"prune"}
         | {f.name for f in dataclasses.fields(ResponsibilitySettings)}
         | {f.name for f in dataclasses.fields(ExtractionSettings)}
@@ -76,23 +79,36 @@ ENGINE_OPTIONS = tuple(
 
 @dataclass(frozen=True)
 class Sufficiency:
-    """When a masked input counts as sufficient: same top-1, and optionally enough confidence."""
+    """When a masked input counts as sufficient: the image's top-1 class, leading every other
+    class by at least ``min_margin`` in logits, and optionally with enough confidence.
+
+    The margin is a logit gap (the target's logit minus the largest other one;
+    log-probabilities for a model that outputs probabilities) rather than a probability gap:
+    other arithmetic (fp16, TF32, another batch size) moves logits by about the same amount
+    whatever the number of classes, while probabilities over 1,000 near-uniform classes differ
+    by thousandths even where the class is secure. An image whose own margin is smaller needs
+    only its own: its MPS is then as secure as its class, never refused.
+    """
 
     min_confidence: float | None = None
     min_confidence_ratio: float | None = None
+    min_margin: float = 0.0
 
-    def threshold(self, original_confidence: float) -> float:
-        """The lowest target confidence a sufficient mask may have."""
+    def target(self, label: int, confidence: float, margin: float) -> Target:
+        """What a mask of an image whose top-1 is ``label``, at ``confidence`` and ``margin``,
+        must give to be sufficient."""
         absolute = self.min_confidence or 0.0
-        relative = (self.min_confidence_ratio or 0.0) * original_confidence
-        return max(absolute, relative)
+        relative = (self.min_confidence_ratio or 0.0) * confidence
+        return Target(label, max(absolute, relative), min(self.min_margin, margin))
 
     @property
     def mode(self) -> str:
+        """The rule in a word: ``top1``, plus ``+margin`` and ``+confidence`` where asked."""
+        confidence = self.min_confidence is not None or self.min_confidence_ratio is not None
         return (
             "top1"
-            if self.min_confidence is None and self.min_confidence_ratio is None
-            else ("top1+confidence")
+            + ("+margin" if self.min_margin > 0 else "")
+            + ("+confidence" if confidence else "")
         )
 
 
@@ -126,7 +142,9 @@ def make_settings(preset: str = "default", **options: Any) -> Settings:
         values["prune_blocks"] = ()
     top = {key: values.pop(key) for key in ("seed", "baseline") if key in values}
     sufficiency = Sufficiency(
-        values.pop("min_confidence", None), values.pop("min_confidence_ratio", None)
+        values.pop("min_confidence", None),
+        values.pop("min_confidence_ratio", None),
+        values.pop("min_margin", 0.0),
     )
     responsibility = _pick(ResponsibilitySettings, values)
     extraction = _pick(ExtractionSettings, values)
@@ -202,6 +220,10 @@ def _validate(settings: Settings) -> None:
         (
             s.min_confidence_ratio is None or 0 <= s.min_confidence_ratio <= 1,
             "min_confidence_ratio must be in [0, 1]",
+        ),
+        (
+            _all_at_least((s.min_margin,), 0) and math.isfinite(s.min_margin),
+            f"min_margin must be a number >= 0 (a logit gap), not {s.min_margin!r}",
         ),
     ]
     for ok, message in checks:
