@@ -39,7 +39,8 @@ def test_padded_batches_answer_like_plain_ones(tmp_path, count, calls, padded):
     masks = random_masks(count, plain.classifier.height)
     expected, answers = plain.evaluate(masks), bound.evaluate(masks)
 
-    for field in ("top1", "top1_confidence", "target_confidence", "margin", "sufficient"):
+    fields = ("top1", "top1_confidence", "top1_margin", "target_confidence", "margin", "sufficient")
+    for field in fields:
         assert np.array_equal(getattr(expected, field), getattr(answers, field))
     assert answers.top1.shape == (count,)
     assert (bound.evaluations, bound.model_calls, bound.padded_evaluations) == (
@@ -101,6 +102,10 @@ def test_the_margin_is_the_targets_logit_gap_as_plain_onnxruntime_computes_it(tm
         other = scores[:, 1 - target]
         np.testing.assert_allclose(answers.margin, scores[:, target] - other, atol=1e-5)
         assert ((answers.margin > 0) == (answers.top1 == target)).all()
+        # The top-1 class's own margin, whatever the target.
+        np.testing.assert_allclose(
+            answers.top1_margin, np.abs(scores[:, 1] - scores[:, 0]), atol=1e-5
+        )
 
 
 def test_padding_uses_powers_of_two_up_to_the_batch_size(tmp_path):

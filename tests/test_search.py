@@ -843,7 +843,8 @@ class ConfidenceOracle(FakeOracle):
     def __call__(self, masks: np.ndarray) -> Answers:  # type: ignore[override]
         sufficient = super().__call__(masks)
         confidence = np.array([self.confidence(mask) for mask in self.batches[-1]])
-        return Answers(np.zeros(len(masks), int), confidence, confidence, confidence, sufficient)
+        zeros = np.zeros(len(masks), int)
+        return Answers(zeros, confidence, confidence, confidence, confidence, sufficient)
 
 
 def blocks_of(mask: np.ndarray, side: int) -> list[np.ndarray]:
@@ -854,23 +855,25 @@ def blocks_of(mask: np.ndarray, side: int) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_occlusion_pruning_ends_where_no_pixel_can_be_dropped(seed):
-    """A monotone model: pruning finishes at a set from which no single pixel can go, after
-    first removing the block whose loss costs the least confidence."""
+def test_occlusion_pruning_then_certification_end_where_no_pixel_can_be_dropped(seed):
+    """A monotone model: occlusion pruning down to 2 x 2 blocks, then certification over
+    single pixels, ends at a set from which no single pixel can go. The lightest removable
+    block goes first, without a test of its own (the occlusion call asked for the set without
+    it): the first pruning test tries the next block in that order."""
     shape = (12, 12)
     weights = np.random.default_rng(seed).random(shape) ** 4
     oracle = ConfidenceOracle(weights, needed=0.3)
     settings = ExtractionSettings(prune_blocks=(4, 2, 1))
     full = np.ones(shape, dtype=bool)
-    found, finished = drive(occlusion_steps(full, settings), oracle)
-    assert finished and oracle.rule(found) and found.sum() < full.sum()
-    assert not any(oracle.rule(found & ~pixel) for pixel in blocks_of(found, 1))
-    # The first call asks for the whole input without each 4 x 4 block; the next removes the
-    # block whose absence keeps the most confidence.
-    blocks = blocks_of(full, 4)
+    pruned, finished = drive(occlusion_steps(full, settings), oracle)
+    assert finished and oracle.rule(pruned) and pruned.sum() < full.sum()
+    # The first call asks for the whole input without each 4 x 4 block.
+    blocks = sorted(blocks_of(full, 4), key=lambda block: weights[block].sum())
     assert len(oracle.batches[0]) == len(blocks)
-    lightest = min(blocks, key=lambda block: weights[block].sum())
-    assert np.array_equal(oracle.batches[1][0], full & ~lightest)
+    assert np.array_equal(oracle.batches[1][0], full & ~blocks[0] & ~blocks[1])
+    found, certified = drive(certify_steps(pruned, settings), oracle)
+    assert certified and oracle.rule(found) and not (found & ~pruned).any()
+    assert not any(oracle.rule(found & ~pixel) for pixel in blocks_of(found, 1))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -917,7 +920,8 @@ class MarginOracle(FakeOracle):
     def __call__(self, masks: np.ndarray) -> Answers:  # type: ignore[override]
         sufficient = super().__call__(masks)
         margins = np.array([self.margin(mask) for mask in self.batches[-1]])
-        return Answers(np.zeros(len(masks), int), margins, margins, margins, sufficient)
+        zeros = np.zeros(len(masks), int)
+        return Answers(zeros, margins, margins, margins, margins, sufficient)
 
 
 def as_verdicts(oracle: MarginOracle) -> Callable[[np.ndarray], np.ndarray]:
@@ -1011,5 +1015,5 @@ def test_certification_says_when_its_budget_ran_out():
     shape = (1, 3)
     start = mask_of(shape, [A, C])
     oracle = MarginOracle(needed_early, lambda mask: float(mask.sum()), shape)
-    found, certified = drive(certify_steps(start, ExtractionSettings(prune_budget=1)), oracle)
+    found, certified = drive(certify_steps(start, ExtractionSettings(certify_budget=1)), oracle)
     assert not certified and np.array_equal(found, start) and oracle.evaluations == 0

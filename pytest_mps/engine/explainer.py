@@ -332,7 +332,7 @@ class _Run:
         (the model's default class: the MPS is empty). The location estimate is then empty."""
         answers = yield self._asked("target", np.ones((1, *self.shape), bool))
         self.target_confidence = float(answers.top1_confidence[0])
-        self.target_margin = float(answers.margin[0])
+        self.target_margin = float(answers.top1_margin[0])
         sufficiency = self.engine.settings.sufficiency
         self.need = sufficiency.target(
             int(answers.top1[0]), self.target_confidence, self.target_margin

@@ -32,9 +32,9 @@ class ExtractionSettings:
     off); ``prune_grid``: how many cells span the input's shorter side, so that a cell is that
     side over ``prune_grid`` pixels, where that side is at least ``prune_grid_from`` pixels
     (smaller inputs, and any with ``prune_grid`` ``None``, are pruned to single pixels).
-    Pruning that finishes ends at a stated local minimum, no cell of the set droppable.
     ``prune_budget``: the most tests pruning may make, counted as one at a time makes them
-    (``None``: no limit). Pruning a large set down to single pixels is expensive, so the grid
+    (``None``: no limit). A set whose pruning finished is then certified 1-minimal at the cell
+    (`certify_steps`) within ``certify_budget`` tests of its own (``None``: no limit). Pruning a large set down to single pixels is expensive, so the grid
     and the budget are the levers between speed and size. ``restarts``: extractions, the
     smallest set kept and the sizes of all saying how certain its size is; a restart follows
     only an extraction whose pruning finished within its budget (a local minimum at the
@@ -54,6 +54,7 @@ class ExtractionSettings:
     prune_grid: int | None = None
     prune_grid_from: int = 1
     prune_budget: int | None = None
+    certify_budget: int | None = None
     restarts: int = 1
     restart_noise: float = 0.2
     change_weights: tuple[float, ...] = (0.0,)
@@ -214,12 +215,13 @@ def prune_steps(
 def occlusion_steps(
     mask: np.ndarray, settings: ExtractionSettings, budget: Budget | None = None
 ) -> Steps[tuple[np.ndarray, bool]]:
-    """``mask`` pruned in the order of occlusion, and whether that finished within the budget.
+    """``mask`` pruned in the order of occlusion down to blocks of two cells, and whether that
+    finished within the budget; the single cells are `certify_steps`'s.
 
     Sent the model's answers (``sufficient`` and ``margin``), not verdicts alone. For each
-    block size in turn, one call asks for the set without each of its blocks, and the blocks
-    are then removed as `prune` removes them, in the order of that call's answers
-    (`_blocks_by_occlusion`): the removable block that keeps the largest margin first. The
+    block size of ``prune_blocks`` above one cell, one occlusion pass (`_occlusion_pass`):
+    one call asks for the set without each of its blocks, and the blocks are then removed in
+    the order of those answers, the removable block that keeps the largest margin first. The
     order is the model's, measured on the set at hand, not a map's estimate: nothing in it is
     random, and from the whole input it ends in smaller sets on photos than pruning the map's
     prefixes does (benchmarks/RESULTS.md). Its tests count towards the budget; a block size
@@ -228,9 +230,8 @@ def occlusion_steps(
     budget = budget or Budget.of(settings)
     cell = settings.cell_side(mask.shape)
     for side in settings.prune_blocks:
-        pixels, bounds, _ = yield from _blocks_by_occlusion(mask, side * cell, budget)
-        pruning = _prune_blocks(mask, pixels, bounds, settings.search_width, budget)
-        mask = yield from _sending_verdicts(pruning)
+        if side > 1:
+            mask, _ = yield from _occlusion_pass(mask, side * cell, settings.search_width, budget)
     return mask, not budget.ran_out
 
 
@@ -238,32 +239,41 @@ def certify_steps(
     mask: np.ndarray, settings: ExtractionSettings, budget: Budget | None = None
 ) -> Steps[tuple[np.ndarray, bool]]:
     """``mask`` made 1-minimal at its grain (a cell, `ExtractionSettings.cell_side`), and
-    whether that was certified within the budget. Sent the model's answers.
+    whether that was certified within the budget (default: ``certify_budget`` tests). Sent
+    the model's answers.
 
     Greedy pruning tries each unit once, and real models are not monotone: a unit kept early
-    can become removable once later ones are gone. So a sweep asks, in one call, for the set
-    without each of its units. Where some are removable, the one whose absence keeps the
-    largest margin goes (the model has just called that set sufficient), the others found
-    removable are tried in that order as `prune` tries blocks, and the sweep is made again. A
-    sweep that finds none removable certifies the set: no single unit of it can go with the
-    set staying sufficient. A set of one unit is 1-minimal as it is (the empty set is known
-    not to be sufficient). False where the budget ran out first.
+    can become removable once later ones are gone. So occlusion passes over the single cells
+    (`_occlusion_pass`: one call asks for the set without each of its cells, and the cells
+    are removed in the order of those answers, the removable one that keeps the largest
+    margin first) are repeated until one finds no cell removable. That last pass is the
+    certificate: no single unit of the set can go with the set staying sufficient. A set of
+    one unit is 1-minimal as it is (the empty set is known not to be sufficient). False where
+    the budget ran out first.
     """
-    budget = budget or Budget.of(settings)
+    budget = budget or Budget.certifying(settings)
     cell = settings.cell_side(mask.shape)
-    while not budget.ran_out:
-        pixels, bounds, removable = yield from _blocks_by_occlusion(mask, cell, budget)
-        if budget.ran_out or removable == 0:
-            break
-        flat = mask.ravel().copy()
-        flat[pixels[: bounds[1]]] = False
-        mask = flat.reshape(mask.shape)
-        others = pixels[bounds[1] : bounds[removable]]
-        pruning = _prune_blocks(
-            mask, others, bounds[1 : removable + 1] - bounds[1], settings.search_width, budget
-        )
-        mask = yield from _sending_verdicts(pruning)
+    removable = 1
+    while removable and not budget.ran_out:
+        mask, removable = yield from _occlusion_pass(mask, cell, settings.search_width, budget)
     return mask, not budget.ran_out
+
+
+def _occlusion_pass(
+    mask: np.ndarray, side: int, width: int, budget: Budget
+) -> Steps[tuple[np.ndarray, int]]:
+    """One occlusion pass over the ``side`` x ``side`` blocks of ``mask``: the set pruned, and
+    how many of its blocks could go alone. The first of those goes without a test of its own
+    (the model has just called the set without it sufficient); the blocks after it are
+    removed as `prune` removes them, in the order `_blocks_by_occlusion` gives."""
+    pixels, bounds, removable = yield from _blocks_by_occlusion(mask, side, budget)
+    if not removable:
+        return mask, 0
+    flat = mask.ravel().copy()
+    flat[pixels[: bounds[1]]] = False
+    mask = flat.reshape(mask.shape)
+    pruning = _prune_blocks(mask, pixels[bounds[1] :], bounds[1:] - bounds[1], width, budget)
+    return (yield from _sending_verdicts(pruning)), removable
 
 
 def _blocks_by_occlusion(
@@ -309,7 +319,13 @@ class Budget:
 
     @classmethod
     def of(cls, settings: ExtractionSettings) -> Budget:
+        """Pruning's budget."""
         return cls(settings.prune_budget if settings.prune_budget is not None else np.inf)
+
+    @classmethod
+    def certifying(cls, settings: ExtractionSettings) -> Budget:
+        """The certification's budget."""
+        return cls(settings.certify_budget if settings.certify_budget is not None else np.inf)
 
 
 def _prune_blocks(

@@ -30,7 +30,7 @@ CUDA = "CUDAExecutionProvider"
 MAX_BATCH = {CPU: 64, CUDA: 256}
 MIN_OPSET = 11  # GatherElements, TopK with k as an input, Equal on integers
 PROBE_TURNS = 3  # timed runs of each batch size when choosing the CPU batch
-OUTPUTS = ("top1", "top1_confidence", "target_confidence", "margin")
+OUTPUTS = ("top1", "top1_confidence", "top1_margin", "target_confidence", "margin")
 TINY_PROBABILITY = 1e-30  # log-probabilities of a model that outputs probabilities stay finite
 
 
@@ -49,11 +49,14 @@ class Target:
 class Answers:
     """The oracle's answers for a batch of masks. ``margin``: the target's logit minus the
     largest other class's logit (log-probabilities for a model that outputs probabilities),
-    negative where another class leads; ``sufficient``: the top-1 class is the mask's image's
-    target, with at least the confidence and the margin that image needs."""
+    negative where another class leads; ``top1_margin``: the same for the top-1 class (what
+    an image's own answer says before its target is known); ``sufficient``: the top-1 class
+    is the mask's image's target, with at least the confidence and the margin that image
+    needs."""
 
     top1: np.ndarray
     top1_confidence: np.ndarray
+    top1_margin: np.ndarray
     target_confidence: np.ndarray
     margin: np.ndarray
     sufficient: np.ndarray
@@ -63,6 +66,7 @@ class Answers:
         return Answers(
             self.top1[part],
             self.top1_confidence[part],
+            self.top1_margin[part],
             self.target_confidence[part],
             self.margin[part],
             self.sufficient[part],
@@ -127,6 +131,8 @@ def wrap_model(classifier: Classifier) -> onnx.ModelProto:
         helper.make_node("Where", ["target_first_k", "second_k", "first_k"], ["rival_k"]),
         helper.make_node("Sub", ["target_score_k", "rival_k"], ["margin_k"]),
         helper.make_node("Reshape", ["margin_k", "mps_flat"], ["margin"]),
+        helper.make_node("Sub", ["first_k", "second_k"], ["top1_margin_k"]),
+        helper.make_node("Reshape", ["top1_margin_k", "mps_flat"], ["top1_margin"]),
     ]
     constants = [
         numpy_helper.from_array(np.array(mask_shape, dtype=np.int64), "mps_mask_shape"),
@@ -150,6 +156,7 @@ def wrap_model(classifier: Classifier) -> onnx.ModelProto:
         outputs=[
             helper.make_tensor_value_info("top1", TensorProto.INT64, ["batch"]),
             helper.make_tensor_value_info("top1_confidence", TensorProto.FLOAT, ["batch"]),
+            helper.make_tensor_value_info("top1_margin", TensorProto.FLOAT, ["batch"]),
             helper.make_tensor_value_info("target_confidence", TensorProto.FLOAT, ["batch"]),
             helper.make_tensor_value_info("margin", TensorProto.FLOAT, ["batch"]),
         ],
@@ -291,8 +298,8 @@ class MaskedOracle:
         self.evaluations += count
         if not parts:
             empty = np.zeros(0)
-            return Answers(empty.astype(np.int64), empty, empty, empty, empty.astype(bool))
-        top1, top1_confidence, target_confidence, margin = (
+            return Answers(empty.astype(np.int64), empty, empty, empty, empty, empty.astype(bool))
+        top1, top1_confidence, top1_margin, target_confidence, margin = (
             np.concatenate([p[k] for p in parts]) for k in range(len(OUTPUTS))
         )
         sufficient = (
@@ -300,7 +307,7 @@ class MaskedOracle:
             & (target_confidence >= self._min_confidence[index])
             & (margin >= self._min_margin[index])
         )
-        return Answers(top1, top1_confidence, target_confidence, margin, sufficient)
+        return Answers(top1, top1_confidence, top1_margin, target_confidence, margin, sufficient)
 
     def _run_batch(self, masks: np.ndarray, index: np.ndarray) -> list[np.ndarray]:
         real = len(masks)

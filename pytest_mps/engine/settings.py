@@ -57,6 +57,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "prune_grid_from": 64,
         "occlusion_from": 64,
         "prune_budget": 2000,
+        "certify_budget": 5000,
     },
     # ReX 0.4.1's defaults: 20 iterations, prefixes grown 10 pixels at a time, no pruning.
     "rex": {"iterations": 20, "prefix_step": 10, "prune_blocks": ()},
@@ -206,6 +207,10 @@ def _validate(settings: Settings) -> None:
         (
             _all_at_least((e.prune_grid_from,), 1) and isinstance(e.prune_grid_from, int),
             "prune_grid_from must be a whole number of at least 1",
+        ),
+        (
+            e.certify_budget is None or _all_at_least((e.certify_budget,), 0),
+            "certify_budget must be a number >= 0, or null",
         ),
         (
             e.occlusion_from is None
