@@ -24,6 +24,44 @@ FASHION = FIXTURES / "fashion"
 PHOTOS = FIXTURES / "photos"
 
 
+class PlainModel:
+    """The ORIGINAL model in a plain onnxruntime session, asked about masked inputs built here
+    in NumPy (the image where a mask is set, the fill elsewhere): the check outside the engine.
+    Scores are logits, or log-probabilities for a model whose YAML says it outputs
+    probabilities."""
+
+    def __init__(self, model_path: Path, baseline: str = "zero") -> None:
+        from pytest_mps.engine.model import load_classifier
+
+        self.classifier = load_classifier(model_path)
+        self.baseline = baseline
+        self.session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0]
+
+    def scores(self, image_path: str | Path, masks: np.ndarray) -> np.ndarray:
+        """Each mask's scores [n, classes] on the image (masks [n, H, W], model grid)."""
+        classifier = self.classifier
+        values = classifier.prepare(image_path).values
+        fill = make_fill(values, self.baseline, classifier.config, classifier.channels)
+        image, fill = classifier.to_layout(values), classifier.to_layout(fill)
+        nchw = classifier.layout == "NCHW"
+        shaped = masks[:, None] if nchw else masks[..., None]
+        masked = np.where(shaped, image, fill).astype(np.float32)
+        batch = self.input.shape[0]
+        rows = []
+        for one in masked:  # one at a time: a fixed batch is filled with copies
+            fed = np.repeat(one[None], batch if isinstance(batch, int) else 1, axis=0)
+            rows.append(self.session.run(None, {self.input.name: fed})[0][0])
+        scores = np.array(rows, dtype=np.float64)
+        return np.log(scores) if classifier.config.output == "probabilities" else scores
+
+    def gaps(self, image_path: str | Path, masks: np.ndarray, target: int) -> np.ndarray:
+        """Each mask's margin: the target's score minus the largest other score."""
+        scores = self.scores(image_path, masks)
+        others = np.delete(scores, target, axis=1)
+        return scores[:, target] - others.max(axis=1)
+
+
 def assert_sufficient(model_path: Path, engine, result, fill: np.ndarray | None = None) -> None:
     """Re-check an MPS with a plain onnxruntime session on the ORIGINAL model.
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from support import SQUARE, assert_sufficient, spot_detector, spot_image
+from support import FASHION, SQUARE, PlainModel, assert_sufficient, spot_detector, spot_image
 
 from pytest_mps import Engine
 from pytest_mps.cli import main
@@ -252,3 +252,37 @@ def test_console_script_runs_as_a_process(tmp_path, spot_model, spot_picture):
     assert done.returncode == 0, done.stderr
     assert "MPS of 1 image(s)" in done.stdout
     assert "provider: CPU execution provider" in done.stderr
+
+
+def test_sufficiency_options_change_which_sets_are_sufficient(tmp_path, capsys):
+    """--min-margin holds every set to a margin (the image's own where that is smaller), as
+    plain onnxruntime measures it; --min-confidence-ratio gives an image whose all-fill input
+    already has its class (an empty MPS, the model's default class) a set of its own."""
+    model = FASHION / "cnn.onnx"
+    images = sorted((FASHION / "test").glob("*.png"))
+    bag = FASHION / "test" / "03366_bag.png"  # the all-fill input is a bag too
+    digits = [bag, *images[:6]]
+    records = {}
+    for name, options in {
+        "plain": ["--min-margin", "0"],
+        "margin": ["--min-margin", "2"],
+        "ratio": ["--min-confidence-ratio", "0.9"],
+    }.items():
+        out = tmp_path / f"{name}.json"
+        argv = ["explain", str(model), *map(str, digits), "--device", "cpu", "--json", str(out)]
+        assert main([*argv, *options]) == 0
+        records[name] = json.loads(out.read_text())
+    assert records["plain"][0]["default_class"] and records["plain"][0]["mps_pixels"] == 0
+    assert not records["ratio"][0]["default_class"] and records["ratio"][0]["mps_pixels"] > 0
+    assert records["ratio"][0]["mps_confidence"] >= 0.9 * records["ratio"][0]["target_confidence"]
+    plain = PlainModel(model)
+    whole = np.ones((1, 28, 28), dtype=bool)
+    for record in records["margin"][1:]:
+        own = plain.gaps(record["image"], whole, record["target"])[0]
+        assert record["margin"] >= min(2.0, own) - 1e-4
+    pairs = zip(records["plain"], records["margin"], strict=True)
+    gained = [held["margin"] - first["margin"] for first, held in pairs]
+    assert max(gained) > 0.5
+    assert "--min-margin: must be a number >= 0" in _usage_error(
+        capsys, ["explain", str(model), str(bag), "--min-margin", "-1"]
+    )

@@ -389,3 +389,25 @@ def test_a_photo_is_pruned_by_occlusion_so_its_mps_does_not_hang_on_the_seed():
     digit = sorted((FASHION / "test").glob("*.png"))[5]
     below = Engine(FASHION / "cnn.onnx", device="cpu").explain(digit)
     assert below.stages["extraction"] > 0 and len(below.restart_sizes) > 1  # the map's restarts
+
+
+def test_a_photos_location_estimate_is_made_only_when_asked_for_and_counted_apart(tmp_path):
+    """From 64 pixels up the MPS comes from occlusion, so the map is made only when read:
+    its evaluations are counted apart from the MPS's, and it is the map a search that needs
+    it would make (the same seed, the same trees)."""
+    model = spot_detector(tmp_path / "m.onnx", size=(64, 64))
+    picture = spot_image(tmp_path / "p.png", size=64)
+    engine = Engine(model, device="cpu", seed=3)
+    result = engine.explain(picture)
+    assert "responsibility" not in result.stages and not result.location.known
+    assert result.queries == engine.stats()["evaluations"] and result.minimal
+    values = result.responsibility
+    assert result.location.known and result.location.queries > 0
+    stats = engine.stats()
+    assert stats["location_evaluations"] == result.location.queries
+    assert stats["evaluations"] == result.queries + result.location.queries
+    assert values is result.responsibility  # made once
+    from_search = Engine(model, device="cpu", seed=3, occlusion_from=None).explain(picture)
+    assert "responsibility" in from_search.stages and from_search.location.known
+    assert np.array_equal(values, from_search.responsibility)
+    assert result.original_responsibility.shape == result.original_mask.shape

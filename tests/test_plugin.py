@@ -20,6 +20,7 @@ from support import (
     break_cuda,
     red_mass_gate,
     spot_detector,
+    spot_image,
 )
 
 
@@ -415,3 +416,31 @@ def test_yaml_xfail_marks_a_documented_known_failure(project):
         f"checks:\n{check.replace('correct_larger', 'incorrect_larger')}",
     )
     project.runpytest().assert_outcomes(failed=1)  # strict: passing now is reported
+
+
+def test_a_photos_map_is_computed_when_read_and_cached_apart_from_its_mps(tmp_path):
+    """An audit that reads no location computes no map; reading one computes it once, stores
+    it beside the MPS entry, and a later session reads both from the cache."""
+    from pytest_mps.audit.session import MPSSession, SessionOptions
+
+    model = spot_detector(tmp_path / "m.onnx", size=(64, 64))
+    (tmp_path / "m.yaml").write_text("output: logits\n")
+    (tmp_path / "data").mkdir()
+    for seed in range(3):
+        spot_image(tmp_path / "data" / f"p{seed}.png", size=64, seed=seed)
+    cache = tmp_path / "cache"
+    options = SessionOptions(device="cpu", cache_folder=cache, rootdir=tmp_path)
+
+    first = MPSSession(options)
+    audit = first.audit("m.onnx", "data")
+    mps_evaluations = first.evaluations
+    assert mps_evaluations > 0 and not list(cache.glob("*.location.npz"))
+    maps = [audit.explanations[record.path].responsibility for record in audit.records]
+    assert first.evaluations > mps_evaluations and len(list(cache.glob("*.location.npz"))) == 3
+
+    second = MPSSession(options)
+    again = second.audit("m.onnx", "data")
+    for record, values in zip(again.records, maps, strict=True):
+        assert record.cached
+        assert np.array_equal(again.explanations[record.path].responsibility, values)
+    assert second.evaluations == 0 and not second.locators

@@ -102,7 +102,7 @@ def load(path: Path) -> dict:
 def test_json_report_follows_its_schema(gate):
     report = load(gate / "report" / "mps-report.json")
     jsonschema.validate(report, load(SCHEMA))
-    assert report["format"] == "pytest-mps-report" and report["version"] == 2
+    assert report["format"] == "pytest-mps-report" and report["version"] == 3
     session = report["session"]
     assert session["device"] == "cpu" and session["providers"] == ["CPUExecutionProvider"]
     assert session["exitstatus"] == 1 and session["evaluations"] == 0  # all from the cache
@@ -231,16 +231,25 @@ def test_report_command_rebuilds_the_html(gate, tmp_path, capsys):
 
 
 def test_the_html_marks_a_ratio_that_is_only_an_upper_bound(gate, tmp_path):
-    """An image whose pruning ended at its budget (``minimal`` false) reads "(upper bound)"."""
+    """An image whose set is not certified 1-minimal (``minimal`` false: its pruning ended at
+    its budget) reads "(upper bound)", with the reason; the audit's facts count the sets
+    certified and name the grain."""
     document = load(gate / "report" / "mps-report.json")
-    assert "(upper bound)" not in (gate / "report" / "index.html").read_text()
+    page = (gate / "report" / "index.html").read_text()
+    assert "(upper bound)" not in page
     images = document["audits"][0]["images"]
+    searched = [image for image in images if image["sufficient"] and not image["default_class"]]
     assert all(image["minimal"] for image in images)
-    images[0]["minimal"] = False
+    assert f"{len(searched)} of {len(searched)} certified 1-minimal at the pixel" in page
+    searched[0]["minimal"] = False
+    searched[0]["why_not_minimal"] = "pruning ran out of its budget of 9 tests"
     edited = tmp_path / "mps-report.json"
     edited.write_text(json.dumps(document))
     assert main(["report", str(edited), "--html", str(tmp_path / "index.html")]) == 0
-    assert (tmp_path / "index.html").read_text().count("(upper bound)") == 1
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("(upper bound)") == 1
+    assert f"{len(searched) - 1} of {len(searched)} certified" in page
+    assert "not: pruning ran out of its budget of 9 tests" in page
 
 
 def test_report_command_refuses_other_files(tmp_path, capsys):

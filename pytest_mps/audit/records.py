@@ -22,8 +22,10 @@ class ImageRecord:
     passes including the padding of batches (None when not recorded). ``ratio_spread`` is the
     smallest and largest ratio the engine's ``restarts`` (extractions, each ranking the map its
     own way) found; ``ratio`` is the smallest. Over an audit, those spreads measure how certain
-    each size is. ``minimal`` is False where that set's pruning ended at its budget: the ratio
-    is then an upper bound.
+    each size is. ``minimal`` says the set was certified 1-minimal at its ``grain`` (pixels per
+    side of its unit); where not, ``why_not_minimal`` says why (a budget: the ratio is then an
+    upper bound). ``margin`` is by how much the set keeps its class ahead (logits), ``fragile``
+    that it is less than the default preset asks for.
 
     Against an object mask (an audit given ``masks``; ``masked`` is None without them, False
     for an image that has no mask): ``object_share``, the share of the MPS's pixels inside the
@@ -48,6 +50,10 @@ class ImageRecord:
     ratio_spread: tuple[float, float] | None = None
     restarts: int = 1
     minimal: bool = True
+    why_not_minimal: str | None = None
+    grain: int = 1
+    margin: float | None = None
+    fragile: bool = False
     padded_queries: int | None = None
     masked: bool | None = None
     object_share: float | None = None
@@ -78,6 +84,10 @@ class ImageRecord:
             ratio_spread=(0.0, 0.0) if explanation.default_class else explanation.ratio_spread,
             restarts=max(1, len(getattr(explanation, "restart_sizes", ()))),
             minimal=getattr(explanation, "minimal", True),
+            why_not_minimal=getattr(explanation, "why_not_minimal", None),
+            grain=getattr(explanation, "grain", 1),
+            margin=getattr(explanation, "margin", None),
+            fragile=getattr(explanation, "fragile", False),
             padded_queries=getattr(explanation, "padded_queries", None) or explanation.queries,
         )
 

@@ -19,6 +19,7 @@ from pytest_mps.cli.options import (
     mask_png,
     share,
     start,
+    sufficiency,
     unique,
 )
 from pytest_mps.errors import MPSInputError
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             where="compare",
             region_share=args.region_share,
             baseline=args.baseline,
+            **sufficiency(args),
             **({} if args.batch_size is None else {"batch_size": args.batch_size}),
         )
     notes = sorted({engine.oracle.provider_note for engine in session.engines.values()})

@@ -11,6 +11,7 @@ from pytest_mps.cli.options import (
     check_outputs,
     mask_png,
     start,
+    sufficiency,
     unique,
 )
 
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         baseline=args.baseline,
         batch_size=args.batch_size,
+        **sufficiency(args),
     )
     errors.print(f"[dim]provider: {engine.oracle.provider_note}; batch {engine.oracle.batch_size}")
     results = _explain_with_progress(engine, images, console)
@@ -103,7 +105,8 @@ def _table(records: list[dict[str, Any]], engine: Any) -> Any:
     from rich.table import Table
 
     table = Table(title=f"MPS of {len(records)} image(s) — {engine.classifier.path.name}")
-    for column in ("image", "top-1", "confidence", "MPS pixels", "MPS ratio", "MPS conf."):
+    columns = ("image", "top-1", "confidence", "MPS pixels", "MPS ratio", "MPS conf.", "margin")
+    for column in columns:
         table.add_column(
             column,
             justify="left" if column in ("image", "top-1") else "right",
@@ -124,6 +127,7 @@ def _table(records: list[dict[str, Any]], engine: Any) -> Any:
             pixels,
             f"{record['mps_ratio']:.4f}",
             f"{record['mps_confidence']:.3f}",
+            f"{record['margin']:.3f}" + (" fragile" if record["fragile"] else ""),
             str(record["queries"]),
             f"{record['seconds']:.2f}",
         )

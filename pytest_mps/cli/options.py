@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,32 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative(text: str) -> float:
+    """An option's finite number of at least 0."""
+    value = float(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    """An option's probability: a number in [0, 1]."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+# The options that change which sets are sufficient (`pytest_mps.engine.settings.Sufficiency`).
+SUFFICIENCY_OPTIONS = ("min_margin", "min_confidence", "min_confidence_ratio")
+
+
+def sufficiency(args: argparse.Namespace) -> dict[str, float]:
+    """The sufficiency options given on the command line (the preset decides the others)."""
+    given = {name: getattr(args, name) for name in SUFFICIENCY_OPTIONS}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def add_engine_options(command: argparse.ArgumentParser) -> None:
     """The options that say how the MPS are computed, and where (Ray)."""
     command.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
@@ -52,6 +79,25 @@ def add_engine_options(command: argparse.ArgumentParser) -> None:
         "--baseline", default="zero", help="zero (default), mean, blur or a colour #rrggbb"
     )
     command.add_argument("--preset", choices=PRESETS, default="default")
+    command.add_argument(
+        "--min-margin",
+        type=non_negative,
+        metavar="LOGITS",
+        help="a set is sufficient only when its class leads every other by this many logits "
+        "(default: the preset's)",
+    )
+    command.add_argument(
+        "--min-confidence",
+        type=probability,
+        metavar="P",
+        help="... and has at least this probability (an image below it gets no MPS)",
+    )
+    command.add_argument(
+        "--min-confidence-ratio",
+        type=probability,
+        metavar="R",
+        help="... and at least this share of the image's own probability",
+    )
     command.add_argument(
         "--ray",
         metavar="ADDRESS",

@@ -10,10 +10,12 @@ import numpy as np
 
 from pytest_mps.engine.preprocess import Geometry
 
-# The margin (logit gap) below which a set is called fragile: the default preset's
-# `min_margin`, which keeps every MPS of the shipped models under an fp16 copy of the model,
-# at batch 1 and 64, with onnxruntime's graph optimisations on and off (benchmarks/RESULTS.md).
-FRAGILE_BELOW = 0.0
+# The margin (logit gap) below which a set is called fragile, and the default preset's
+# `min_margin`: the smallest candidate above the largest change of a shipped model's gap under
+# an fp16 copy of it (0.093 logits, Lite0), at which every MPS of the shipped models stays
+# sufficient under that copy, at batch 1 and 64, with onnxruntime's graph optimisations on and
+# off (benchmarks/robustness.py; benchmarks/RESULTS.md).
+FRAGILE_BELOW = 0.1
 
 
 class Location:

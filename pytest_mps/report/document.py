@@ -16,7 +16,9 @@ from pytest_mps.report.pictures import FOLDER as PICTURES
 from pytest_mps.report.summary import merge_audit_reports, merge_comparison_reports
 
 FORMAT = "pytest-mps-report"
-VERSION = 2  # 2: figures split this run's time from the compute cost; default_class check
+# 2: figures split this run's time from the compute cost; default_class check; 3: each image's
+# margin, fragile, grain and why_not_minimal.
+VERSION = 3
 # Comparisons came later within version 2: a report without them is still read (none ran).
 JSON_NAME = "mps-report.json"
 HTML_NAME = "index.html"

@@ -23,6 +23,7 @@ from pytest_mps.report.summary import (
     localisation_figures,
     pair_text,
     ratio,
+    sets_text,
     time_text,
 )
 
@@ -104,6 +105,7 @@ def _audit_view(audit: dict[str, Any]) -> dict[str, Any]:
         "verdicts": Counter(check["verdict"] for check in audit["checks"]),
         "labelled": any(image["correct"] is not None for image in images),
         "localisation": localisation_figures(images),
+        "sets": sets_text(images, audit["config"]),
     }
 
 

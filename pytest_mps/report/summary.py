@@ -154,6 +154,7 @@ def _audit_table(audit: dict[str, Any]) -> Table:
     if figures.get("accuracy") is not None:
         table.add_row("accuracy", f"{figures['accuracy']:.3f}")
     table.add_row("MPS ratio", f"mean {ratio(figures['mean'])}, median {ratio(figures['median'])}")
+    table.add_row("sets", sets_text(audit["images"], audit["config"]))
     if figures.get("median_correct") is not None or figures.get("median_incorrect") is not None:
         table.add_row(
             "median correct / incorrect",
@@ -221,6 +222,26 @@ def localisation_figures(images: Sequence[dict[str, Any]]) -> dict[str, Any] | N
         return None
     masked = [ImageRecord.from_dict(image) for image in images if image["masked"]]
     return {**figures(masked), "unmasked": len(images) - len(masked)}
+
+
+def sets_text(images: Sequence[dict[str, Any]], config: dict[str, Any]) -> str:
+    """What an audit's sets are: how many are certified 1-minimal, at what grain, and by how
+    much they keep their class (the margin asked for, the smallest found, how many fragile)."""
+    searched = [image for image in images if image["sufficient"] and not image["default_class"]]
+    if not searched:
+        return "no set searched (every MPS is empty or none is sufficient)"
+    grain = searched[0]["grain"]
+    unit = "pixel" if grain == 1 else f"{grain} x {grain} px cell"
+    minimal = sum(image["minimal"] for image in searched)
+    text = f"{minimal} of {len(searched)} certified 1-minimal at the {unit}"
+    reasons = sorted({str(image["why_not_minimal"]) for image in searched if not image["minimal"]})
+    if reasons:
+        text += f" (not: {'; '.join(reasons)})"
+    asked = config.get("sufficiency", {}).get("min_margin", 0.0)
+    smallest = min(image["margin"] for image in searched)
+    fragile = sum(image["fragile"] for image in searched)
+    text += f"; margin asked {asked:g} logits, smallest {smallest:.3g}"
+    return text + (f", {fragile} fragile" if fragile else "")
 
 
 def images_text(figures: dict[str, Any]) -> str:
