@@ -452,8 +452,8 @@ def test_a_candidate_is_bounded_by_the_shipped_models_saved_run_which_update_kee
     assert read_baseline(shipped).has_masks and read_baseline(shipped).model_path == "cnn.onnx"
     assert "this run and baselines/shipped.json agree on where they look (within every" in text
     assert "FAILED test_gates.py::test_candidate[0.8]" in text
-    assert "disagree on where they look (mean Dice 0.4" in text  # < 0.8
-    assert "Location regions (top 5% of responsibility): mean Dice 0.4" in text
+    assert "disagree on where they look (mean Dice 0.3" in text  # < 0.8
+    assert "Location regions (top 5% of responsibility): mean Dice 0.3" in text
     assert "MPS masks: mean Dice 0." in text
     assert "Note: baseline was made with model cnn.onnx (" in text
 

@@ -423,7 +423,7 @@ def test_a_photos_map_is_computed_when_read_and_cached_apart_from_its_mps(tmp_pa
     it beside the MPS entry, and a later session reads both from the cache."""
     from pytest_mps.audit.session import MPSSession, SessionOptions
 
-    model = spot_detector(tmp_path / "m.onnx", size=(64, 64))
+    spot_detector(tmp_path / "m.onnx", size=(64, 64))
     (tmp_path / "m.yaml").write_text("output: logits\n")
     (tmp_path / "data").mkdir()
     for seed in range(3):

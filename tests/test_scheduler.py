@@ -203,10 +203,10 @@ def test_the_gpu_shaped_search_finds_the_sets_of_one_test_at_a_time():
     assert wide.stats()["evaluations"] > narrow.stats()["evaluations"]  # the tests discarded
 
 
-@pytest.mark.parametrize("prune_budget", [400, 60, 20])
+@pytest.mark.parametrize("prune_budget", [400, 80, 20])
 def test_restarts_side_by_side_keep_only_those_that_would_have_followed(monkeypatch, prune_budget):
     """A wider search runs the restarts side by side, the others beside the first one's pruning;
-    those after one that ran out of budget are dropped (budget 60: some second restarts run
+    those after one that ran out of budget are dropped (budget 80: some second restarts run
     out, so no third follows), and all of them when the first runs out (budget 20, where they
     are stopped): the sets of one at a time."""
     import pytest_mps.engine.explainer as explainer
@@ -227,7 +227,7 @@ def test_restarts_side_by_side_keep_only_those_that_would_have_followed(monkeypa
     alone = [Engine(FASHION / "cnn.onnx", **options).explain(image) for image in FASHION_IMAGES]
     assert_same_sets(alone, wide)
     counts = {len(result.restart_sizes) for result in wide if result.pixels}
-    assert counts == {400: {3}, 60: {1, 2, 3}, 20: {1}}[prune_budget]
+    assert counts == {400: {3}, 80: {1, 2, 3}, 20: {1}}[prune_budget]
     assert any(stopped) == (prune_budget < 400)  # some first extractions ran out
 
 

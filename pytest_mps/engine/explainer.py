@@ -359,11 +359,13 @@ class _Run:
             responsibility = yield from self._responsibility()
             self.location = self._smoothed(responsibility)
             found = yield from self._restarts(responsibility)
-        self.restart_sizes = tuple(int(mask.sum()) for mask, _ in found)
-        mask, pruned = found[int(np.argmin(self.restart_sizes))]
-        mask, certified = yield from self._certified(mask, pruned)
+        sizes = [int(mask.sum()) for mask, _ in found]
+        chosen = int(np.argmin(sizes))
+        mask, certified = yield from self._certified(*found[chosen])
         if not certified:
             self.why_not_minimal = self._uncertified()
+        sizes[chosen] = int(mask.sum())  # the smallest still: certifying only removes
+        self.restart_sizes = tuple(sizes)
         return mask
 
     def _uncertified(self) -> str:

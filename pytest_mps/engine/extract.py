@@ -34,7 +34,8 @@ class ExtractionSettings:
     (smaller inputs, and any with ``prune_grid`` ``None``, are pruned to single pixels).
     ``prune_budget``: the most tests pruning may make, counted as one at a time makes them
     (``None``: no limit). A set whose pruning finished is then certified 1-minimal at the cell
-    (`certify_steps`) within ``certify_budget`` tests of its own (``None``: no limit). Pruning a large set down to single pixels is expensive, so the grid
+    (`certify_steps`) within ``certify_budget`` tests of its own (``None``: no limit).
+    Pruning a large set down to single pixels is expensive, so the grid
     and the budget are the levers between speed and size. ``restarts``: extractions, the
     smallest set kept and the sizes of all saying how certain its size is; a restart follows
     only an extraction whose pruning finished within its budget (a local minimum at the
