@@ -289,26 +289,53 @@ def test_a_symbolic_class_dimension_is_read_from_shape_inference(tmp_path):
 
 
 def test_restarts_keep_the_smallest_set_and_report_every_size():
+    """From the map (``occlusion_from`` None): extractions, each following a certified one."""
     model = FASHION / "cnn.onnx"
     image = sorted((FASHION / "test").glob("*.png"))[5]
-    engine = Engine(model, device="cpu", restarts=3, restart_noise=1.0)
+    options = {"device": "cpu", "occlusion_from": None}
+    engine = Engine(model, restarts=3, restart_noise=1.0, **options)
     result = engine.explain(image)
     assert len(result.restart_sizes) == 3
     assert result.pixels == min(result.restart_sizes)
     low, high = result.ratio_spread
     assert low == result.ratio and high == max(result.restart_sizes) / result.mask.size
     assert_sufficient(model, engine, result)
-    single = Engine(model, device="cpu", restarts=1).explain(image)
+    single = Engine(model, restarts=1, **options).explain(image)
     assert single.restart_sizes == (single.pixels,)
     # A wider search runs the restarts side by side; each ends as it does alone.
     for restarts in (2, 3):
-        wide = Engine(model, device="cpu", search_width=4, restarts=restarts, restart_noise=1.0)
+        wide = Engine(model, search_width=4, restarts=restarts, restart_noise=1.0, **options)
         assert wide.explain(image).restart_sizes == result.restart_sizes[:restarts]
     # A pruning budget that runs out ends no minimum: no restart follows it, and the result
     # says its size is an upper bound.
-    bound = Engine(model, device="cpu", restarts=3, prune_budget=3).explain(image)
+    bound = Engine(model, restarts=3, prune_budget=3, **options).explain(image)
     assert bound.restart_sizes == (bound.pixels,) and not bound.minimal
+    assert "budget of 3 tests" in bound.why_not_minimal
     assert result.minimal
+
+
+def test_occlusion_searches_on_shifted_grids_keep_the_smallest_certified_set():
+    """By occlusion (the default), a digit gets ``restarts`` searches, each on the block grid
+    shifted by another share of a block: nothing random, so every seed gives the same sizes;
+    each set is certified, the smallest kept. A photo (pruned in cells) gets one search."""
+    model = FASHION / "cnn.onnx"
+    images = sorted((FASHION / "test").glob("*.png"))[:12]
+    runs = {
+        seed: list(Engine(model, device="cpu", seed=seed).explain_many(images))
+        for seed in (0, 1000)
+    }
+    for first, other in zip(runs[0], runs[1000], strict=True):
+        assert np.array_equal(first.mask, other.mask) and first.restart_sizes == other.restart_sizes
+        if first.default_class:
+            continue
+        assert len(first.restart_sizes) == 4 and first.pixels == min(first.restart_sizes)
+        assert first.minimal and "responsibility" not in first.stages
+    assert any(len(set(result.restart_sizes)) > 1 for result in runs[0])  # other paths, other sets
+    one = Engine(model, device="cpu", restarts=1).explain(images[3])
+    assert one.restart_sizes == (one.pixels,) and one.pixels >= runs[0][3].pixels
+    extraction = Engine(LITE0, device="cpu", batch_size=1).settings.extraction
+    assert extraction.occlusion_searches((224, 224)) == 1
+    assert extraction.occlusion_searches((28, 28)) == 4
 
 
 def test_extraction_weights_the_map_by_each_pixels_change_only_where_pruning_can_finish():
@@ -377,8 +404,9 @@ def test_the_location_estimate_maps_back_onto_the_original_photo():
 
 
 def test_a_photo_is_pruned_by_occlusion_so_its_mps_does_not_hang_on_the_seed():
-    """From `occlusion_from` (64 pixels) up, the MPS is the whole input pruned in the order of
-    occlusion: one search with no random part, so two seeds give one set (and two maps)."""
+    """By default the MPS is the whole input pruned in the order of occlusion: on a photo
+    (pruned in 5 x 5 pixel cells) one search with no random part, so two seeds give one set
+    (and two maps)."""
     photo = PHOTOS / "grace_hopper.jpg"
     found = [Engine(LITE0, device="cpu", seed=seed).explain(photo) for seed in (0, 1000)]
     assert np.array_equal(found[0].mask, found[1].mask) and found[0].sufficient
@@ -386,9 +414,7 @@ def test_a_photo_is_pruned_by_occlusion_so_its_mps_does_not_hang_on_the_seed():
     assert found[0].stages["pruning"] > 0 and "extraction" not in found[0].stages
     assert not np.array_equal(found[0].responsibility, found[1].responsibility)
     assert_sufficient(LITE0, Engine(LITE0, device="cpu"), found[0])
-    digit = sorted((FASHION / "test").glob("*.png"))[5]
-    below = Engine(FASHION / "cnn.onnx", device="cpu").explain(digit)
-    assert below.stages["extraction"] > 0 and len(below.restart_sizes) > 1  # the map's restarts
+    assert found[0].grain == 5
 
 
 def test_a_photos_location_estimate_is_made_only_when_asked_for_and_counted_apart(tmp_path):

@@ -144,12 +144,12 @@ def test_the_engine_finds_the_same_mps_on_both_paths(tmp_path, model):
 
     assert bound.provider == CPU and bound.oracle.io_binding and bound.oracle.pad_batches
     assert np.array_equal(first.mask, second.mask)
-    assert np.array_equal(first.responsibility, second.responsibility)
     assert first.queries == second.queries == bound.oracle.evaluations
     assert second.padded_queries == bound.oracle.padded_evaluations > second.queries
     fixed = plain.classifier.fixed_batch is not None
     assert (first.padded_queries > first.queries) == fixed  # plain CPU pads only a fixed batch
     assert first.config == second.config  # how the masks travel does not decide the MPS
+    assert np.array_equal(first.responsibility, second.responsibility)  # made now, alike
     assert_sufficient(model, bound, second)
 
 

@@ -208,7 +208,12 @@ def test_a_cached_result_keeps_its_restart_sizes_and_geometry(tmp_path, spot_mod
     again = cache.load("key", result.image)
     assert again.restart_sizes == result.restart_sizes and len(again.restart_sizes) == 2
     assert again.geometry == result.geometry
-    assert np.array_equal(again.original_responsibility, result.original_responsibility)
+    assert (again.margin, again.grain, again.minimal) == (result.margin, 1, True)
+    # The map, made after the MPS when read, is kept apart: the entry holds none.
+    assert not again.location.known and cache.load_location("key") is None
+    cache.store_location("key", result.responsibility, result.location.queries)
+    values, queries = cache.load_location("key")
+    assert np.array_equal(values, result.responsibility) and queries == result.location.queries
 
 
 def test_a_damaged_entry_that_cannot_be_removed_is_recomputed_with_a_warning(tmp_path, monkeypatch):
@@ -297,13 +302,16 @@ def test_an_xdist_worker_asks_for_its_share_of_cores_and_its_gpu_slot(monkeypatc
 
 def test_xdist_workers_take_photos_one_at_a_time_on_the_cpu():
     """Several workers: each keeps at most half its share of an audit in flight, and photos
-    (inputs pruned by occlusion; here digits, with ``occlusion_from`` at their side) go one
-    at a time, so that none waits on another photo in the worker that ends the run."""
+    (inputs pruned in cells larger than a pixel; here digits, with ``prune_grid_from`` at their
+    side) go one at a time, so that none waits on another photo in the worker that ends the
+    run."""
     from pytest_mps import Engine
     from pytest_mps.audit.session import _in_flight
 
     digits = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=64)
-    as_photos = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=64, occlusion_from=28)
+    as_photos = Engine(
+        FASHION / "cnn.onnx", device="cpu", batch_size=64, prune_grid=14, prune_grid_from=28
+    )
     assert (_in_flight(digits, 120, workers=1), _in_flight(digits, 120, workers=2)) == (64, 30)
     assert _in_flight(digits, 3, workers=2) == 1
     assert (_in_flight(as_photos, 8, workers=1), _in_flight(as_photos, 8, workers=2)) == (8, 1)

@@ -445,16 +445,16 @@ def _in_flight(engine: Engine | RayExecutor, missing: int, workers: int) -> int:
 
     With several workers, each keeps at most half its share in flight, so the first to
     arrive leaves images for the others to take; and a local engine on the CPU takes photos
-    (inputs it prunes by occlusion) one at a time. Their model calls cost as much alone as
-    shared, while each photo held beside another finishes later, so the worker holding the
-    last ones ends the run late (``-n 2`` over the shipped audits, 3 rounds: 57.6 s so, 63.3 s
-    with two photos in flight per worker; benchmarks/RESULTS.md).
+    (inputs it prunes in cells larger than a pixel) one at a time. Their model calls cost as
+    much alone as shared, while each photo held beside another finishes later, so the worker
+    holding the last ones ends the run late (``-n 2`` over the shipped audits, 3 rounds: 57.6 s
+    so, 63.3 s with two photos in flight per worker; benchmarks/RESULTS.md).
     """
     share = math.ceil(missing / (2 * workers)) if workers > 1 else missing
     if not isinstance(engine, Engine):
         return min(engine.capacity, share)
     shape = (engine.classifier.height, engine.classifier.width)
-    if workers > 1 and engine.provider == CPU and engine.settings.extraction.by_occlusion(shape):
+    if workers > 1 and engine.provider == CPU and engine.settings.extraction.cell_side(shape) > 1:
         return 1
     return min(default_in_flight(engine), share)
 

@@ -354,18 +354,15 @@ class _Run:
         is the location estimate too)."""
         extraction = self.engine.settings.extraction
         if extraction.by_occlusion(self.shape):
-            found = [(yield from self._occluded(np.ones(self.shape, dtype=bool)))]
+            found = yield from self._occlusions()
         else:
             responsibility = yield from self._responsibility()
             self.location = self._smoothed(responsibility)
             found = yield from self._restarts(responsibility)
-        sizes = [int(mask.sum()) for mask, _ in found]
-        chosen = int(np.argmin(sizes))
-        mask, certified = yield from self._certified(*found[chosen])
+        self.restart_sizes = tuple(int(mask.sum()) for mask, _ in found)
+        mask, certified = found[int(np.argmin(self.restart_sizes))]
         if not certified:
             self.why_not_minimal = self._uncertified()
-        sizes[chosen] = int(mask.sum())  # the smallest still: certifying only removes
-        self.restart_sizes = tuple(sizes)
         return mask
 
     def _uncertified(self) -> str:
@@ -390,10 +387,9 @@ class _Run:
         return smooth(responsibility, self.engine.settings.responsibility.location_scale)
 
     def _restarts(self, responsibility: np.ndarray) -> Steps[list[tuple[np.ndarray, bool]]]:
-        """The sets of the restarts, and whether each one's pruning finished; each restart
-        follows only one that finished within its budget (where a budget ends is no minimum:
-        another such end would say nothing about how certain the size is, and cost a whole
-        budget more).
+        """The sets of the restarts, and whether each is certified; each restart follows only
+        one that is (where a budget ends is no minimum: another such end would say nothing
+        about how certain the size is, and cost a whole budget more).
 
         One test at a time, they run one after another. A wider search (``search_width``
         above 1, as on CUDA) runs them side by side, beside the first one's pruning when its
@@ -459,20 +455,33 @@ class _Run:
         return (yield from self._judged("extraction", recalling(prefix, self.verdicts)))
 
     def _pruned(self, mask: np.ndarray, values: np.ndarray) -> Steps[tuple[np.ndarray, bool]]:
-        """``mask`` pruned, and whether that finished within the budget."""
+        """``mask`` pruned and certified (`_certified`), and whether it is certified."""
         pruning = prune_steps(mask, values, self.engine.settings.extraction)
-        return (yield from self._judged("pruning", recalling(pruning, self.verdicts)))
+        mask, pruned = yield from self._judged("pruning", recalling(pruning, self.verdicts))
+        return (yield from self._certified(mask, pruned))
 
-    def _occluded(self, mask: np.ndarray) -> Steps[tuple[np.ndarray, bool]]:
-        """``mask`` pruned in the order of occlusion (`occlusion_steps`), and whether that
-        finished within the budget."""
-        pruning = occlusion_steps(mask, self.engine.settings.extraction)
-        return (yield from self._judged("pruning", pruning, answers=True))
+    def _occlusions(self) -> Steps[list[tuple[np.ndarray, bool]]]:
+        """The occlusion searches from the whole input (`ExtractionSettings.occlusion_searches`),
+        each on the block grid shifted by another share of a block, side by side in shared
+        calls; each set, and whether its pruning finished within its budget. Nothing in them
+        is random: the seed moves none of their sets."""
+        count = self.engine.settings.extraction.occlusion_searches(self.shape)
+        searches = [self._occluded(number / count) for number in range(count)]
+        return (yield from together(searches))
+
+    def _occluded(self, shift: float) -> Steps[tuple[np.ndarray, bool]]:
+        """The whole input pruned in the order of occlusion (`occlusion_steps`) on a grid
+        shifted by ``shift``, then certified (`_certified`); and whether it is certified."""
+        full = np.ones(self.shape, dtype=bool)
+        pruning = occlusion_steps(full, self.engine.settings.extraction, shift=shift)
+        mask, pruned = yield from self._judged("pruning", pruning, answers=True)
+        return (yield from self._certified(mask, pruned))
 
     def _certified(self, mask: np.ndarray, pruned: bool) -> Steps[tuple[np.ndarray, bool]]:
-        """``mask`` made 1-minimal at its grain by the closing sweeps (`certify_steps`, within
+        """``mask`` made 1-minimal at its grain by the closing passes (`certify_steps`, within
         a budget of their own), and whether that was certified: never where pruning is off or
-        ended at its budget."""
+        ``pruned`` says it ended at its budget. Each search certifies its own set, so the
+        smallest kept is the smallest certified one."""
         extraction = self.engine.settings.extraction
         if not extraction.prune_blocks or not pruned:
             return mask, False

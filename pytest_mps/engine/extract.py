@@ -25,28 +25,30 @@ T = TypeVar("T")
 class ExtractionSettings:
     """How the set is extracted and minimised.
 
-    ``prefix_step``: ReX's fixed steps (pixels per step, evaluated one after another) instead of
-    the search; ``search_width``: how many of the tests that may follow one model call carries
-    (in the prefix search and pruning; it changes the calls, never the set);
-    ``prune_blocks``: square block sides pruned in turn, in cells (``()`` switches pruning
-    off); ``prune_grid``: how many cells span the input's shorter side, so that a cell is that
-    side over ``prune_grid`` pixels, where that side is at least ``prune_grid_from`` pixels
-    (smaller inputs, and any with ``prune_grid`` ``None``, are pruned to single pixels).
-    ``prune_budget``: the most tests pruning may make, counted as one at a time makes them
-    (``None``: no limit). A set whose pruning finished is then certified 1-minimal at the cell
-    (`certify_steps`) within ``certify_budget`` tests of its own (``None``: no limit).
-    Pruning a large set down to single pixels is expensive, so the grid
-    and the budget are the levers between speed and size. ``restarts``: extractions, the
-    smallest set kept and the sizes of all saying how certain its size is; a restart follows
-    only an extraction whose pruning finished within its budget (a local minimum at the
-    smallest block). ``change_weights``: where pruning can finish (see `weighted_by_change`),
-    the first extractions rank and prune by the map times each pixel's change to the input to
-    their own power from this list (0: the map alone). Every other restart ranks the map
-    under multiplicative noise (``restart_noise``, the log-normal sigma) that reorders
-    near-equal pixels, weighted by the last power. ``occlusion_from``: inputs whose shorter
-    side is at least this many pixels (``None``: none) are not extracted from the map at all:
-    the whole input is pruned, each block size in the order of occlusion (`occlusion_steps`),
-    once. That search has no random part, so the seed moves only the map.
+    ``occlusion_from``: inputs whose shorter side is at least this many pixels (``None``:
+    none) are not extracted from the map at all: the whole input is pruned, each block size
+    in the order of occlusion (`occlusion_steps`). That search has no random part, so the seed
+    moves only the map. ``prune_blocks``: square block sides pruned in turn, in cells (``()``
+    switches pruning off); ``prune_grid``: how many cells span the input's shorter side, so
+    that a cell is that side over ``prune_grid`` pixels, where that side is at least
+    ``prune_grid_from`` pixels (smaller inputs, and any with ``prune_grid`` ``None``, are
+    pruned to single pixels). ``prune_budget``: the most tests pruning may make, counted as
+    one at a time makes them (``None``: no limit). A set whose pruning finished is then
+    certified 1-minimal at the cell (`certify_steps`) within ``certify_budget`` tests of its
+    own (``None``: no limit). The grid and the budgets are the levers between speed and size.
+    ``restarts``: searches, the smallest certified set kept and the sizes of all saying how
+    certain its size is: by occlusion, the searches on shifted block grids
+    (`occlusion_searches`); from the map, extractions, each following only one that was
+    certified. ``search_width``: how many of the tests that may follow one model call carries
+    (in the prefix search and pruning; it changes the calls, never the set).
+
+    From the map (``occlusion_from`` ``None``, as in the ``rex`` preset): ``prefix_step``:
+    ReX's fixed steps (pixels per step, evaluated one after another) instead of the search for
+    the shortest sufficient prefix; ``change_weights``: where pruning can finish (see
+    `weighted_by_change`), the first extractions rank and prune by the map times each pixel's
+    change to the input to their own power from this list (0: the map alone). Every other
+    restart ranks the map under multiplicative noise (``restart_noise``, the log-normal sigma)
+    that reorders near-equal pixels, weighted by the last power.
     """
 
     prefix_step: int | None = None
@@ -64,6 +66,13 @@ class ExtractionSettings:
     def by_occlusion(self, shape: tuple[int, ...]) -> bool:
         """Whether an input of ``shape`` is pruned by occlusion instead of the map."""
         return self.occlusion_from is not None and min(shape[:2]) >= self.occlusion_from
+
+    def occlusion_searches(self, shape: tuple[int, ...]) -> int:
+        """How many occlusion searches an input of ``shape`` gets, each on a block grid shifted
+        by another share of a block: ``restarts`` where pruning ends at single pixels, one
+        where it ends at larger cells (a photo, whose one search costs hundreds of
+        evaluations already)."""
+        return self.restarts if self.cell_side(shape) == 1 else 1
 
     def cell_side(self, shape: tuple[int, ...]) -> int:
         """Pixels per side of pruning's finest block (a cell) in an input of ``shape``."""
@@ -214,10 +223,15 @@ def prune_steps(
 
 
 def occlusion_steps(
-    mask: np.ndarray, settings: ExtractionSettings, budget: Budget | None = None
+    mask: np.ndarray,
+    settings: ExtractionSettings,
+    budget: Budget | None = None,
+    shift: float = 0.0,
 ) -> Steps[tuple[np.ndarray, bool]]:
     """``mask`` pruned in the order of occlusion down to blocks of two cells, and whether that
-    finished within the budget; the single cells are `certify_steps`'s.
+    finished within the budget; the single cells are `certify_steps`'s. The blocks lie on a
+    grid shifted by ``shift`` (a share of a block) down and right: searches on other shifts
+    take other greedy paths to other sets, with nothing random.
 
     Sent the model's answers (``sufficient`` and ``margin``), not verdicts alone. For each
     block size of ``prune_blocks`` above one cell, one occlusion pass (`_occlusion_pass`):
@@ -232,7 +246,9 @@ def occlusion_steps(
     cell = settings.cell_side(mask.shape)
     for side in settings.prune_blocks:
         if side > 1:
-            mask, _ = yield from _occlusion_pass(mask, side * cell, settings.search_width, budget)
+            offset = round(shift * side) * cell
+            pruning = _occlusion_pass(mask, side * cell, settings.search_width, budget, offset)
+            mask, _ = yield from pruning
     return mask, not budget.ran_out
 
 
@@ -261,13 +277,14 @@ def certify_steps(
 
 
 def _occlusion_pass(
-    mask: np.ndarray, side: int, width: int, budget: Budget
+    mask: np.ndarray, side: int, width: int, budget: Budget, shift: int = 0
 ) -> Steps[tuple[np.ndarray, int]]:
-    """One occlusion pass over the ``side`` x ``side`` blocks of ``mask``: the set pruned, and
-    how many of its blocks could go alone. The first of those goes without a test of its own
-    (the model has just called the set without it sufficient); the blocks after it are
-    removed as `prune` removes them, in the order `_blocks_by_occlusion` gives."""
-    pixels, bounds, removable = yield from _blocks_by_occlusion(mask, side, budget)
+    """One occlusion pass over the ``side`` x ``side`` blocks of ``mask`` (on a grid shifted
+    by ``shift`` pixels): the set pruned, and how many of its blocks could go alone. The first
+    of those goes without a test of its own (the model has just called the set without it
+    sufficient); the blocks after it are removed as `prune` removes them, in the order
+    `_blocks_by_occlusion` gives."""
+    pixels, bounds, removable = yield from _blocks_by_occlusion(mask, side, budget, shift)
     if not removable:
         return mask, 0
     flat = mask.ravel().copy()
@@ -278,14 +295,14 @@ def _occlusion_pass(
 
 
 def _blocks_by_occlusion(
-    mask: np.ndarray, side: int, budget: Budget
+    mask: np.ndarray, side: int, budget: Budget, shift: int = 0
 ) -> Steps[tuple[np.ndarray, np.ndarray, int]]:
     """The set's flat pixel indices grouped by ``side`` x ``side`` block, where each block
     starts in them (one bound more than there are blocks), and how many blocks can go alone:
     those blocks first, the one whose absence keeps the largest margin first, then the others
     in the same order (once some blocks are gone, one that was needed may not be); ties by
     position. One test per block of the set."""
-    inside, present, row = _set_blocks(mask, side)
+    inside, present, row = _set_blocks(mask, side, shift)
     # Nothing to try: the set without its only block is empty (known not to pass), or its
     # tests do not fit the budget.
     if present.size < 2 or present.size > budget.left:
@@ -393,11 +410,15 @@ def _blocks_in_order(
     return _grouped(inside, row, np.lexsort((present, means)))
 
 
-def _set_blocks(mask: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The set's flat pixel indices, the numbers of the ``side`` x ``side`` blocks it touches
-    (ascending), and each of its pixels' row in those."""
+def _set_blocks(
+    mask: np.ndarray, side: int, shift: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The set's flat pixel indices, the numbers of the ``side`` x ``side`` blocks (on a grid
+    shifted by ``shift`` pixels) it touches (ascending), and each of its pixels' row in
+    those."""
     inside = mask.ravel().nonzero()[0]
-    present, row = np.unique(_block_numbers(mask.shape, side)[inside], return_inverse=True)
+    numbers = _block_numbers(mask.shape, side, shift)
+    present, row = np.unique(numbers[inside], return_inverse=True)
     return inside, present, row
 
 
@@ -413,10 +434,12 @@ def _grouped(
     return inside[by_rank.argsort(kind="stable")], bounds
 
 
-@functools.lru_cache(maxsize=16)
-def _block_numbers(shape: tuple[int, int], side: int) -> np.ndarray:
-    """Each flat pixel's ``side`` x ``side`` block, numbered row by row."""
-    rows, cols = np.indices(shape)
-    numbers = ((rows // side) * (-(-shape[1] // side)) + cols // side).ravel()
+@functools.lru_cache(maxsize=64)
+def _block_numbers(shape: tuple[int, int], side: int, shift: int = 0) -> np.ndarray:
+    """Each flat pixel's ``side`` x ``side`` block, numbered row by row, on a grid shifted by
+    ``shift`` pixels down and right (the first row and column of blocks are that much
+    narrower)."""
+    rows, cols = np.indices(shape) + shift
+    numbers = ((rows // side) * (-(-(shape[1] + shift) // side)) + cols // side).ravel()
     numbers.flags.writeable = False  # shared by every call
     return numbers

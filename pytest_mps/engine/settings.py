@@ -56,7 +56,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "prune_blocks": (16, 8, 4, 2, 1),
         "prune_grid": 40,
         "prune_grid_from": 64,
-        "occlusion_from": 64,
+        "occlusion_from": 1,
         "prune_budget": 2000,
         "certify_budget": 5000,
         "min_margin": FRAGILE_BELOW,
