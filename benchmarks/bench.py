@@ -720,14 +720,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def hold_lock() -> Any:
-    """One benchmark at a time: two runs would share benchmarks/out/ and each other's cores."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    lock = open(OUT / "bench.lock", "w")  # noqa: SIM115 (held until the process exits)
+def hold_lock(out: Path = OUT, script: str = "bench") -> Any:
+    """One run of ``script`` at a time: two would share its files under ``out`` and each
+    other's cores."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{script}.lock"
+    lock = open(path, "w")  # noqa: SIM115 (held until the process exits)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise SystemExit("another bench.py is running (benchmarks/out/bench.lock)") from None
+        raise SystemExit(f"another {script}.py is running ({path})") from None
     return lock
 
 

@@ -1,21 +1,25 @@
 """How steady is an MPS? The same images under independent seeds, per model and preset.
 
 For each model (the Fashion CNN and ViT on their 120 test images, EfficientNet-Lite0 on the
-photos), each preset and each seed, every image is explained once with ``pytest_mps.Engine``
-(CPU). The per-image results are cached under ``--out`` (keyed by a hash of the engine's
-sources, the model and the options), so re-running only re-computes the figures. Then:
+photos; with ``--heldout`` also the held-out models and photos of ``benchmarks/heldout/``), each
+preset and each seed, every image is explained once with ``pytest_mps.Engine`` (CPU). The
+per-image results are cached under ``--out`` (keyed by a hash of the engine's sources, the model,
+the options and the image file), so re-running only re-computes the figures. Then:
 
 - size: the per-image coefficient of variation of MPS pixels across seeds (population std /
   mean), the Spearman correlation of sizes between every two seeds;
+- the engine's certificate: the share of sets certified 1-minimal at their grain, their
+  grain, and their margin (the target's logit minus the largest other);
 - location: per image and pair of seeds, the Spearman correlation of the two responsibility
   maps and the IoU of their top-5% pixels; the IoU of the two MPS masks;
 - anomaly flags: per seed, the images an audit's ``check_anomalies`` (defaults: MAD on log
   ratios against the correctly classified images, flags beyond the noise of the size) flags,
   and the Jaccard overlap of those sets between seeds;
 - checks with a plain onnxruntime session on the original model (fill 0 in input space):
-  every MPS re-verified, and (``--removal``) the share of its pixels that can still be dropped
-  one at a time;
-- cost: model evaluations and seconds per image.
+  every MPS re-verified (top-1, and its margin against the engine's threshold), and
+  (``--removal``) the units of the set (``grain`` x ``grain`` cells) whose removal alone leaves
+  a set that is still sufficient by the engine's rule (top-1 and margin);
+- cost: model evaluations and seconds per image, the MPS's apart from a map made after it.
 
 A JSON with everything goes to ``--out``; a Markdown table for ``benchmarks/RESULTS.md`` is
 printed (and written beside it).
@@ -25,6 +29,7 @@ Usage::
     .venv/bin/python benchmarks/reliability.py                          # everything (long)
     .venv/bin/python benchmarks/reliability.py --quick --models cnn     # 20 images, 3 seeds
     .venv/bin/python benchmarks/reliability.py --models lite0 --preset default
+    .venv/bin/python benchmarks/reliability.py --models cnn_b vit_b lite0_heldout --preset default
     .venv/bin/python benchmarks/reliability.py --engine-option iterations=10 --models cnn
 """
 
@@ -33,7 +38,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import fcntl
 import hashlib
 import importlib
 import itertools
@@ -52,12 +56,13 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from bench import ROOT, Verifier, broadcast_mask, fmt, list_images
+from bench import ROOT, Verifier, broadcast_mask, fmt, hold_lock, list_images
 from scipy import stats
 
 from pytest_mps import Engine
 from pytest_mps.audit.audit import Audit, MPSCheckFailed
 from pytest_mps.audit.records import ImageRecord, jsonable
+from pytest_mps.engine.result import FRAGILE_BELOW
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "out" / "reliability"
@@ -68,6 +73,11 @@ QUICK_IMAGES = 20
 PRESETS = ("default", "rex")
 TOP_SHARE = 0.05  # the "top-5%" region of a responsibility map
 REMOVAL_CHUNK_BYTES = 64 << 20  # masked inputs built at once by the removal pass
+REMOVAL_CHUNK_ROWS = 64  # and at most this many of them in one model call
+# Part of every cache key: bump it when what is cached changes (2: engine 0.9's margin, grain,
+# certificate and the map's evaluations apart).
+CACHE_VERSION = 2
+CHECKS_VERSION = 2  # the plain-session checks (2: units of the grain, with the engine's margin)
 
 
 @dataclass(frozen=True)
@@ -76,8 +86,8 @@ class ModelSpec:
     model: str
     images: str
     labels: str
-    small: bool  # the removal pass is on by default (one evaluation per MPS pixel)
     cv_target: float  # acceptance: median per-image CV of size, default preset
+    heldout: bool = False  # benchmarks/heldout/: checks settings, never chooses them
 
 
 MODELS = {
@@ -86,7 +96,6 @@ MODELS = {
         "fixtures/fashion/cnn.onnx",
         "fixtures/fashion/test",
         "fixtures/fashion/test/labels.csv",
-        True,
         0.15,
     ),
     "vit": ModelSpec(
@@ -94,7 +103,6 @@ MODELS = {
         "fixtures/fashion/vit.onnx",
         "fixtures/fashion/test",
         "fixtures/fashion/test/labels.csv",
-        True,
         0.15,
     ),
     "lite0": ModelSpec(
@@ -102,10 +110,38 @@ MODELS = {
         "fixtures/imagenet/efficientnet_lite0.onnx",
         "fixtures/photos",
         "fixtures/photos/labels.csv",
-        False,
         0.10,
     ),
 }
+# Held out (benchmarks/heldout/README.md): never used to choose a setting, only to check one.
+# Kept out of MODELS, which other scripts (robustness.py) take as their default models.
+HELDOUT_MODELS = {
+    "cnn_b": ModelSpec(
+        "cnn_b",
+        "benchmarks/heldout/fashion/cnn_b.onnx",
+        "benchmarks/heldout/fashion/test",
+        "benchmarks/heldout/fashion/test/labels.csv",
+        0.15,
+        heldout=True,
+    ),
+    "vit_b": ModelSpec(
+        "vit_b",
+        "benchmarks/heldout/fashion/vit_b.onnx",
+        "benchmarks/heldout/fashion/test",
+        "benchmarks/heldout/fashion/test/labels.csv",
+        0.15,
+        heldout=True,
+    ),
+    "lite0_heldout": ModelSpec(
+        "lite0_heldout",
+        "fixtures/imagenet/efficientnet_lite0.onnx",
+        "benchmarks/heldout/photos",
+        "benchmarks/heldout/photos/labels.csv",
+        0.10,
+        heldout=True,
+    ),
+}
+ALL_MODELS = {**MODELS, **HELDOUT_MODELS}
 
 
 # ---------------------------------------------------------------- per-image results
@@ -113,7 +149,12 @@ MODELS = {
 
 @dataclass
 class ImageResult:
-    """What one explanation left behind (duck-types ``Explanation`` for ``ImageRecord``)."""
+    """What one explanation left behind (duck-types ``Explanation`` for ``ImageRecord``).
+
+    ``queries`` are the MPS's evaluations (a map the search made is among them);
+    ``location_queries`` and ``location_seconds`` are those of a map made after it, when read
+    (a photo's), 0 where the search made it.
+    """
 
     image: str
     target: int
@@ -131,9 +172,24 @@ class ImageResult:
     stages: dict[str, int] = field(default_factory=dict)
     ratio_spread: tuple[float, float] | None = None  # from the engine's restarts, when it has any
     restart_sizes: tuple[int, ...] = ()
+    margin: float = 0.0  # the verified set's logit gap: target minus the largest other
+    grain: int = 1  # pixels per side of the unit the set is certified 1-minimal in
+    minimal: bool = True
+    why_not_minimal: str | None = None
+    location_queries: int = 0
+    location_seconds: float = 0.0
+    image_sha256: str = ""  # the image file explained: a changed file is explained again
+
+    @property
+    def fragile(self) -> bool:
+        """Whether the set keeps its class by less than the engine's `FRAGILE_BELOW`."""
+        return self.sufficient and not self.default_class and self.margin < FRAGILE_BELOW
 
     @classmethod
     def of(cls, name: str, explanation: Any) -> ImageResult:
+        start = time.perf_counter()
+        responsibility = np.asarray(explanation.responsibility, dtype=np.float32)  # made now?
+        location_seconds = time.perf_counter() - start
         return cls(
             image=name,
             target=int(explanation.target),
@@ -141,7 +197,7 @@ class ImageResult:
             target_confidence=float(explanation.target_confidence),
             mps_confidence=float(explanation.mps_confidence),
             mask=np.asarray(explanation.mask, dtype=bool),
-            responsibility=np.asarray(explanation.responsibility, dtype=np.float32),
+            responsibility=responsibility,
             pixels=int(explanation.pixels),
             ratio=float(explanation.ratio),
             queries=int(explanation.queries),
@@ -151,6 +207,12 @@ class ImageResult:
             stages={k: int(v) for k, v in explanation.stages.items()},
             ratio_spread=getattr(explanation, "ratio_spread", None),
             restart_sizes=tuple(int(size) for size in explanation.restart_sizes),
+            margin=float(explanation.margin),
+            grain=int(explanation.grain),
+            minimal=bool(explanation.minimal),
+            why_not_minimal=explanation.why_not_minimal,
+            location_queries=int(explanation.location.queries),
+            location_seconds=location_seconds if explanation.location.made_later else 0.0,
         )
 
 
@@ -198,7 +260,13 @@ def cache_key(spec: ModelSpec, preset: str, seed: int, options: dict[str, Any], 
     digest = hashlib.sha256(engine.encode())
     for path in (ROOT / spec.model, (ROOT / spec.model).with_suffix(".yaml")):
         digest.update(path.read_bytes() if path.exists() else b"-")
-    described = {"preset": preset, "seed": seed, "options": options, "ort": ort.__version__}
+    described = {
+        "preset": preset,
+        "seed": seed,
+        "options": options,
+        "ort": ort.__version__,
+        "cache_version": CACHE_VERSION,
+    }
     digest.update(json.dumps(described, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
 
@@ -289,7 +357,13 @@ def compute_run(
     path = cache_path(opts.out, spec, preset, seed, key)
     run = SeedRun(spec.name, preset, seed, key, {}, [])
     load_cached(path, run)
-    missing = [image for image in images if relative(image) not in run.results]
+    hashes = {relative(image): file_hash(image) for image in images}
+    missing = [
+        image
+        for image in images
+        if relative(image) not in run.results
+        or run.results[relative(image)].image_sha256 != hashes[relative(image)]
+    ]
     label = f"{spec.name} {preset} seed {seed}"
     if not missing:
         print(f"{label}: {len(images)} images from the cache ({path.name})", flush=True)
@@ -303,9 +377,14 @@ def compute_run(
     last_save = time.monotonic()
     for image in missing:
         result = ImageResult.of(relative(image), engine.explain(image))
+        result.image_sha256 = hashes[result.image]
         run.results[result.image] = result
-        if result.seconds > 2:
-            print(f"  {label} {image.name}: {result.seconds:.1f}s, {result.pixels} px", flush=True)
+        if result.seconds + result.location_seconds > 2:
+            print(
+                f"  {label} {image.name}: {result.seconds:.1f}s "
+                f"(+ map {result.location_seconds:.1f}s), {result.pixels} px",
+                flush=True,
+            )
         if time.monotonic() - last_save > 60:  # long runs keep their progress
             save_cached(path, run)
             last_save = time.monotonic()
@@ -327,6 +406,10 @@ def compute_run(
     return run
 
 
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def relative(path: Path) -> str:
     return path.resolve().relative_to(ROOT).as_posix()
 
@@ -338,49 +421,104 @@ def now() -> str:
 # ---------------------------------------------------------------- plain-session checks
 
 
+def gaps(scores: np.ndarray, target: int, probabilities: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the top-1 class and the target's gap (its logit minus the largest other;
+    log-probabilities for a model whose output is probabilities), as the engine measures it."""
+    values = scores.reshape(len(scores), -1).astype(np.float64)
+    if probabilities:
+        values = np.log(np.maximum(values, np.finfo(np.float64).tiny))
+    others = values.copy()
+    others[:, target] = -np.inf
+    return values.argmax(axis=1), values[:, target] - others.max(axis=1)
+
+
+def unit_ids(mask: np.ndarray, grain: int) -> np.ndarray:
+    """Each pixel's unit: its ``grain`` x ``grain`` cell ``(row // grain, col // grain)``,
+    numbered row by row (a pixel when ``grain`` is 1)."""
+    rows, cols = np.indices(mask.shape)
+    per_row = -(-mask.shape[1] // grain)
+    return (rows // grain) * per_row + cols // grain
+
+
 @dataclass
 class PlainChecks:
     """Verification and the removal pass with a plain session on the original model."""
 
     verifier: Verifier
     tensors: dict[str, np.ndarray]
+    probabilities: bool  # the model's YAML says `output: probabilities`
 
-    def verify(self, result: ImageResult) -> tuple[bool, int]:
-        return self.verifier.check(self.tensors[result.image], result.mask)
+    def answers(self, name: str, masks: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-1 and gap of ``name``'s input under each mask of ``masks`` [n, H, W] (fill 0)."""
+        tensor = self.tensors[name]
+        batch = np.concatenate(
+            [np.where(broadcast_mask(m, tensor.shape), tensor, 0) for m in masks]
+        ).astype(np.float32)
+        scores = self.verifier.session.run(None, {self.verifier.input_name: batch})[0]
+        return gaps(scores, target, self.probabilities)
 
-    def removable(self, result: ImageResult) -> int:
-        """MPS pixels whose removal alone keeps the top-1 at the target (one evaluation each)."""
-        tensor = self.tensors[result.image]
-        rows, cols = np.nonzero(result.mask)
-        chunk = max(1, REMOVAL_CHUNK_BYTES // tensor.nbytes)
+    def threshold(self, result: ImageResult, min_margin: float) -> float:
+        """The gap a set must keep: ``min_margin``, capped at the full image's own gap."""
+        full = np.ones((1, *result.mask.shape), dtype=bool)
+        return min(min_margin, float(self.answers(result.image, full, result.target)[1][0]))
+
+    def verify(self, result: ImageResult, min_margin: float) -> dict[str, Any]:
+        """The MPS alone: the same top-1 as the full image, and its gap against the threshold."""
+        verified, top1 = self.verifier.check(self.tensors[result.image], result.mask)
+        gap = float(self.answers(result.image, result.mask[None], result.target)[1][0])
+        return {
+            "verified": verified,
+            "verified_target": top1,
+            "plain_margin": gap,
+            "threshold": self.threshold(result, min_margin),
+        }
+
+    def removable(self, result: ImageResult, min_margin: float) -> dict[str, int]:
+        """Units of the MPS whose removal alone leaves a set that keeps the target as top-1 with
+        at least the threshold's gap (one evaluation per unit)."""
+        floor = self.threshold(result, min_margin)
+        ids = unit_ids(result.mask, result.grain)
+        units = np.unique(ids[result.mask])
+        rows = REMOVAL_CHUNK_BYTES // self.tensors[result.image].nbytes
+        chunk = max(1, min(REMOVAL_CHUNK_ROWS, rows))
         count = 0
-        for begin in range(0, rows.size, chunk):
-            r, c = rows[begin : begin + chunk], cols[begin : begin + chunk]
-            masks = np.repeat(result.mask[None], r.size, axis=0)
-            masks[np.arange(r.size), r, c] = False
-            batch = np.concatenate(
-                [np.where(broadcast_mask(m, tensor.shape), tensor, 0) for m in masks]
-            ).astype(np.float32)
-            scores = self.verifier.session.run(None, {self.verifier.input_name: batch})[0]
-            count += int((scores.reshape(r.size, -1).argmax(axis=1) == result.target).sum())
-        return count
+        for begin in range(0, units.size, chunk):
+            part = units[begin : begin + chunk]
+            masks = result.mask[None] & (ids[None] != part[:, None, None])
+            top1, gap = self.answers(result.image, masks, result.target)
+            count += int(((top1 == result.target) & (gap >= floor)).sum())
+        return {"units": int(units.size), "removable": count}
+
+
+def recorded_min_margin(run: SeedRun) -> float:
+    """The ``min_margin`` the engine of ``run`` was set to (its recorded settings)."""
+    found = {float(s["settings"]["sufficiency"]["min_margin"]) for s in run.sessions}
+    if len(found) != 1:
+        raise SystemExit(f"{run.model} {run.preset} seed {run.seed}: min_margin {found}")
+    return found.pop()
 
 
 def run_checks(
     run: SeedRun, names: list[str], checks: Callable[[], PlainChecks], removal: bool, out: Path
 ) -> dict[str, dict[str, Any]]:
-    """Per image: verified (and top-1 of the MPS alone), removable pixels; cached by run key."""
-    path = out / "cache" / run.model / run.preset / f"seed{run.seed}-{run.key}.checks.json"
+    """Per image: verified (top-1 of the MPS alone, its gap and the threshold), removable units
+    (non-empty sufficient sets); cached by run key and image file."""
+    folder = out / "cache" / run.model / run.preset
+    path = folder / f"seed{run.seed}-{run.key}.checks{CHECKS_VERSION}.json"
     cached: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.exists() else {}
+    min_margin = recorded_min_margin(run)
     changed = False
     for name in names:
-        entry = cached.setdefault(name, {})
         result = run.results[name]
+        if cached.get(name, {}).get("image_sha256") != result.image_sha256:
+            cached[name] = {"image_sha256": result.image_sha256}
+        entry = cached[name]
         if "verified" not in entry:
-            entry["verified"], entry["verified_target"] = checks().verify(result)
+            entry.update(checks().verify(result, min_margin))
             changed = True
-        if removal and entry.get("removable") is None and result.pixels:
-            entry["removable"] = checks().removable(result)
+        wanted = removal and result.pixels and result.sufficient
+        if wanted and entry.get("units") is None:
+            entry.update(checks().removable(result, min_margin))
             changed = True
     if changed:
         path.write_text(json.dumps(jsonable(cached), indent=1))
@@ -393,9 +531,11 @@ def lazy_checks(spec: ModelSpec, names: list[str]) -> Callable[[], PlainChecks]:
 
     def get() -> PlainChecks:
         if not made:
-            engine = Engine(ROOT / spec.model, device="cpu")  # for its preprocessing only
+            engine = Engine(ROOT / spec.model, device="cpu", batch_size=1)  # preprocessing only
             tensors = {n: np.asarray(engine.preprocess(ROOT / n), np.float32) for n in names}
-            made.append(PlainChecks(Verifier(ROOT / spec.model, machine()["cores"]), tensors))
+            probabilities = engine.classifier.config.output == "probabilities"
+            verifier = Verifier(ROOT / spec.model, machine()["cores"])
+            made.append(PlainChecks(verifier, tensors, probabilities))
         return made[0]
 
     return get
@@ -418,10 +558,11 @@ def size_figures(runs: Sequence[SeedRun], names: list[str]) -> dict[str, Any]:
     empty_everywhere = (sizes == 0).all(axis=1)
     kept = sizes[~empty_everywhere]
     cv = kept.std(axis=1) / kept.mean(axis=1)  # population std (ddof=0)
-    rhos = [
+    found = [
         float(stats.spearmanr(sizes[:, i], sizes[:, j]).statistic)
         for i, j in itertools.combinations(range(len(runs)), 2)
     ]
+    rhos = [rho for rho in found if not math.isnan(rho)]  # nan: one seed's sizes all equal
     ratios = [run.results[n].ratio for run in runs for n in names]
     pixels = [run.results[n].pixels for run in runs for n in names]
     return {
@@ -434,7 +575,7 @@ def size_figures(runs: Sequence[SeedRun], names: list[str]) -> dict[str, Any]:
         "empty_some_seeds": int(((sizes == 0).any(axis=1) & ~empty_everywhere).sum()),
         "size_spearman_min": min(rhos) if rhos else None,
         "size_spearman_median": median(rhos),
-        "size_spearman_pairs": rhos,
+        "size_spearman_pairs": found,
         "cv_per_image": dict(zip(np.array(names)[~empty_everywhere].tolist(), cv, strict=True)),
     }
 
@@ -525,33 +666,67 @@ def anomaly_figures(spec: ModelSpec, runs: Sequence[SeedRun], names: list[str]) 
     }
 
 
+def certificate_figures(runs: Sequence[SeedRun], names: list[str]) -> dict[str, Any]:
+    """The engine's own word on its sets: certified 1-minimal at which grain, and by what
+    margin they keep the target (non-empty sufficient sets; empty ones have nothing to prune)."""
+    results = [run.results[n] for run in runs for n in names]
+    sets = [r for r in results if r.pixels and r.sufficient]
+    reasons: dict[str, int] = {}
+    for r in results:
+        if not r.minimal:
+            reasons[str(r.why_not_minimal)] = reasons.get(str(r.why_not_minimal), 0) + 1
+    margins = [r.margin for r in sets]
+    return {
+        "minimal_share": float(np.mean([r.minimal for r in results])) if results else None,
+        "not_minimal": sum(not r.minimal for r in results),
+        "why_not_minimal": reasons,
+        "grains": sorted({r.grain for r in results}),
+        "margin_median": median(margins),
+        "margin_min": min(margins) if margins else None,
+        "fragile_sets": sum(r.fragile for r in sets),
+        "margin_sets": len(sets),
+    }
+
+
 def check_figures(
     runs: Sequence[SeedRun], checks: Sequence[dict[str, dict[str, Any]]]
 ) -> dict[str, Any]:
-    """Verification failures, and the removal pass's share of droppable pixels per MPS."""
+    """Verification (top-1, and the gap against the engine's threshold) with a plain session,
+    and the removal pass's removable units per MPS."""
     entries = [
         (run, run.results[name], entry)
         for run, per_image in zip(runs, checks, strict=True)
         for name, entry in per_image.items()
     ]
     failures = [f"{r.image} (seed {run.seed})" for run, r, c in entries if not c["verified"]]
-    shares = [
-        c["removable"] / r.pixels
-        for _, r, c in entries
-        if r.pixels and c.get("removable") is not None
-    ]
+    kept = [c for _, r, c in entries if r.pixels and r.sufficient]
+    thin = [c for c in kept if c["plain_margin"] < c["threshold"]]
+    removal = [(r, c) for _, r, c in entries if c.get("units") is not None]
+    shares = [c["removable"] / c["units"] for _, c in removal]
     return {
         "verified": len(entries) - len(failures),
         "checked": len(entries),
         "not_sufficient": failures,
+        "margin_kept": len(kept) - len(thin),
+        "margin_checked": len(kept),
+        "removal_sets": len(removal),
+        "units_median": median([c["units"] for _, c in removal]),
+        "units_total": sum(c["units"] for _, c in removal),
+        "removable_units_total": sum(c["removable"] for _, c in removal),
         "removable_share_median": median(shares),
         "removable_share_mean": float(np.mean(shares)) if shares else None,
         "one_minimal_share": float(np.mean([s == 0 for s in shares])) if shares else None,
-        "removal_sets": len(shares),
+        "sets_with_removable_units": [
+            f"{r.image} (seed {run.seed}): {c['removable']}/{c['units']}"
+            for run, r, c in entries
+            if c.get("removable")
+        ],
     }
 
 
 def cost_figures(runs: Sequence[SeedRun], names: list[str]) -> dict[str, Any]:
+    """Evaluations and seconds per image: the MPS's (with a map its search made), and a map
+    made after it (read for the location figures) apart."""
     results = [run.results[n] for run in runs for n in names]
     stages = sorted({s for r in results for s in r.stages})
     sessions = [s for run in runs for s in run.sessions]
@@ -561,8 +736,11 @@ def cost_figures(runs: Sequence[SeedRun], names: list[str]) -> dict[str, Any]:
         "queries_by_stage_median": {
             s: median([r.stages.get(s, 0) for r in results]) for s in stages
         },
+        "location_queries_median": median([r.location_queries for r in results]),
+        "location_queries_mean": float(np.mean([r.location_queries for r in results])),
         "seconds_median": median([r.seconds for r in results]),
         "seconds_total": float(sum(r.seconds for r in results)),
+        "location_seconds_median": median([r.location_seconds for r in results]),
         "loadavg": [s["loadavg_before"] for s in sessions] + [s["loadavg_after"] for s in sessions],
         "computed_at": sorted({(s["commit"][:10], bool(s["engine_changes"])) for s in sessions}),
     }
@@ -577,10 +755,12 @@ def figures(
 ) -> dict[str, Any]:
     return {
         "model": spec.model,
+        "heldout": spec.heldout,
         "preset": preset,
         "images": len(names),
         "seeds": [run.seed for run in runs],
         **size_figures(runs, names),
+        **certificate_figures(runs, names),
         **location_figures(runs, names),
         **mask_figures(runs, names),
         **anomaly_figures(spec, runs, names),
@@ -631,6 +811,17 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("constant maps left out (image × pair)", lambda f: str(f["constant_map_pairs_left_out"])),
     ("MPS mask IoU between seeds: median", lambda f: num(f["mask_iou_median"])),
     (
+        "certified 1-minimal by the engine (grain, px per side of a unit)",
+        lambda f: f"{share(f['minimal_share'])} (grain {'/'.join(map(str, f['grains']))})",
+    ),
+    (
+        "margin of the sets (logits): median / min (fragile < 0.1)",
+        lambda f: (
+            f"{num(f['margin_median'])} / {num(f['margin_min'])} "
+            f"({f['fragile_sets']}/{f['margin_sets']} fragile)"
+        ),
+    ),
+    (
         "anomaly flags: mean pairwise Jaccard (target ≥ 0.8 CNN)",
         lambda f: num(f["flag_jaccard_mean"]),
     ),
@@ -642,22 +833,48 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
             else f"{f['flagged_some_seed']} / {f['flagged_every_seed']}"
         ),
     ),
-    ("MPS verified sufficient (plain session)", lambda f: f"{f['verified']}/{f['checked']}"),
+    ("MPS verified sufficient (plain session, top-1)", lambda f: f"{f['verified']}/{f['checked']}"),
     (
-        "share of MPS pixels droppable alone: median (share of sets with none)",
-        lambda f: (
-            "not run"
-            if f["removable_share_median"] is None
-            else f"{share(f['removable_share_median'])} ({share(f['one_minimal_share'])})"
+        "… and gap ≥ min(min_margin, the image's own gap)",
+        lambda f: f"{f['margin_kept']}/{f['margin_checked']}",
+    ),
+    ("removal pass: units per set, median", lambda f: removal_cell(f, fmt(f["units_median"]))),
+    (
+        "removable units (target 0): total / units checked (share)",
+        lambda f: removal_cell(
+            f,
+            f"{f['removable_units_total']} / {f['units_total']} "
+            f"({share(f['removable_units_total'] / max(1, f['units_total']))})",
         ),
     ),
     (
-        "evaluations per image: median / mean",
+        "removable units per set: median share (share of sets with none)",
+        lambda f: removal_cell(
+            f, f"{share(f['removable_share_median'])} ({share(f['one_minimal_share'])})"
+        ),
+    ),
+    (
+        "evaluations per image for the MPS: median / mean",
         lambda f: f"{fmt(f['queries_median'])} / {fmt(round(f['queries_mean']))}",
     ),
-    ("seconds per image: median", lambda f: fmt(f["seconds_median"])),
+    (
+        "… of which its search's map: median",
+        lambda f: fmt(f["queries_by_stage_median"].get("responsibility", 0)),
+    ),
+    (
+        "map made after the MPS (location.queries): median / mean",
+        lambda f: f"{fmt(f['location_queries_median'])} / {fmt(round(f['location_queries_mean']))}",
+    ),
+    (
+        "seconds per image: MPS median (+ map after it, median)",
+        lambda f: f"{fmt(f['seconds_median'])} (+ {fmt(f['location_seconds_median'])})",
+    ),
     ("load average while computing (min–max)", lambda f: load_range(f["loadavg"])),
 ]
+
+
+def removal_cell(f: dict[str, Any], text: str) -> str:
+    return "not run" if not f["removal_sets"] else text
 
 
 def load_range(values: Sequence[float]) -> str:
@@ -667,15 +884,28 @@ def load_range(values: Sequence[float]) -> str:
 Results = dict[str, dict[str, dict[str, Any]]]  # model -> preset -> figures
 
 
+def filled(cell: Callable[[dict[str, Any]], str], found: dict[str, Any]) -> str:
+    """A cell, or n/a for a summary that has no such figure (an older run's, ``--combine``)."""
+    try:
+        return cell(found)
+    except KeyError:
+        return "n/a"
+
+
+def column_name(model: str, preset: str) -> str:
+    held = " (held out)" if ALL_MODELS[model].heldout else ""
+    return f"{model}{held} {preset}"
+
+
 def table(results: Results) -> list[str]:
     """One row per figure, one column per model and preset."""
     columns = [(m, p, f) for m, by_preset in results.items() for p, f in by_preset.items()]
     lines = [
-        "| figure | " + " | ".join(f"{m} {p}" for m, p, _ in columns) + " |",
+        "| figure | " + " | ".join(column_name(m, p) for m, p, _ in columns) + " |",
         "|---|" + "---|" * len(columns),
     ]
     for label, cell in ROWS:
-        lines.append(f"| {label} | " + " | ".join(cell(f) for _, _, f in columns) + " |")
+        lines.append(f"| {label} | " + " | ".join(filled(cell, f) for _, _, f in columns) + " |")
     return lines
 
 
@@ -695,12 +925,17 @@ def targets(results: Results) -> list[str]:
         ("top-5% IoU median ≥ 0.5", lambda s, f: _at_least(f["top5_iou_median"], 0.5)),
         ("anomaly-flag Jaccard ≥ 0.8", lambda s, f: _at_least(f["flag_jaccard_mean"], 0.8)),
         ("every MPS verified sufficient", lambda s, f: f["verified"] == f["checked"]),
+        ("every set certified 1-minimal", lambda s, f: f["not_minimal"] == 0),
+        (
+            "no removable unit (removal pass)",
+            lambda s, f: f["removable_units_total"] == 0 if f["removal_sets"] else None,
+        ),
     ]
     for label, met in rows:
         cells = []
         for name, by_preset in results.items():
             found = by_preset.get("default")
-            verdict = None if found is None else met(MODELS[name], found)
+            verdict = None if found is None else met(ALL_MODELS[name], found)
             cells.append("n/a" if verdict is None else ("yes" if verdict else "**no**"))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
@@ -779,7 +1014,18 @@ def parse_options(items: Sequence[str]) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="MPS reliability across independent seeds")
-    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS))
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=sorted(ALL_MODELS),
+        default=list(MODELS),
+        help=f"default: the shipped {' '.join(MODELS)}; held out: {' '.join(HELDOUT_MODELS)}",
+    )
+    parser.add_argument(
+        "--heldout",
+        action="store_true",
+        help="add the held-out models and photos (benchmarks/heldout/): checks, never choices",
+    )
     parser.add_argument("--images", type=int, default=None, help="first N sorted images per model")
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=None, help="default: 0 1000 ... 4000"
@@ -790,8 +1036,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--removal",
         action=argparse.BooleanOptionalAction,
-        default=None,
-        help="the one-at-a-time removal pass (default: on for Fashion, off for Lite0)",
+        default=True,
+        help="the removal pass: each unit of each MPS dropped alone (default: on)",
     )
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_IMAGES} images, 3 seeds")
     parser.add_argument(
@@ -805,6 +1051,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="compute nothing: print one table from the summaries of earlier runs",
     )
     opts = parser.parse_args(argv)
+    if opts.heldout:
+        opts.models += [name for name in HELDOUT_MODELS if name not in opts.models]
     if opts.seeds is None:
         opts.seeds = list(QUICK_SEEDS if opts.quick else DEFAULT_SEEDS)
     if opts.images is None and opts.quick:
@@ -817,21 +1065,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return opts
 
 
-def hold_lock(out: Path) -> Any:
-    """One run at a time: two would share the cache and the cores."""
-    out.mkdir(parents=True, exist_ok=True)
-    lock = open(out / "reliability.lock", "w")  # noqa: SIM115 (held until the process exits)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise SystemExit(f"another reliability.py is running ({out}/reliability.lock)") from None
-    return lock
-
-
 def measure_model(spec: ModelSpec, opts: argparse.Namespace) -> dict[str, Any]:
     images = list_images(ROOT / spec.images, opts.images)
     names = [relative(image) for image in images]
-    removal = spec.small if opts.removal is None else opts.removal
+    removal = opts.removal
     checks = lazy_checks(spec, names)
     found = {}
     for preset in opts.preset:
@@ -857,7 +1094,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.combine:
         print(report([json.loads(path.read_text()) for path in opts.combine]), end="")
         return 0
-    lock = hold_lock(opts.out)  # noqa: F841 (kept open for the lifetime of the run)
+    lock = hold_lock(opts.out, "reliability")  # noqa: F841 (kept open for the lifetime of the run)
     opts.provenance = provenance()  # before the hash: git state, then the code it describes
     opts.engine_hash = engine_hash()
     summary: dict[str, Any] = {
@@ -871,7 +1108,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": {},
     }
     for name in opts.models:
-        summary["results"][name] = measure_model(MODELS[name], opts)
+        summary["results"][name] = measure_model(ALL_MODELS[name], opts)
     summary.update(finished=now(), provenance_end=provenance(), loadavg_end=list(os.getloadavg()))
     text = report([summary])
     opts.json.parent.mkdir(parents=True, exist_ok=True)
