@@ -7,12 +7,22 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
-from support import FASHION, LITE0, PHOTOS, SQUARE, assert_sufficient, spot_detector, spot_image
+from support import (
+    FASHION,
+    LITE0,
+    PHOTOS,
+    SQUARE,
+    PlainModel,
+    assert_sufficient,
+    spot_detector,
+    spot_image,
+)
 
 from pytest_mps import Engine, explain
 from pytest_mps.engine.explainer import _Run
 from pytest_mps.engine.extract import perturbed, weighted_by_change
 from pytest_mps.engine.model import load_classifier
+from pytest_mps.engine.result import FRAGILE_BELOW
 
 # The hand-built models here have no YAML on purpose; test_modelconfig.py tests that warning.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest_mps.engine.modelconfig.MPSConfigWarning")
@@ -116,6 +126,26 @@ def test_rex_preset_uses_rex_parameters_and_is_sufficient():
     assert settings["extraction"]["prune_blocks"] == ()
     assert result.pixels % 10 == 0 or result.pixels == result.mask.size
     assert_sufficient(model, engine, result)
+    assert settings["sufficiency"]["min_margin"] == 0  # the study's rule: the top-1 alone
+    assert not result.minimal and "not pruned" in result.why_not_minimal
+
+
+def test_the_rex_preset_calls_a_set_below_the_default_margin_fragile():
+    """ReX's rule keeps the class by any margin; a set kept by less than the default preset's
+    `min_margin` (a logit gap) is fragile, one the default preset would not accept unless the
+    image's own margin is smaller still."""
+    model = FASHION / "cnn.onnx"
+    images = sorted((FASHION / "test").glob("*.png"))[10:16]  # two kept by a hair under ReX's
+    rex = [r for r in Engine(model, device="cpu", preset="rex").explain_many(images) if r.pixels]
+    assert any(result.fragile for result in rex)
+    assert all(result.fragile == (result.margin < FRAGILE_BELOW) for result in rex)
+    default = Engine(model, device="cpu")
+    assert default.settings.sufficiency.min_margin == FRAGILE_BELOW == 0.1
+    plain = PlainModel(model)
+    for result in default.explain_many(images):
+        own = plain.gaps(result.image, np.ones((1, 28, 28), bool), result.target)[0]
+        assert result.margin >= min(FRAGILE_BELOW, own) - 1e-4
+        assert result.fragile == (result.pixels > 0 and own < FRAGILE_BELOW)
 
 
 def test_confidence_sufficiency_keeps_a_fraction_of_the_original_confidence():

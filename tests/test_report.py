@@ -107,6 +107,11 @@ def test_json_report_follows_its_schema(gate):
     assert session["device"] == "cpu" and session["providers"] == ["CPUExecutionProvider"]
     assert session["exitstatus"] == 1 and session["evaluations"] == 0  # all from the cache
     assert session["onnxruntime"] and session["pytest_mps"]
+    images = report["audits"][0]["images"]
+    found = [image for image in images if image["pixels"]]
+    assert found and all(image["grain"] == 1 and image["minimal"] for image in found)
+    assert all(image["why_not_minimal"] is None and not image["fragile"] for image in found)
+    assert all(image["margin"] >= 0.1 for image in found)  # the default preset's min_margin
 
 
 def test_json_report_numbers_are_the_audits(gate):
@@ -241,6 +246,7 @@ def test_the_html_marks_a_ratio_that_is_only_an_upper_bound(gate, tmp_path):
     searched = [image for image in images if image["sufficient"] and not image["default_class"]]
     assert all(image["minimal"] for image in images)
     assert f"{len(searched)} of {len(searched)} certified 1-minimal at the pixel" in page
+    assert "margin asked 0.1 logits" in page and ">margin</th>" in page
     searched[0]["minimal"] = False
     searched[0]["why_not_minimal"] = "pruning ran out of its budget of 9 tests"
     edited = tmp_path / "mps-report.json"
