@@ -36,7 +36,7 @@ def test_sizes_differ(mps_compare):
 
 
 def test_location(mps_compare):
-    {COMPARE}.check_location_agreement("cnn", "vit", min_mean_dice=0.2)
+    {COMPARE}.check_location_agreement("cnn", "vit", min_mean_dice=0.05)
 
 
 @pytest.mark.xfail(reason="{XFAIL_REASON}")
@@ -101,7 +101,7 @@ def test_terminal_summary_shows_the_comparison_after_the_audits(compared):
         assert f"{model['name']} {path}: median MPS ratio {ratio(model['median'])}, n=6" in block
     (pair,) = comparison["pairs"]
     assert (
-        f"cnn vs vit location regions (top 5% of responsibility): mean Dice "
+        f"cnn vs vit location regions (top 5% of the location estimate): mean Dice "
         f"{pair['region_mean_dice']:.3g}, median Hausdorff {pair['region_median_hausdorff']:.3g} px"
     ) in block
     assert f"MPS masks: mean Dice {pair['mean_dice']:.3g}" in block
@@ -205,7 +205,7 @@ def test_under_xdist_the_report_holds_each_comparison_once(pytester):
     tests = [
         'check_size_shift("cnn", "vit")',
         'check_size_shift("cnn", "vit")',  # the same check in two tests: listed once
-        'check_location_agreement("cnn", "vit", min_mean_dice=0.2)',
+        'check_location_agreement("cnn", "vit", min_mean_dice=0.05)',
         'check_location_agreement("cnn", "vit", max_median_hausdorff=100)',
     ]
     pytester.makepyfile(

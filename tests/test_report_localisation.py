@@ -17,7 +17,7 @@ from support import SIZE, SQUARE, assert_cached_results_sufficient, red_mass_pro
 from test_report import run_pytest
 
 from pytest_mps.report.document import SCHEMA
-from pytest_mps.report.pictures import OUTLINE, OUTLINE_WIDTH, display_size
+from pytest_mps.report.pictures import OUTLINE, OUTLINE_WIDTH, REGION_OUTLINE, display_size
 
 UNMASKED = "faint.png"  # the one image without a mask
 BLANK = "blank.png"  # black: the model's default class, an empty MPS (with a mask)
@@ -63,23 +63,25 @@ def by_name(audit: dict) -> dict[str, dict]:
     return {Path(image["path"]).name: image for image in audit["images"]}
 
 
-def ring() -> np.ndarray:
-    """Where the outline of the red square lies on a picture: its edge, just inside it."""
+def square(inset: int = 0) -> np.ndarray:
+    """The red square's pixels on a picture, less ``inset`` display pixels on every side."""
     width, height = display_size((SIZE, SIZE))
     scale = width // SIZE
     (top, bottom), (left, right) = ((s.start * scale, s.stop * scale) for s in SQUARE)
     inside = np.zeros((height, width), dtype=bool)
-    inside[top:bottom, left:right] = True
-    core = np.zeros_like(inside)
-    w = OUTLINE_WIDTH
-    core[top + w : bottom - w, left + w : right - w] = True
-    return inside & ~core
+    inside[top + inset : bottom - inset, left + inset : right - inset] = True
+    return inside
 
 
-def outline(picture: Path | bytes) -> np.ndarray:
-    """Where a PNG (a file, or its bytes) shows the outline colour."""
+def ring() -> np.ndarray:
+    """Where the outline of the red square lies on a picture: its edge, just inside it."""
+    return square() & ~square(OUTLINE_WIDTH)
+
+
+def outline(picture: Path | bytes, colour: tuple[int, int, int] = OUTLINE) -> np.ndarray:
+    """Where a PNG (a file, or its bytes) shows the outline ``colour``."""
     opened = Image.open(io.BytesIO(picture) if isinstance(picture, bytes) else picture)
-    return (np.asarray(opened.convert("RGB")) == OUTLINE).all(axis=-1)
+    return (np.asarray(opened.convert("RGB")) == colour).all(axis=-1)
 
 
 def test_the_terminal_summary_has_a_localisation_row_for_the_masked_audit_only(run):
@@ -149,6 +151,16 @@ def test_the_overlay_and_heat_map_outline_the_object_where_it_has_a_mask(run):
     unmarked = picture(plain["bright0.png"], "overlay")
     assert unmarked != picture(masked["bright0.png"], "overlay")
     assert not outline(unmarked).any()
+
+
+def test_the_heat_map_outlines_the_location_region_on_the_evidence(run):
+    """The location region (the top 5% of the estimate: 52 of 1,024 pixels) is outlined on
+    every heat map; the model's only evidence is the 64-pixel red square, so it lies in it."""
+    folder, _ = run
+    for which in ("masked", "plain"):
+        heatmap = by_name(audits(folder)[which])["bright0.png"]["pictures"]["heatmap"]
+        drawn = outline(folder / "report" / heatmap, REGION_OUTLINE)
+        assert drawn.any() and not (drawn & ~square()).any(), which
 
 
 def test_pytest_html_rows_show_the_outlined_pictures(run):

@@ -659,7 +659,7 @@ def test_the_one_pixel_that_decides_is_the_most_responsible(shape, combine):
 @pytest.mark.parametrize("shape", [(8, 8), (16, 16)])
 def test_early_stop_ends_once_the_half_maps_agree(shape, split):
     rule = reveals_all([(3, 4)])
-    options = {"location_scale": 0.1, "split": split, "combine": "additive"}
+    options = {"convergence_scale": 0.1, "split": split, "combine": "additive"}
     stopped = []
     for seed in range(6):
         early, asked = responsibility(shape, rule, seed, converged_at=0.6, **options)

@@ -2,7 +2,7 @@
 
 Each image keeps its MPS ratio and size, its top-1 class and the MPS's confidence and, when the
 run had them, where its MPS lies: the MPS mask and the location region (the top
-``region_share`` of responsibility, the same for every image), both in the original image's
+``region_share`` of the location estimate, the same for every image), both in the original image's
 pixel grid. A mask is one string, ``"<height>x<width>:<base64>"``: its pixels row by row, packed
 eight to a byte (NumPy ``packbits``), zlib-compressed; a 28 x 28 MPS takes about 50 characters.
 Files written before masks were kept load as before, without them (``BaselineImage.sets`` is
@@ -101,7 +101,7 @@ class BaselineImage:
 @dataclass(frozen=True)
 class Baseline:
     """A baseline file's content; ``images`` maps the image's relative path to what is kept of
-    it. ``region_share`` is the share of responsibility the location regions were cut at
+    it. ``region_share`` is the share of the location estimate the location regions were cut at
     (None when the file keeps no masks)."""
 
     model_path: str

@@ -19,7 +19,7 @@ class ImageLocation:
     """Where two models' MPS lie on one image, in its original pixel grid.
 
     ``dice`` and ``hausdorff`` compare the two MPS masks; ``region_dice`` and
-    ``region_hausdorff`` the two location regions (each model's top share of responsibility).
+    ``region_hausdorff`` the two location regions (each model's top share of the location estimate).
     Each is None when either set is empty (an empty MPS: the model's default class).
     """
 
@@ -47,7 +47,7 @@ def locate(image: str, first: Any, second: Any, share: float = REGION_SHARE) -> 
 
 
 def location_sets(explanation: Any, share: float = REGION_SHARE) -> tuple[np.ndarray, np.ndarray]:
-    """The MPS mask and location region (top ``share`` of responsibility) of an explanation,
+    """The MPS mask and location region (top ``share`` of the location estimate) of an explanation,
     in the original image's grid, as `locate` compares them: both empty for an empty MPS."""
     mask = np.asarray(explanation.original_mask, bool)
     if explanation.default_class:
@@ -136,7 +136,7 @@ class Comparison(CheckRunner):
         return self.audits[model]
 
     def locations(self, first: str, second: str, share: float | None = None) -> list[ImageLocation]:
-        """Per image, how the MPS and location regions (top ``share`` of responsibility;
+        """Per image, how the MPS and location regions (top ``share`` of the location estimate;
         default ``region_share``) of two models agree."""
         key = (first, second, share or self.region_share)
         if key not in self._locations:

@@ -29,7 +29,7 @@ class ImageRecord:
 
     Against an object mask (an audit given ``masks``; ``masked`` is None without them, False
     for an image that has no mask): ``object_share``, the share of the MPS's pixels inside the
-    object (None for an empty MPS); ``touches_object``; and the responsibility map's
+    object (None for an empty MPS); ``touches_object``; and the location estimate's
     ``relevance_mass`` and ``relevance_rank`` accuracies inside the object.
     """
 

@@ -39,7 +39,7 @@ Printed: per model the number of images, median and mean MPS ratio (MPS pixels /
 pixels, 0 for an empty MPS), accuracy (with --labels) and the images with an empty MPS (the
 model's default class); per pair of models the mean Dice and median symmetric Hausdorff
 distance (pixels) of the MPS masks and of the location regions (each model's top
---region-share of responsibility). An image where either model's MPS is empty has no Dice and
+--region-share of the location estimate). An image where either model's MPS is empty has no Dice and
 no distance: it is counted apart ("empty"), never as no overlap. Then the size tests over the
 MPS ratios of the same images: Friedman (three models or more, with Holm-corrected pairwise
 Wilcoxon tests) or Wilcoxon signed-rank (two models), and Kruskal-Wallis (at least 3 images).

@@ -11,9 +11,9 @@ def comparison_tables(document: dict[str, Any], share: float) -> list[Any]:
     pairs = document["pairs"]
     note = (
         f"MPS: the MPS masks; region: each model's location region, the top {share * 100:g}% of "
-        "the image by responsibility. An image where either model's MPS (or region) is empty "
-        "has no Dice or distance: it is counted under empty, never as no overlap; — when "
-        "every image is."
+        "the image by its location estimate. An image where either model's MPS (or region) is "
+        "empty has no Dice or distance: it is counted under empty, never as no overlap; — "
+        "when every image is."
     )
     return [
         _models_table(document["models"]),

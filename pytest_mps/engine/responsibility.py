@@ -40,7 +40,7 @@ class ResponsibilitySettings:
 
     ``iterations`` is the most trees grown. With ``converged_at`` below 1, trees grow in waves
     of ``wave`` (alternating between two independent half-maps) until the two
-    half-maps, smoothed at ``location_scale`` (a share of the image's shorter side), agree at
+    half-maps, smoothed at ``convergence_scale`` (a share of the image's shorter side), agree at
     that Spearman correlation: the map then no longer hinges on the seed. ``split="quasi"``
     gives each tree one point, spread evenly over the trees (a randomly shifted
     low-discrepancy sequence) instead of drawing every split at random, and splits every box
@@ -61,7 +61,7 @@ class ResponsibilitySettings:
     wave: int = 2
     converged_at: float = 1.0
     min_iterations: int = 4
-    location_scale: float = 0.0
+    convergence_scale: float = 0.0
 
 
 @dataclass
@@ -164,8 +164,8 @@ def _converged(halves: list[np.ndarray | None], settings: ResponsibilitySettings
     first, second = halves
     if settings.converged_at >= 1.0 or first is None or second is None:
         return False
-    a = smooth(first, settings.location_scale).ravel()
-    b = smooth(second, settings.location_scale).ravel()
+    a = smooth(first, settings.convergence_scale).ravel()
+    b = smooth(second, settings.convergence_scale).ravel()
     if a.std() == 0 or b.std() == 0:
         return False  # a flat half-map (no tree found a passing mutant) tells nothing yet
     return spearman(a, b) >= settings.converged_at

@@ -19,10 +19,11 @@ FRAGILE_BELOW = 0.1
 
 
 class Location:
-    """An image's location estimate: the converged responsibility map, smoothed at the stated
-    ``location_scale`` (model grid). Computed on first use where the MPS search did not need it
-    (inputs pruned by occlusion, such as photos): ``compute`` makes it and says how many model
-    evaluations that took (``queries``). It does not travel between processes unless known."""
+    """An image's location estimate (`pytest_mps.engine.location`: by default what hiding each
+    part of the input costs the target's margin), read at the stated ``location_scale`` (model
+    grid). Made on first use where the MPS search did not make it: ``compute`` makes it and
+    says how many model evaluations that took (``queries``). It does not travel between
+    processes unless known."""
 
     def __init__(
         self,
@@ -71,10 +72,11 @@ class Explanation:
     (pruning off, or its budget ran out: the size is then an upper bound).
 
     The MPS is *one* sufficient set: an image can have several, so its pixels are a poor
-    estimate of where the model looks. ``responsibility`` is that estimate: the converged
-    responsibility map, smoothed at the stated ``location_scale`` (model grid; in the original
-    grid: ``original_responsibility``), made on first use where the search did not need it
-    (``location``). Compare locations with it. ``restart_sizes`` are the sizes the extractions
+    estimate of where the model looks. ``responsibility`` is that estimate (by default what
+    hiding each part of the input costs the target's margin; ReX's responsibility map with
+    ``location="responsibility"``), read at the stated ``location_scale`` (model grid; in the
+    original grid: ``original_responsibility``), made on first use (``location``). Compare
+    locations with it. ``restart_sizes`` are the sizes the extractions
     found (each from its own ranking of the map; the MPS is the smallest): their spread says
     how certain the size is. ``queries`` counts the model evaluations of real masks for the
     MPS (a map made later counts apart, in ``location.queries``), ``padded_queries`` the

@@ -17,6 +17,7 @@ from scipy import ndimage
 
 from pytest_mps import choices
 from pytest_mps.engine.extract import ExtractionSettings
+from pytest_mps.engine.location import ESTIMATORS, LocationSettings
 from pytest_mps.engine.modelconfig import ModelConfig
 from pytest_mps.engine.oracle import Target
 from pytest_mps.engine.preprocess import normalise
@@ -24,28 +25,24 @@ from pytest_mps.engine.responsibility import ResponsibilitySettings
 from pytest_mps.engine.result import FRAGILE_BELOW
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Eleven trees, each splitting every box at its own point near the middle (the trees' points
-    # spread evenly), refined down to boxes of 7.5% of the image; the location is read at 20%
-    # of the image side, the finest scale at which two seeds' maps agree on every model, on two
-    # sets of seeds (at 15% Lite0's top-5% regions overlapped at IoU 0.51 on one, 0.40 on the
-    # other; benchmarks/RESULTS.md).
-    # Small inputs (a 28-pixel digit): a batched prefix search and pruning down to single
-    # pixels, up to four times while pruning ends within its budget (the smallest set kept,
-    # every size reported), the map weighted by each pixel's change to the input, each
-    # extraction by its own power (the map alone, square root, linear, square): smaller sets
-    # whose size hinges less on the seed (the CNN's lowest size Spearman between seeds 0.83 ->
-    # 0.89 with one power, 0.91-0.93 with four and no random restarts). From 64 pixels up (a
-    # photo): the whole input pruned in the order of occlusion down to cells of 1/40 of the
-    # side (5 x 5 pixels on 224): a photo's minima from the map's prefixes were many sets of
-    # very different sizes, the one found hanging on the map's noise (Lite0's size CV across
-    # seeds 0.14-0.21); the model's own answers order the blocks with no random part, for
-    # smaller sets at about the same evaluations. Stopping once two half-maps agree saved few
-    # evaluations at the agreement a steady location needs, so all eleven grow at once (the
-    # fullest model calls).
+    # The set: the whole input pruned in the order of occlusion (every input: `occlusion_from`
+    # 1), in blocks of 16 cells down to 2, then certified 1-minimal at the cell (a pixel below
+    # 64 pixels a side, 1/40 of the side above: 5 x 5 pixels on 224); an input pruned to
+    # single pixels gets four searches on shifted block grids, the smallest kept. No random
+    # part: the seed moves no set (engines up to 0.8 extracted from ReX's map, whose noise moved
+    # the sizes: Lite0's size CV across seeds 0.14-0.21, the Fashion CNN's 0.11). Sufficient:
+    # the top-1 class by a margin of 0.1 logits (`FRAGILE_BELOW`). The location estimate: by
+    # occlusion, in tilings of 8 and 16 blocks across the side, read smoothed at 3% of the side
+    # (benchmarks/RESULTS.md). ReX's map (`location: responsibility`, and the map extraction
+    # with `occlusion_from: null`): eleven trees of near-middle splits spread evenly, down to
+    # boxes of 7.5% of the image, all grown at once.
     "default": {
+        "location": "occlusion",
+        "location_blocks": (8, 16),
+        "location_scale": 0.03,
         "iterations": 11,
         "converged_at": 1.0,
-        "location_scale": 0.2,
+        "convergence_scale": 0.2,
         "split": "quasi",
         "split_shape": (8.0, 8.0),
         "min_box_share": 0.075,
@@ -61,8 +58,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "certify_budget": 5000,
         "min_margin": FRAGILE_BELOW,
     },
-    # ReX 0.4.1's defaults: 20 iterations, prefixes grown 10 pixels at a time, no pruning, and
-    # the study's rule: the top-1 class, by any margin (sets below the default's are fragile).
+    # ReX 0.4.1's defaults: 20 iterations, prefixes grown 10 pixels at a time, no pruning, the
+    # study's rule (the top-1 class, by any margin: sets below the default's are fragile), and
+    # ReX's responsibility map as the location estimate.
     "rex": {"iterations": 20, "prefix_step": 10, "prune_blocks": (), "min_margin": 0.0},
 }
 assert tuple(PRESETS) == choices.PRESETS, "pytest_mps.choices.PRESETS names every preset"
@@ -70,10 +68,11 @@ FILL_NAMES = ("zero", "mean", "blur")  # besides a colour
 SPLITS = ("uniform", "quasi", "betabinomial")
 # Everything an Engine, an audit or a YAML audit's `engine:` accepts: how to run, what to compute.
 RUN_OPTIONS = ("device", "batch_size", "io_binding", "pad_batches", "threads", "gpu_slot")
+LOCATION_OPTIONS = ("location", "location_blocks", "location_scale")
 ENGINE_OPTIONS = tuple(
     sorted(
         {*RUN_OPTIONS, "preset", "seed", "baseline", "min_confidence", "min_confidence_ratio"}
-        | {"min_margin"}
+        | {"min_margin", *LOCATION_OPTIONS}
         | {"prune"}
         | {f.name for f in dataclasses.fields(ResponsibilitySettings)}
         | {f.name for f in dataclasses.fields(ExtractionSettings)}
@@ -124,6 +123,7 @@ class Settings:
     seed: int = 0
     baseline: str | tuple[int, int, int] = "zero"  # the fill; public name, kept in caches
     sufficiency: Sufficiency = field(default_factory=Sufficiency)
+    location: LocationSettings = field(default_factory=LocationSettings)
     responsibility: ResponsibilitySettings = field(default_factory=ResponsibilitySettings)
     extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
 
@@ -150,13 +150,19 @@ def make_settings(preset: str = "default", **options: Any) -> Settings:
         values.pop("min_confidence_ratio", None),
         values.pop("min_margin"),
     )
+    location = _location(values)
     responsibility = _pick(ResponsibilitySettings, values)
     extraction = _pick(ExtractionSettings, values)
     if values:
         unknown = sorted(values)[0]
         raise ValueError(f"unknown engine option {unknown!r} (valid: {', '.join(ENGINE_OPTIONS)})")
     settings = Settings(
-        preset, sufficiency=sufficiency, responsibility=responsibility, extraction=extraction, **top
+        preset,
+        sufficiency=sufficiency,
+        location=location,
+        responsibility=responsibility,
+        extraction=extraction,
+        **top,
     )
     _validate(settings)
     return settings
@@ -166,14 +172,29 @@ def _pick(cls: type, values: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     chosen = {key: values.pop(key) for key in list(values) if key in names}
     for key in ("split_shape", "prune_blocks", "change_weights"):
-        if key in chosen:  # one value alone (e.g. one power for every extraction): a tuple of it
-            value = chosen[key]
-            chosen[key] = tuple(value) if isinstance(value, list | tuple) else (value,)
+        if key in chosen:
+            chosen[key] = _as_tuple(chosen[key])
     return cls(**chosen)
+
+
+def _location(values: dict[str, Any]) -> LocationSettings:
+    """The location options (``location``, ``location_blocks``, ``location_scale``) taken out
+    of ``values``."""
+    fields = dict(zip(LOCATION_OPTIONS, ("estimator", "blocks", "scale"), strict=True))
+    chosen = {fields[key]: values.pop(key) for key in LOCATION_OPTIONS if key in values}
+    if "blocks" in chosen:
+        chosen["blocks"] = _as_tuple(chosen["blocks"])
+    return LocationSettings(**chosen)
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    """A list option given one value (e.g. one power for every extraction): a tuple of it."""
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
 
 
 def _validate(settings: Settings) -> None:
     r, e, s = settings.responsibility, settings.extraction, settings.sufficiency
+    location = settings.location
     seed_ok = isinstance(settings.seed, int) and not isinstance(settings.seed, bool)
     checks = [
         (seed_ok and settings.seed >= 0, f"seed must be an integer >= 0, not {settings.seed!r}"),
@@ -189,7 +210,16 @@ def _validate(settings: Settings) -> None:
         (r.wave >= 1, "wave must be at least 1"),
         (r.min_iterations >= 1, "min_iterations must be at least 1"),
         (0 < r.converged_at <= 1, "converged_at must be in (0, 1]"),
-        (r.location_scale >= 0, "location_scale must be >= 0"),
+        (r.convergence_scale >= 0, "convergence_scale must be >= 0"),
+        (
+            location.estimator in ESTIMATORS,
+            f"location must be one of {', '.join(ESTIMATORS)}, not {location.estimator!r}",
+        ),
+        (
+            _all_at_least(location.blocks, 1) and all(isinstance(v, int) for v in location.blocks),
+            "location_blocks must be whole numbers of at least 1",
+        ),
+        (_all_at_least((location.scale,), 0), "location_scale must be a number >= 0"),
         (r.combine in ("multiplicative", "additive"), "combine must be multiplicative or additive"),
         (e.search_width >= 1, "search_width must be at least 1"),
         (e.restarts >= 1, "restarts must be at least 1"),

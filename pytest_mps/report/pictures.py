@@ -1,5 +1,6 @@
-"""Per-image pictures (the photo, its MPS overlay, the responsibility heat map) as PNG files,
-with the object's outline on the overlay and the heat map where the image has an object mask."""
+"""Per-image pictures (the photo, its MPS overlay, the location estimate's heat map with its
+top region outlined) as PNG files, with the object's outline on the overlay and the heat map
+where the image has an object mask."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pytest_mps.audit.stats.location import REGION_SHARE, top_region
 from pytest_mps.engine.images import load_image
 from pytest_mps.engine.preprocess import Geometry, resize_nearest
 from pytest_mps.fileio import write_bytes_atomic
@@ -23,17 +25,23 @@ LARGEST_SIDE = 320  # large photos are shrunk: the report holds many of them
 DIM = 0.22  # brightness of the pixels outside the MPS in the overlay
 COLORMAP = "inferno"
 OUTLINE = (0, 229, 255)  # cyan: no colour of the inferno map, and rare in a dimmed photo
+REGION_OUTLINE = (57, 255, 20)  # lime: the location region, on the heat map (not inferno's)
 OUTLINE_WIDTH = 2  # display pixels: thin, yet still seen on the 128 px pytest-html thumbnails
 
 
 def render_pictures(explanation: Any, object_mask: np.ndarray | None = None) -> dict[str, bytes]:
-    """The three pictures of one explanation, as PNG bytes keyed by kind; with the image's
-    ``object_mask`` (original grid), its outline is drawn on the overlay and the heat map."""
+    """The three pictures of one explanation, as PNG bytes keyed by kind. The heat map is the
+    location estimate as the checks read it (model grid, at its reading scale), its location
+    region (the top `REGION_SHARE`) outlined; with the image's ``object_mask`` (original grid),
+    the object's outline is drawn on the overlay and the heat map."""
     photo = load_image(explanation.image, "RGB")
     size = display_size(photo.size)
     shown = photo.resize(size, _resample(photo.size, size))
     masked = overlay(shown, explanation.original_mask)
-    heat = heatmap(explanation.responsibility)
+    estimate = explanation.responsibility
+    heat = heatmap(estimate)
+    if estimate.max() > 0:  # an empty MPS has no location
+        heat = outlined(heat, top_region(estimate, REGION_SHARE), REGION_OUTLINE)
     if object_mask is not None:
         masked = outlined(masked, object_mask)
         if explanation.geometry is not None:  # the heat map is in the model's input grid
@@ -96,7 +104,7 @@ def overlay(photo: Image.Image, mask: np.ndarray) -> Image.Image:
 
 
 def heatmap(responsibility: np.ndarray) -> Image.Image:
-    """The responsibility map (model grid), coloured from dark (none) to bright (most)."""
+    """The location estimate (model grid), coloured from dark (none) to bright (most)."""
     from matplotlib import colormaps
 
     values = np.asarray(responsibility, dtype=np.float64)
@@ -108,12 +116,14 @@ def heatmap(responsibility: np.ndarray) -> Image.Image:
     return picture.resize(size, _resample(picture.size, size))
 
 
-def outlined(picture: Image.Image, mask: np.ndarray) -> Image.Image:
-    """``picture`` with the edge of the object ``mask`` (any grid covering the same area)
-    drawn over it in `OUTLINE`, `OUTLINE_WIDTH` pixels wide just inside the object."""
+def outlined(
+    picture: Image.Image, mask: np.ndarray, colour: tuple[int, int, int] = OUTLINE
+) -> Image.Image:
+    """``picture`` with the edge of ``mask`` (any grid covering the same area) drawn over it
+    in ``colour``, `OUTLINE_WIDTH` pixels wide just inside the mask."""
     shown = resize_nearest(np.asarray(mask, dtype=bool), (picture.height, picture.width))
     pixels = np.array(picture.convert("RGB"))
-    pixels[shown & ~_eroded(shown, OUTLINE_WIDTH)] = OUTLINE
+    pixels[shown & ~_eroded(shown, OUTLINE_WIDTH)] = colour
     return Image.fromarray(pixels, mode="RGB")
 
 

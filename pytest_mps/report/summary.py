@@ -207,7 +207,7 @@ def pair_text(pair: dict[str, Any], region_share: float) -> str:
     median Hausdorff and no-overlap share of the location regions, then of the MPS masks."""
     from pytest_mps.audit.checks.location_agreement import pair_figures_text
 
-    regions = f"location regions (top {percent(region_share)} of responsibility)"
+    regions = f"location regions (top {percent(region_share)} of the location estimate)"
     on_masks = pair_figures_text("MPS masks", pair, "")
     return f"{pair_figures_text(regions, pair, 'region_')}; {on_masks}"
 

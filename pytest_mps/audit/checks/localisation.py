@@ -17,7 +17,7 @@ BOUNDS = ("min_inside", "max_outside", "min_relevance_mass", "min_relevance_rank
 class Localisation(Check):
     """Against the audit's object masks (``masks=`` / ``masks:``): bounds on the mean share of
     MPS pixels inside the object (``min_inside``), the share of images whose MPS lies wholly
-    outside it (``max_outside``), and the responsibility map's mean relevance mass and rank
+    outside it (``max_outside``), and the location estimate's mean relevance mass and rank
     accuracies inside it (Quantus' definitions). At least one bound.
 
     Images without a mask are left out and counted; an image with an empty MPS (the model's

@@ -18,9 +18,10 @@ class LocationAgreement(ComparisonCheck):
     Hausdorff distance and the share of images with no overlap (at least one bound).
 
     ``on="region"`` (default) bounds the location regions: each model's top ``region_share``
-    of responsibility (default: the comparison's, 5%), which is steady from seed to seed; a
-    single MPS is one of possibly several minimal sets, so ``on="mps"`` (the study's figure)
-    is noisier. Both are reported. Images where either model's set is empty (its default
+    of the location estimate (default: the comparison's, 5%), which weighs every place the
+    model leans on; a single MPS is one of possibly several minimal sets, the one the search
+    lands on, so ``on="mps"`` (the study's figure) says less about where a model looks. Both
+    are reported. Images where either model's set is empty (its default
     class) are counted apart, never as Dice 0.
     """
 
@@ -74,7 +75,7 @@ class LocationAgreement(ComparisonCheck):
         mean_dice = figures[f"{prefix}mean_dice"]
         median_distance = figures[f"{prefix}median_hausdorff"]
         no_overlap = figures[f"{prefix}no_overlap"]
-        what = f"location regions (top {percent(share)} of responsibility)"
+        what = f"location regions (top {percent(share)} of the location estimate)"
         compared = what if self.on == "region" else "MPS masks"
         if mean_dice is None:
             return self.failed(

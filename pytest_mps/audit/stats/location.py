@@ -1,5 +1,5 @@
 """Where a model looks: Dice and Hausdorff between pixel sets, the location region, and how
-much of an MPS or a responsibility map lies on the object (against a ground-truth mask).
+much of an MPS or a location estimate lies on the object (against a ground-truth mask).
 
 Masks are boolean arrays in one image's original pixel grid (True = in the set). An empty set
 has no location: these functions return None for it, so that an empty MPS (the model's default
@@ -47,7 +47,7 @@ def hausdorff(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def top_region(responsibility: np.ndarray, share: float = REGION_SHARE) -> np.ndarray:
-    """The location region of a responsibility map: its ``share`` of pixels with the highest
+    """The location region of a location estimate: its ``share`` of pixels with the highest
     responsibility (at least one pixel; ties broken by position, so the region is
     deterministic). An all-zero map has no region: the result is empty."""
     if not 0 < share <= 1:
