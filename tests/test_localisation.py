@@ -43,6 +43,16 @@ def test_relevance_mass_and_rank_by_hand():
     assert stats.relevance_rank(relevance, np.zeros((3, 4), bool)) is None
 
 
+def test_the_pointing_game_by_hand():
+    relevance = np.array([[0, 4, 0, 0], [0, 2, 1, 0], [3, 0, 0, 0]], float)
+    assert stats.peak_inside(relevance, OBJECT) is True  # the 4, inside
+    relevance[2, 0] = 5
+    assert stats.peak_inside(relevance, OBJECT) is False  # the 5, outside
+    tie = np.array([[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]]) + grid("1100 0000 0000")
+    assert stats.peak_inside(tie, OBJECT) is False  # ties: the first in row order, (0, 0)
+    assert stats.peak_inside(np.zeros((3, 4)), OBJECT) is None  # no relevance to place
+
+
 def test_a_record_is_localised_against_its_mask():
     hot = np.zeros((3, 4))
     hot[0, 1] = 1.0
@@ -53,6 +63,7 @@ def test_a_record_is_localised_against_its_mask():
     found = record.localised(explanation, OBJECT)
     assert (found.masked, found.object_share, found.touches_object) == (True, 0.5, True)
     assert (found.relevance_mass, found.relevance_rank) == (1.0, 0.25)
+    assert found.peak_inside is True
     assert record.localised(explanation, None).masked is False
     empty = SimpleNamespace(
         original_mask=np.zeros((3, 4), bool), original_responsibility=hot, default_class=True
@@ -104,11 +115,11 @@ def test_a_mask_must_match_its_image_and_be_readable(tmp_path):
 # ---------------------------------------------------------------- the check
 
 
-def record(name, share, mass=0.8, masked=True):
+def record(name, share, mass=0.8, masked=True, peak=True):
     return ImageRecord(
         name, 1, None, None, None, 0.1, 3, 0.9, 0.9, 10, 0.1, share is None, True,
         masked=masked, object_share=share, touches_object=None if share is None else share > 0,
-        relevance_mass=mass, relevance_rank=mass,
+        relevance_mass=mass, relevance_rank=mass, peak_inside=peak if masked else None,
     )  # fmt: skip
 
 
@@ -133,6 +144,17 @@ def test_the_check_bounds_the_mean_share_inside_and_the_images_outside():
     assert "MPS wholly outside 33.3% > 20%" in message
     assert "Least inside: c 0% inside, b 50% inside, a 100% inside" in message
     assert failed.value.outcome.images == ["c", "b", "a"]
+
+
+def test_the_check_bounds_how_often_the_location_estimate_peaks_inside():
+    records = [record("a", 1.0), record("b", 1.0, peak=False), record("c", 0.0, peak=False)]
+    records.append(record("d", None, peak=None))  # an empty estimate: nothing to point with
+    audit = audit_of(records)
+    passed = audit.check_localisation(min_pointing=0.3)
+    assert passed.measured["pointing"] == pytest.approx(1 / 3)
+    assert "location estimate's peak inside on 33.3%" in passed.message
+    with pytest.raises(MPSCheckFailed, match=r"estimate's peak inside 33\.3% < 50%"):
+        audit.check_localisation(min_pointing=0.5)
 
 
 def test_the_check_needs_masks_and_a_bound():
@@ -232,3 +254,4 @@ def test_the_shipped_shortcut_example_catches_the_shortcut_model():
             verdicts[check.model] = failed.outcome.measured
     assert verdicts["clean"] == "pass"
     assert verdicts["shortcut"]["mean_inside"] < 0.5 and verdicts["shortcut"]["outside"] > 0.5
+    assert verdicts["shortcut"]["pointing"] < 0.5  # the location estimate sees it too

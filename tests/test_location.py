@@ -88,6 +88,15 @@ def test_the_estimate_peaks_inside_the_only_evidence_under_every_seed(tmp_path, 
     assert all(np.array_equal(found[0], values) for values in found)  # nothing random
 
 
+def test_pixels_the_fill_does_not_change_take_no_value(tmp_path, red_sum_model):
+    """Hidden with black, the black background is not hidden at all: only the square can be
+    what hiding its blocks costs, though blocks straddle its edge and smoothing spreads."""
+    picture = evidence_picture(tmp_path / "one.png", [A])
+    result = Engine(red_sum_model, device="cpu", baseline="#000000").explain(picture)
+    values = result.responsibility
+    assert values.max() > 0 and not values[~in_mask(A)].any()
+
+
 def test_the_top_region_covers_both_of_two_places_of_evidence(tmp_path, red_sum_model):
     picture = evidence_picture(tmp_path / "two.png", [A, B])
     engine = Engine(red_sum_model, device="cpu")

@@ -29,8 +29,9 @@ class ImageRecord:
 
     Against an object mask (an audit given ``masks``; ``masked`` is None without them, False
     for an image that has no mask): ``object_share``, the share of the MPS's pixels inside the
-    object (None for an empty MPS); ``touches_object``; and the location estimate's
-    ``relevance_mass`` and ``relevance_rank`` accuracies inside the object.
+    object (None for an empty MPS); ``touches_object``; and of the location estimate, whether
+    its peak lies inside the object (``peak_inside``, the pointing game) and its
+    ``relevance_mass`` and ``relevance_rank`` accuracies inside it.
     """
 
     path: str
@@ -58,6 +59,7 @@ class ImageRecord:
     masked: bool | None = None
     object_share: float | None = None
     touches_object: bool | None = None
+    peak_inside: bool | None = None
     relevance_mass: float | None = None
     relevance_rank: float | None = None
 
@@ -106,6 +108,7 @@ class ImageRecord:
             masked=True,
             object_share=share,
             touches_object=None if share is None else share > 0,
+            peak_inside=stats.peak_inside(relevance, target),
             relevance_mass=stats.relevance_mass(relevance, target),
             relevance_rank=stats.relevance_rank(relevance, target),
         )

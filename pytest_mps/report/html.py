@@ -184,14 +184,18 @@ def _relative(target: Path, folder: Path) -> str:
 
 
 def _localisation_cells(image: dict[str, Any]) -> list[tuple[str, float | str]]:
-    """An image's share inside the object, touches, relevance mass and rank for the table, as
-    (text, sort value): "no mask" where it has none; an empty MPS is "empty MPS", never 0%."""
+    """An image's share inside the object, touches, peak inside, relevance mass and rank for
+    the table, as (text, sort value): "no mask" where it has none; an empty MPS is "empty
+    MPS", never 0%."""
     if not image["masked"]:
-        return [("no mask", ""), ("", ""), ("", ""), ("", "")]
-    share, touches = image["object_share"], image["touches_object"]
+        return [("no mask", ""), ("", ""), ("", ""), ("", ""), ("", "")]
+    share = image["object_share"]
     return [
         ("empty MPS", "") if share is None else (_percent(share), share),
-        ("", "") if touches is None else (_value(touches), int(touches)),
+        *(
+            ("", "") if image[key] is None else (_value(image[key]), int(image[key]))
+            for key in ("touches_object", "peak_inside")
+        ),
         *(
             (_figure(image[key]), _sortable(image[key]))
             for key in ("relevance_mass", "relevance_rank")

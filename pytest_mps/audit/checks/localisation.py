@@ -11,13 +11,14 @@ from pytest_mps.audit.checks.base import Audit, Check
 from pytest_mps.audit.records import CheckOutcome, ImageRecord
 from pytest_mps.audit.text import SHOWN, count_images, listing, percent
 
-BOUNDS = ("min_inside", "max_outside", "min_relevance_mass", "min_relevance_rank")
+BOUNDS = ("min_inside", "max_outside", "min_pointing", "min_relevance_mass", "min_relevance_rank")
 
 
 class Localisation(Check):
     """Against the audit's object masks (``masks=`` / ``masks:``): bounds on the mean share of
     MPS pixels inside the object (``min_inside``), the share of images whose MPS lies wholly
-    outside it (``max_outside``), and the location estimate's mean relevance mass and rank
+    outside it (``max_outside``), the share of images whose location estimate peaks inside it
+    (``min_pointing``, the pointing game), and the estimate's mean relevance mass and rank
     accuracies inside it (Quantus' definitions). At least one bound.
 
     Images without a mask are left out and counted; an image with an empty MPS (the model's
@@ -30,10 +31,11 @@ class Localisation(Check):
         self,
         min_inside: float | None = None,
         max_outside: float | None = None,
+        min_pointing: float | None = None,
         min_relevance_mass: float | None = None,
         min_relevance_rank: float | None = None,
     ) -> None:
-        given = (min_inside, max_outside, min_relevance_mass, min_relevance_rank)
+        given = (min_inside, max_outside, min_pointing, min_relevance_mass, min_relevance_rank)
         if all(value is None for value in given):
             raise ValueError(f"give at least one of {', '.join(BOUNDS)}")
         self.bounds = {
@@ -79,6 +81,7 @@ class Localisation(Check):
         checks = (
             ("min_inside", "mean_inside", "mean share inside", -1),
             ("max_outside", "outside", "MPS wholly outside", 1),
+            ("min_pointing", "pointing", "estimate's peak inside", -1),
             ("min_relevance_mass", "mean_relevance_mass", "mean relevance mass", -1),
             ("min_relevance_rank", "mean_relevance_rank", "mean relevance rank", -1),
         )
@@ -101,6 +104,7 @@ def figures(masked: list[ImageRecord]) -> dict[str, Any]:
         "empty": len(masked) - len(with_mps),
         "mean_inside": _mean([r.object_share for r in with_mps]),
         "outside": _mean([not r.touches_object for r in with_mps]),
+        "pointing": _mean([r.peak_inside for r in masked]),
         "mean_relevance_mass": _mean([r.relevance_mass for r in masked]),
         "mean_relevance_rank": _mean([r.relevance_rank for r in masked]),
     }
@@ -119,6 +123,8 @@ def localisation_text(measured: dict[str, Any]) -> str:
         f"Mean share of MPS pixels inside the object {percent(measured['mean_inside'])}",
         f"MPS wholly outside on {percent(measured['outside'])} of images",
     ]
+    if measured["pointing"] is not None:
+        parts.append(f"location estimate's peak inside on {percent(measured['pointing'])}")
     for key, what in (("mean_relevance_mass", "mass"), ("mean_relevance_rank", "rank")):
         if measured[key] is not None:
             parts.append(f"relevance {what} accuracy {measured[key]:.3g}")

@@ -12,8 +12,8 @@ The package is split by concern: `descriptive` (`summarize` and the input checks
 function shares), `bootstrap` (`bootstrap_ci`), `comparisons` (`compare_groups`,
 `compare_paired`, `compare_many`), `anomalies` (`flag_anomalies`, `size_noise`,
 `search_noise`, `expected_range`) and `location` (`dice`, `hausdorff`, `top_region`,
-`share_inside`, `relevance_mass`, `relevance_rank`: these take masks and maps in one image's
-pixel grid, not ratios).
+`share_inside`, `peak_inside`, `relevance_mass`, `relevance_rank`: these take masks and maps
+in one image's pixel grid, not ratios).
 Import from the package itself.
 """
 
@@ -41,6 +41,7 @@ from pytest_mps.audit.stats.location import (
     REGION_SHARE,
     dice,
     hausdorff,
+    peak_inside,
     relevance_mass,
     relevance_rank,
     share_inside,
@@ -64,6 +65,7 @@ __all__ = [
     "expected_range",
     "flag_anomalies",
     "hausdorff",
+    "peak_inside",
     "relevance_mass",
     "relevance_rank",
     "search_noise",

@@ -75,6 +75,19 @@ def share_inside(mps: np.ndarray, target: np.ndarray) -> float | None:
     return int(np.logical_and(mps, target).sum()) / int(mps.sum())
 
 
+def peak_inside(relevance: np.ndarray, target: np.ndarray) -> bool | None:
+    """The pointing game: whether the map's peak (its highest pixel, the first in row order
+    among ties) lies inside the object; None for a map without relevance.
+
+    >>> peak_inside(np.array([[0.1, 0.9, 0.2]]), np.array([[0, 1, 1]], bool))
+    True
+    """
+    values = _relevance(relevance, target)
+    if not np.any(values > 0):
+        return None
+    return bool(np.asarray(target, bool).flat[int(np.argmax(values))])
+
+
 def relevance_mass(relevance: np.ndarray, target: np.ndarray) -> float | None:
     """Relevance mass accuracy (Quantus' definition): the share of the map's total
     (non-negative) relevance that falls inside the object; None for a map without relevance.
