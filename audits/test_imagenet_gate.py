@@ -15,6 +15,5 @@ def test_over_interpretation_share(mps_audit):
     audit.check_concentration(floor=0.002, max_below_floor=0.5)
 
 
-def test_no_anomalous_photos(mps_audit):
-    audit = mps_audit(MODEL, PHOTOS, labels=LABELS, seed=0)
-    audit.check_anomalies(method="mad", reference="all", max_fraction=0.25)
+# No anomalies check, as in imagenet.mps.yaml: 8 photos are too few a reference to flag any
+# size at the check's 5% false-alarm rate (39 are needed).

@@ -26,8 +26,7 @@ CHECKS = (
 )
 COMPARISON_CHECKS = ("size_shift", "sizes_differ", "location_agreement")  # between models
 DIRECTIONS = ("incorrect_larger", "correct_larger", "different")
-ANOMALY_METHODS = ("mad", "iqr")
-ANOMALY_SCALES = ("log", "linear")
 ANOMALY_REFERENCES = ("correct", "all")  # or a baseline file
+ANOMALY_DIRECTIONS = ("both", "larger", "smaller")
 FOLDER_LABELS = "folders"  # labels= value: each image's class is its folder's name
 EXTRAS_HINT = 'pip install "pytest-mps[cpu]" (or "pytest-mps[gpu]" for CUDA)'

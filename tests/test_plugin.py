@@ -14,6 +14,7 @@ import pytest
 from support import (
     FASHION,
     INCORRECT_LARGER,
+    RED_MASS_ANOMALIES,
     RED_MASS_AUDIT,
     assert_cached_results_sufficient,
     assert_sufficient,
@@ -61,11 +62,11 @@ def test_correct_vs_incorrect_passes_and_fails(project):
 
 
 def test_anomalies_flag_the_faint_image(project):
-    failing = run_python_audit(project, "    audit.check_anomalies(max_fraction=0.0)\n")
+    failing = run_python_audit(project, f"    audit.{RED_MASS_ANOMALIES}\n")
     failing.assert_outcomes(failed=1)
     assert "faint.png" in failing.stdout.str()
     body = (
-        "    audit.check_anomalies(max_fraction=0.5)\n"
+        "    audit.check_anomalies(alpha=0.25, direction='larger', max_fraction=0.5)\n"
         "    flagged = [r.path for r in audit.flagged]\n"
         "    assert 'data/faint.png' in flagged and 'data/bright0.png' not in flagged\n"
     )
@@ -105,7 +106,7 @@ labels: data/labels.csv
 checks:
   - concentration: {median_between: [0.2, 0.9]}
   - correct_vs_incorrect: {direction: incorrect_larger, alpha: 0.05}
-  - anomalies: {max_fraction: 0.0}
+  - anomalies: {alpha: 0.25, direction: larger, max_fraction: 0.0}
 """
 
 
@@ -116,7 +117,7 @@ def test_yaml_audit_matches_the_python_audit(project):
             [
                 ("concentration", "check_concentration(median_between=(0.2, 0.9))"),
                 ("correct_vs_incorrect", INCORRECT_LARGER),
-                ("anomalies", "check_anomalies(max_fraction=0.0)"),
+                ("anomalies", RED_MASS_ANOMALIES),
             ]
         )
     )
@@ -267,6 +268,9 @@ def test_xdist_runs_and_prints_one_combined_summary(project):
     assert text.count("MPS audit summary") == 1
     assert text.count("model.onnx on data") == 1
     assert "PASS concentration" in text and "FAIL anomalies" in text
+    # The summary's anomalies row: each flag with which way and its p-value (1/7 for the faint
+    # image, the largest of the 7 correct ones, judged against the other 6).
+    assert "anomalies data/faint.png (larger, p=0.14), data/dim" in " ".join(text.split())
 
 
 def test_xdist_workers_share_the_cores_and_spread_over_gpus(project):

@@ -22,6 +22,7 @@ from browser import assert_renders, check_page, screenshot
 from PIL import Image
 from support import (
     INCORRECT_LARGER,
+    RED_MASS_ANOMALIES,
     RED_MASS_AUDIT,
     SIZE,
     assert_cached_results_sufficient,
@@ -33,12 +34,13 @@ from support import (
 from pytest_mps.cli import main
 from pytest_mps.report.document import SCHEMA
 from pytest_mps.report.pictures import display_size
+from pytest_mps.report.selection import gallery
 
 GATE = red_mass_gate(
     [
         ("concentration", "check_concentration(mean_between=(0.005, 0.5))"),
         ("correct_vs_incorrect", INCORRECT_LARGER),
-        ("anomalies", "check_anomalies(max_fraction=0.0)"),  # fails: faint and dim are flagged
+        ("anomalies", RED_MASS_ANOMALIES),  # fails: faint and dim are flagged
         ("baseline", 'check_baseline("baselines/gate.json")'),
     ],
     header="import json\n",
@@ -133,11 +135,13 @@ def test_json_report_numbers_are_the_audits(gate):
     assert all(c["expected_failure"] is None for c in audit["checks"])
     assert audit["flagged"] == expected["flagged"]
 
-    anomalies = {i["image"]: i["score"] for i in expected["checks"][2]["measured"]["images"]}
+    anomalies = {i["image"]: i for i in expected["checks"][2]["measured"]["images"]}
     for image, entry in zip(audit["images"], expected["images"], strict=True):
         assert {k: image[k] for k in entry} == entry
         assert image["anomaly"] is (image["path"] in expected["flagged"])
-        assert image["anomaly_score"] == anomalies.get(image["path"])
+        flag = anomalies.get(image["path"], {})
+        assert image["anomaly_p_value"] == flag.get("p_value")
+        assert image["anomaly_direction"] == flag.get("direction")
     assert "data/faint.png" in audit["flagged"]
 
     baseline = load(gate / "baselines" / "gate.json")
@@ -299,7 +303,8 @@ def test_under_xdist_the_report_holds_every_audit_once(project):
     project.makefile(
         ".mps.yaml",
         gate="model: model.onnx\nimages: data\nlabels: data/labels.csv\n"
-        "checks:\n  - concentration: {mean_between: [0.005, 0.5]}\n  - anomalies: {}\n"
+        "checks:\n  - concentration: {mean_between: [0.005, 0.5]}\n"
+        "  - anomalies: {alpha: 0.25, direction: larger}\n"
         "  - correct_vs_incorrect: {direction: correct_larger, xfail: a known property}\n",
     )
     project.makepyfile(
@@ -411,3 +416,15 @@ def test_a_report_folder_that_cannot_be_written_is_refused_before_the_audits(pro
     assert "--mps-report" in line and "taken/report" in line
     assert "Traceback" not in result.stderr.str()
     assert "model evaluations" not in result.stdout.str()  # refused before any model work
+
+
+def test_the_gallery_shows_each_flagged_image_beside_a_typical_one_of_its_class():
+    def image(path, ratio, target=1, label="cat"):
+        return {"path": path, "ratio": ratio, "target": target, "target_label": label,
+                "default_class": False}  # fmt: skip
+
+    cats = [image(f"c{i}", 0.01 * (i + 1)) for i in range(5)]
+    shown = gallery([*cats, image("odd", 0.5), image("dog", 0.02, 2, None)], ["odd"])
+    assert shown[0] == (image("odd", 0.5), ["flagged", "largest MPS"])
+    typical, reasons = shown[1]
+    assert typical["path"] == "c2" and reasons[0] == "typical of class cat"  # the median cat

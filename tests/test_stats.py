@@ -11,7 +11,6 @@ from pytest_mps.audit.stats import (
     bootstrap_ci,
     compare_groups,
     compare_paired,
-    flag_anomalies,
     summarize,
 )
 
@@ -299,133 +298,46 @@ def test_compare_paired_validation():
         compare_paired([1, 1, 1], [1, 1, 1], alternative="up")
 
 
-# ---------------------------------------------------------------------- flag_anomalies
-
-# Bulk 1..9 plus a planted outlier. Median 5.5; absolute deviations sorted are
-# .5 .5 1.5 1.5 2.5 2.5 3.5 3.5 4.5 94.5, so MAD = 2.5. Quartiles (linear): 3.25 and 7.75.
-PLANTED = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 100], dtype=float)
+# ---------------------------------------------------------------- conformal anomaly p-values
 
 
-def test_mad_flags_planted_outlier_only():
-    r = flag_anomalies(PLANTED)
-    assert r.flags.tolist() == [False] * 9 + [True]
-    assert (r.method, r.threshold, r.n_reference, r.center) == ("mad", 3.5, 10, 5.5)
-    assert r.spread == pytest.approx(2.5 / 0.6745)
-    assert r.scores[-1] == pytest.approx(0.6745 * 94.5 / 2.5)
-    assert r.scores[0] == pytest.approx(0.6745 * -4.5 / 2.5)
-    assert (r.lower, r.upper) == pytest.approx((5.5 - 3.5 * 2.5 / 0.6745, 5.5 + 3.5 * 2.5 / 0.6745))
+def test_conformal_p_values_by_hand():
+    reference = [1.0, 2.0, 3.0, 4.0]
+    larger, smaller = stats.conformal_p_values([10.0, 2.0, 0.5], [10.0, 2.0, 0.5], reference)
+    # of being large: (1 + #{r >= x}) / 5; of being small: (1 + #{r <= x}) / 5 (ties count)
+    assert larger.tolist() == [0.2, 0.8, 1.0]
+    assert smaller.tolist() == [1.0, 0.6, 0.2]
+    # a noisy size is judged large at its low end, small at its high end
+    larger, smaller = stats.conformal_p_values([2.5], [10.0], reference)
+    assert (larger.tolist(), smaller.tolist()) == ([0.6], [1.0])
+    with pytest.raises(ValueError, match="low <= high"):
+        stats.conformal_p_values([3.0], [2.0], reference)
 
 
-def test_iqr_flags_planted_outlier_only():
-    r = flag_anomalies(PLANTED, method="iqr")
-    assert r.flags.tolist() == [False] * 9 + [True]
-    assert (r.threshold, r.spread) == (1.5, pytest.approx(4.5))
-    assert (r.lower, r.upper) == pytest.approx((3.25 - 6.75, 7.75 + 6.75))
-    assert r.scores[-1] == pytest.approx((100 - 7.75) / 4.5)
-    assert r.scores[0] == pytest.approx((1 - 3.25) / 4.5)
-    assert r.scores[4] == 0.0  # inside the box
+def test_two_sided_p_values_double_the_nearer_tail():
+    larger, smaller = np.array([0.01, 0.6, 0.7]), np.array([1.0, 0.02, 0.7])
+    p, way = stats.p_value(larger, smaller, "both")
+    assert p.tolist() == [0.02, 0.04, 1.0] and way.tolist() == ["larger", "smaller", "larger"]
+    assert stats.p_value(larger, smaller, "larger")[0].tolist() == larger.tolist()
+    assert stats.p_value(larger, smaller, "smaller")[1].tolist() == ["smaller"] * 3
+    with pytest.raises(ValueError, match="direction must be one of"):
+        stats.p_value(larger, smaller, "up")
 
 
-def test_flags_values_against_a_separate_reference():
-    values = [5.0, 50.0, -40.0]
-    for method in ("mad", "iqr"):
-        r = flag_anomalies(values, reference=PLANTED[:9], method=method)
-        assert r.flags.tolist() == [False, True, True]
-        assert r.n_reference == 9
+def test_the_smallest_reference_that_can_flag():
+    assert stats.smallest_reference(0.05, "both") == 39  # 2 / 40 = 0.05
+    assert stats.smallest_reference(0.05, "larger") == 19  # 1 / 20
+    assert stats.smallest_reference(0.2, "both") == 9
 
 
-def test_threshold_controls_sensitivity():
-    # |z| = 0.6745 * 4.5 / 2.5 = 1.21 for 1 but only 0.6745 * 3.5 / 2.5 = 0.94 for 9.
-    assert np.flatnonzero(flag_anomalies(PLANTED, threshold=1.0).flags).tolist() == [0, 9]
-    # IQR scores: 1 -> -0.5, 2 -> -0.28, 9 -> 0.28; so k = 0.4 adds 1 only, k = 0.25 adds 2 and 9.
-    assert np.flatnonzero(flag_anomalies(PLANTED, method="iqr", threshold=0.4).flags).tolist() == [
-        0,
-        9,
-    ]
-    assert flag_anomalies(PLANTED, method="iqr", threshold=0.25).flags.sum() == 4
-
-
-@pytest.mark.parametrize("method", ["mad", "iqr"])
-def test_flags_agree_with_scores_and_bounds(method):
-    x = np.random.default_rng(13).standard_t(df=2, size=500)
-    r = flag_anomalies(x, method=method)
-    assert 0 < r.flags.sum() < 100
-    np.testing.assert_array_equal(r.flags, np.abs(r.scores) > r.threshold)
-    np.testing.assert_array_equal(r.flags, (x < r.lower) | (x > r.upper))
-
-
-def test_zero_mad_falls_back_to_mean_absolute_deviation():
-    # Six of nine values equal the median, so MAD = 0; mean |x - 0.5| = 0.6 / 9.
-    ref = np.array([0.5] * 6 + [0.4, 0.6, 0.9])
-    r = flag_anomalies(ref)
-    sigma = 1.253314 * 0.6 / 9
-    assert r.spread == pytest.approx(sigma)
-    assert r.flags.tolist() == [False] * 8 + [True]
-    assert r.scores[-1] == pytest.approx(0.4 / sigma)
-
-
-def test_zero_iqr_falls_back_to_normal_equivalent_iqr():
-    ref = np.array([0.5] * 6 + [0.4, 0.6, 0.9])
-    r = flag_anomalies(ref, method="iqr")
-    spread = 1.349 * 1.253314 * 0.6 / 9
-    assert r.spread == pytest.approx(spread)
-    assert (r.lower, r.upper) == pytest.approx((0.5 - 1.5 * spread, 0.5 + 1.5 * spread))
-    assert r.flags.tolist() == [False] * 8 + [True]
-
-
-@pytest.mark.parametrize("method", ["mad", "iqr"])
-def test_constant_reference_flags_any_difference(method):
-    r = flag_anomalies([0.3, 0.31, 0.29], reference=[0.3] * 5, method=method)
-    assert r.flags.tolist() == [False, True, True]
-    assert r.scores.tolist() == [0.0, math.inf, -math.inf]
-    assert (r.spread, r.lower, r.upper, r.center) == (0.0, 0.3, 0.3, 0.3)
-
-
-def test_anomaly_arrays_are_read_only():
-    r = flag_anomalies(PLANTED)
-    with pytest.raises(ValueError):
-        r.flags[0] = True
-    with pytest.raises(ValueError):
-        r.scores[0] = 0.0
-
-
-def test_empty_values_against_reference():
-    r = flag_anomalies([], reference=PLANTED)
-    assert r.flags.shape == r.scores.shape == (0,)
-    assert r.flags.dtype == bool
-
-
-def test_flag_anomalies_validation():
-    with pytest.raises(InsufficientData, match=r"at least 5 values, got 4"):
-        flag_anomalies([1.0, 2.0, 3.0, 4.0])
-    with pytest.raises(InsufficientData):
-        flag_anomalies(PLANTED, reference=PLANTED[:4])
-    with pytest.raises(InsufficientData):
-        flag_anomalies(PLANTED, min_n=11)
-    with pytest.raises(ValueError, match="method"):
-        flag_anomalies(PLANTED, method="zscore")
-    with pytest.raises(ValueError, match="threshold"):
-        flag_anomalies(PLANTED, threshold=0.0)
-
-
-# ------------------------------------------------------------------ size noise
-
-
-def test_expected_range_of_normal_draws_matches_the_control_chart_table():
-    assert [round(stats.expected_range(n), 3) for n in (2, 3, 4, 5, 10)] == [
-        1.128, 1.693, 2.059, 2.326, 3.078,
-    ]  # fmt: skip
-    with pytest.raises(ValueError, match="at least 2"):
-        stats.expected_range(1)
-
-
-def test_size_noise_pools_log_ranges_over_images_with_restarts():
-    # log ranges 0.3 (3 searches) and 0.2 (2 searches); the single search says nothing
-    lows, highs = [10, 20, 7], [10 * np.exp(0.3), 20 * np.exp(0.2), 7]
-    own = stats.search_noise(lows, highs, [3, 2, 1])
-    assert own[:2] == pytest.approx([0.3 / 1.6926, 0.2 / 1.1284], rel=1e-4) and np.isnan(own[2])
-    noise = stats.size_noise(lows, highs, [3, 2, 1])
-    assert noise == pytest.approx((0.3 / 1.6926 + 0.2 / 1.1284) / 2, rel=1e-4)
-    assert stats.size_noise([5, 6], [5, 6], [1, 1]) is None
-    with pytest.raises(ValueError, match="positive"):
-        stats.size_noise([0], [3], [2])
+def test_clean_sizes_are_flagged_at_most_at_the_stated_rate():
+    """Exchangeable draws, each judged against a reference of 100 others: the share with
+    p <= alpha stays at or under alpha (conformal validity), for a skewed distribution too."""
+    rng = np.random.default_rng(11)
+    for alpha in (0.02, 0.05, 0.1):
+        rates = []
+        for _ in range(200):
+            sample = rng.lognormal(-4, 1.0, 101)
+            larger, smaller = stats.conformal_p_values(sample[:1], sample[:1], sample[1:])
+            rates.append(stats.p_value(larger, smaller, "both")[0][0] <= alpha)
+        assert np.mean(rates) <= alpha + 2 * math.sqrt(alpha * (1 - alpha) / 200)

@@ -161,16 +161,21 @@ def ratios(records: Sequence[ImageRecord]) -> np.ndarray:
 def mark_anomalies(
     images: Sequence[dict[str, Any]], checks: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Image entries with ``anomaly`` and ``anomaly_score`` set from the anomalies checks among
-    ``checks`` (entries as `CheckOutcome.as_dict` gives them)."""
-    scores = {
-        entry["image"]: entry["score"]
+    """Image entries with ``anomaly``, ``anomaly_p_value`` and ``anomaly_direction`` set from
+    the anomalies checks among ``checks`` (entries as `CheckOutcome.as_dict` gives them)."""
+    flags = {
+        entry["image"]: entry
         for check in checks
         if check["check"] == "anomalies"
         for entry in check["measured"].get("images", [])
     }
     return [
-        {**image, "anomaly": image["path"] in scores, "anomaly_score": scores.get(image["path"])}
+        {
+            **image,
+            "anomaly": image["path"] in flags,
+            "anomaly_p_value": flags.get(image["path"], {}).get("p_value"),
+            "anomaly_direction": flags.get(image["path"], {}).get("direction"),
+        }
         for image in images
     ]
 

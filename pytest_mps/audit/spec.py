@@ -10,7 +10,7 @@ Example::
     engine: {seed: 0}
     checks:
       - concentration: {median_between: [0.001, 0.2]}
-      - anomalies: {method: mad, max_fraction: 0.2}
+      - anomalies: {alpha: 0.05, max_fraction: 0.2}
 
 A comparison of models has ``models:`` (names to model files, two or more) in place of
 ``model:``; each model's preprocessing comes from its own YAML. Its checks are those between

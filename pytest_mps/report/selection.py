@@ -34,8 +34,9 @@ def distribution_groups(
 def gallery(
     images: Sequence[dict[str, Any]], flagged: Sequence[str]
 ) -> list[tuple[dict[str, Any], list[str]]]:
-    """The flagged images, then the smallest and the largest MPS, each once with the reasons it
-    is shown. Empty MPS (the model's default class) have nothing to show and are left out."""
+    """The flagged images, each beside a typical image of its class, then the smallest and the
+    largest MPS, each once with the reasons it is shown. Empty MPS (the model's default class)
+    have nothing to show and are left out."""
     by_ratio = sorted(
         (image for image in images if not image["default_class"]), key=lambda i: i["ratio"]
     )
@@ -43,11 +44,25 @@ def gallery(
     chosen: dict[str, list[str]] = {}
     for path in list(flagged)[:GALLERY_FLAGGED]:
         chosen.setdefault(path, []).append("flagged")
+        typical = _typical(by_ratio, by_path[path]["target"], set(flagged))
+        reason = f"typical of class {by_path[path]['target_label'] or by_path[path]['target']}"
+        if typical is not None and reason not in chosen.get(typical["path"], []):
+            chosen.setdefault(typical["path"], []).append(reason)
     for image in by_ratio[:GALLERY_EACH]:
         chosen.setdefault(image["path"], []).append("smallest MPS")
     for image in by_ratio[::-1][:GALLERY_EACH]:
         chosen.setdefault(image["path"], []).append("largest MPS")
     return [(by_path[path], reasons) for path, reasons in chosen.items() if path in by_path]
+
+
+def _typical(
+    by_ratio: Sequence[dict[str, Any]], target: int, flagged: set[str]
+) -> dict[str, Any] | None:
+    """The unflagged image of class ``target`` with the median MPS ratio (None: there is none)."""
+    same = [
+        image for image in by_ratio if image["target"] == target and image["path"] not in flagged
+    ]
+    return same[(len(same) - 1) // 2] if same else None
 
 
 def pair_matrix(comparison: dict[str, Any], figure: str) -> list[list[float | None]]:

@@ -163,7 +163,7 @@ def _audit_table(audit: dict[str, Any]) -> Table:
     localisation = localisation_figures(audit["images"])
     if localisation is not None:
         table.add_row("localisation", localisation_text(localisation))
-    table.add_row("anomalies", ", ".join(audit["flagged"]) or "none flagged")
+    table.add_row("anomalies", anomalies_text(audit))
     table.add_row(
         "model evaluations",
         f"{figures['queries']} to compute these MPS ({figures['padded_queries']} with padding)",
@@ -222,6 +222,16 @@ def localisation_figures(images: Sequence[dict[str, Any]]) -> dict[str, Any] | N
         return None
     masked = [ImageRecord.from_dict(image) for image in images if image["masked"]]
     return {**figures(masked), "unmasked": len(images) - len(masked)}
+
+
+def anomalies_text(audit: dict[str, Any]) -> str:
+    """The flagged images, most unusual first, each with which way and its p-value."""
+    images = {image["path"]: image for image in audit["images"]}
+    flags = [
+        f"{path} ({images[path]['anomaly_direction']}, p={images[path]['anomaly_p_value']:.2g})"
+        for path in audit["flagged"]
+    ]
+    return ", ".join(flags) or "none flagged"
 
 
 def sets_text(images: Sequence[dict[str, Any]], config: dict[str, Any]) -> str:

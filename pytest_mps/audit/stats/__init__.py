@@ -10,8 +10,8 @@ count over a fixed total), so mean/variance-based methods would be poorly calibr
 
 The package is split by concern: `descriptive` (`summarize` and the input checks every
 function shares), `bootstrap` (`bootstrap_ci`), `comparisons` (`compare_groups`,
-`compare_paired`, `compare_many`), `anomalies` (`flag_anomalies`, `size_noise`,
-`search_noise`, `expected_range`) and `location` (`dice`, `hausdorff`, `top_region`,
+`compare_paired`, `compare_many`), `anomalies` (`conformal_p_values`, `p_value`,
+`smallest_reference`) and `location` (`dice`, `hausdorff`, `top_region`,
 `share_inside`, `peak_inside`, `relevance_mass`, `relevance_rank`: these take masks and maps
 in one image's pixel grid, not ratios).
 Import from the package itself.
@@ -19,13 +19,7 @@ Import from the package itself.
 
 from __future__ import annotations
 
-from pytest_mps.audit.stats.anomalies import (
-    AnomalyResult,
-    expected_range,
-    flag_anomalies,
-    search_noise,
-    size_noise,
-)
+from pytest_mps.audit.stats.anomalies import conformal_p_values, p_value, smallest_reference
 from pytest_mps.audit.stats.bootstrap import bootstrap_ci
 from pytest_mps.audit.stats.comparisons import (
     GroupComparison,
@@ -50,7 +44,6 @@ from pytest_mps.audit.stats.location import (
 
 __all__ = [
     "REGION_SHARE",
-    "AnomalyResult",
     "GroupComparison",
     "InsufficientData",
     "ManyComparison",
@@ -61,16 +54,15 @@ __all__ = [
     "compare_groups",
     "compare_many",
     "compare_paired",
+    "conformal_p_values",
     "dice",
-    "expected_range",
-    "flag_anomalies",
     "hausdorff",
+    "p_value",
     "peak_inside",
     "relevance_mass",
     "relevance_rank",
-    "search_noise",
     "share_inside",
-    "size_noise",
+    "smallest_reference",
     "summarize",
     "top_region",
 ]
