@@ -12,9 +12,9 @@ the options and the image file), so re-running only re-computes the figures. The
   grain, and their margin (the target's logit minus the largest other);
 - location: per image and pair of seeds, the Spearman correlation of the two responsibility
   maps and the IoU of their top-5% pixels; the IoU of the two MPS masks;
-- anomaly flags: per seed, the images an audit's ``check_anomalies`` (defaults: MAD on log
-  ratios against the correctly classified images, flags beyond the noise of the size) flags,
-  and the Jaccard overlap of those sets between seeds;
+- anomaly flags: per seed, the images an audit's ``check_anomalies`` (defaults: conformal
+  p-values against the correctly classified images, flagged at 5%) flags, and the Jaccard
+  overlap of those sets between seeds;
 - checks with a plain onnxruntime session on the original model (fill 0 in input space):
   every MPS re-verified (top-1, and its margin against the engine's threshold), and
   (``--removal``) the units of the set (``grain`` x ``grain`` cells) whose removal alone leaves
