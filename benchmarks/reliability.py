@@ -1089,24 +1089,28 @@ def measure_model(spec: ModelSpec, opts: argparse.Namespace) -> dict[str, Any]:
     return found
 
 
+def start_run(opts: argparse.Namespace, script: str) -> tuple[Any, dict[str, Any]]:
+    """A run of ``script``: its lock (held while the run lives) and its summary's first
+    fields (the command, when, the git state, the engine's source hash, the machine)."""
+    lock = hold_lock(opts.out, script)
+    opts.provenance = provenance()  # before the hash: git state, then the code it describes
+    opts.engine_hash = engine_hash()
+    return lock, {
+        "command": shlex.join(["python", f"benchmarks/{script}.py", *sys.argv[1:]]),
+        "started": now(),
+        "provenance_start": opts.provenance,
+        "engine_hash": opts.engine_hash,
+        "machine": machine(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     if opts.combine:
         print(report([json.loads(path.read_text()) for path in opts.combine]), end="")
         return 0
-    lock = hold_lock(opts.out, "reliability")  # noqa: F841 (kept open for the lifetime of the run)
-    opts.provenance = provenance()  # before the hash: git state, then the code it describes
-    opts.engine_hash = engine_hash()
-    summary: dict[str, Any] = {
-        "command": shlex.join(["python", "benchmarks/reliability.py", *sys.argv[1:]]),
-        "started": now(),
-        "provenance_start": opts.provenance,
-        "engine_hash": opts.engine_hash,
-        "machine": machine(),
-        "seeds": opts.seeds,
-        "engine_options": opts.engine_options,
-        "results": {},
-    }
+    _lock, summary = start_run(opts, "reliability")  # the lock is held while the run lives
+    summary |= {"seeds": opts.seeds, "engine_options": opts.engine_options, "results": {}}
     for name in opts.models:
         summary["results"][name] = measure_model(ALL_MODELS[name], opts)
     summary.update(finished=now(), provenance_end=provenance(), loadavg_end=list(os.getloadavg()))

@@ -71,7 +71,6 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import shlex
 import subprocess
 import sys
 import textwrap
@@ -85,7 +84,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
-from bench import ROOT, broadcast_mask, fmt, hold_lock, list_images
+from bench import ROOT, broadcast_mask, fmt, list_images
 from onnxconverter_common import float16
 from reliability import (
     MODELS,
@@ -93,12 +92,12 @@ from reliability import (
     ImageResult,
     ModelSpec,
     compute_run,
-    engine_hash,
     machine,
     now,
     parse_options,
     provenance,
     relative,
+    start_run,
 )
 
 from pytest_mps import Engine
@@ -718,15 +717,8 @@ def plain_model(spec: ModelSpec, opts: argparse.Namespace) -> PlainModel:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    lock = hold_lock(opts.out, "robustness")  # noqa: F841 (kept open for the lifetime of the run)
-    opts.provenance = provenance()  # before the hash: git state, then the code it describes
-    opts.engine_hash = engine_hash()
-    summary: dict[str, Any] = {
-        "command": shlex.join(["python", "benchmarks/robustness.py", *sys.argv[1:]]),
-        "started": now(),
-        "provenance_start": opts.provenance,
-        "engine_hash": opts.engine_hash,
-        "machine": machine(),
+    _lock, summary = start_run(opts, "robustness")  # the lock is held while the run lives
+    summary |= {
         "onnxconverter_common": importlib.metadata.version("onnxconverter-common"),
         "seed": opts.seed,
         "engine_options": opts.engine_options,

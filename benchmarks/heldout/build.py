@@ -22,7 +22,6 @@ functions that need them, as in fixtures/build.py, so that ``--check`` runs on a
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import sys
 import textwrap
@@ -811,24 +810,8 @@ PARTS: dict[str, Callable[[], None]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="verify files against MANIFEST")
-    parser.add_argument("--only", choices=sorted(PARTS), action="append", help="part to rebuild")
-    parser.add_argument("--manifest", action="store_true", help="only rewrite MANIFEST")
-    args = parser.parse_args(argv)
-    if args.check:
-        return check_manifest()
-    if args.manifest:
-        write_manifest()
-        return 0
-    started = time.perf_counter()
-    for name in args.only or list(PARTS):
-        part_started = time.perf_counter()
-        PARTS[name]()
-        fb.log(f"{name} done in {time.perf_counter() - part_started:.0f} s")
-    write_manifest()
-    fb.log(f"total {time.perf_counter() - started:.0f} s")
-    return 0
+    description = (__doc__ or "").split("\n\n")[0]
+    return fb.run(PARTS, check_manifest, write_manifest, description, argv)
 
 
 if __name__ == "__main__":
