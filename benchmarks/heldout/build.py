@@ -517,17 +517,7 @@ def write_photos_readme() -> None:
         with Image.open(PHOTOS / photo.name) as image:
             size = f"{image.width}x{image.height}"
         verdict = "yes" if top1 == photo.label else "sensible"
-        rows.append(
-            [
-                f"`{photo.name}`",
-                size,
-                f"{photo.package} {fb.package_version(photo.package)}: `{photo.loader}`",
-                photo.licence,
-                f"{photo.label} {classes[photo.label]}",
-                f"{top1} {classes[top1]} ({confidence:.3f})",
-                verdict,
-            ]
-        )
+        rows.append(fb.photo_row(photo, size, classes, (top1, confidence), verdict))
         notes.append(f"- `{photo.name}`: {photo.note}.")
     header = ["photo", "size", "source", "licence", "expected label", "Lite0 top-1", "correct"]
     text = PHOTOS_README.format(
