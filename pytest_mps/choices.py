@@ -29,4 +29,7 @@ DIRECTIONS = ("incorrect_larger", "correct_larger", "different")
 ANOMALY_REFERENCES = ("correct", "all")  # or a baseline file
 ANOMALY_DIRECTIONS = ("both", "larger", "smaller")
 FOLDER_LABELS = "folders"  # labels= value: each image's class is its folder's name
-EXTRAS_HINT = 'pip install "pytest-mps[cpu]" (or "pytest-mps[gpu]" for CUDA)'
+EXTRAS_HINT = (
+    "pip install onnxruntime (or onnxruntime-gpu for CUDA), or install pytest-mps with its cpu "
+    "or gpu extra"
+)

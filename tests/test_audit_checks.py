@@ -414,6 +414,9 @@ def test_too_small_a_reference_fails_with_advice(tmp_path):
         "a flag needs at least 39" in outcome.message
     )
     assert audit.check_anomalies(alpha=0.1, max_fraction=0.5).passed  # 19 would do at 0.1
+    assert 'or use reference="all")' in outcome.message
+    given_all = failure(audit.check_anomalies, reference="all")  # 28 images: still too few
+    assert given_all.message.endswith("a flag needs at least 39 (add images or raise alpha).")
 
 
 def test_no_anomalies_pass_and_a_later_check_clears_the_flags(tmp_path):

@@ -79,6 +79,15 @@ def _one_line_error(capsys, argv) -> str:
     return err
 
 
+def test_version_names_the_package_version():
+    import pytest_mps
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_mps.cli", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.strip() == f"pytest-mps {pytest_mps.__version__}"
+
+
 def test_missing_model_file(tmp_path, spot_picture, capsys):
     err = _one_line_error(capsys, ["explain", str(tmp_path / "no.onnx"), str(spot_picture)])
     assert "no.onnx: model file not found" in err

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from pytest_mps import __version__
 from pytest_mps.cli import compare, explain, report
 from pytest_mps.cli.options import EXIT_USAGE
 from pytest_mps.errors import MPSError, first_line
@@ -39,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def parser() -> argparse.ArgumentParser:
     """The command line: one subcommand per module of this package."""
     top = argparse.ArgumentParser(prog="pytest-mps", description=__doc__)
+    top.add_argument("--version", action="version", version=f"pytest-mps {__version__}")
     commands = top.add_subparsers(dest="command", required=True)
     for command in (explain, compare, report):
         command.add_parser(commands)

@@ -88,10 +88,13 @@ class Anomalies(Check):
         reference = self._reference(audit)
         need = stats.smallest_reference(self.alpha, self.direction)
         if reference.ratios.size < need:
+            advice = "add images or raise alpha"
+            if self.reference == "correct":
+                advice += ', or use reference="all"'
             return self.failed(
                 f"anomalies: the reference ({reference.described}) has "
                 f"{count_images(reference.ratios.size)} with an MPS; at alpha {self.alpha:g} a "
-                f'flag needs at least {need} (add images, raise alpha, or use reference="all").',
+                f"flag needs at least {need} ({advice}).",
                 {"n": len(audit.records), "n_reference": int(reference.ratios.size), "images": []},
             )
         judged = [self._judge_one(audit, record, reference, need) for record in sized]
