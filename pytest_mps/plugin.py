@@ -6,6 +6,7 @@ This module is imported whenever pytest starts, so it imports nothing heavy: the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         default=None,
         help="write the MPS report (JSON and HTML) into DIR",
+    )
+    group.addoption(
+        "--mps-summary-md",
+        metavar="PATH",
+        default=None,
+        help="write the checks' summary as Markdown to PATH (for a pull request); it is also "
+        "appended to $GITHUB_STEP_SUMMARY whenever that is set",
     )
     group.addoption(
         "--mps-ray",
@@ -336,6 +344,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         )
 
         audits, evaluations = merge_audit_reports(payloads)
+        comparisons = merge_comparison_reports(payloads)
         if audits:
             terminalreporter.write_sep("=", "MPS audit summary")
             terminalreporter.write(
@@ -343,8 +352,30 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                     audits,
                     evaluations,
                     width=terminalreporter._tw.fullwidth,
-                    comparisons=merge_comparison_reports(payloads),
+                    comparisons=comparisons,
                 )
             )
+            write_markdown(config, audits, comparisons)
     if REPORT_KEY in config.stash:
         terminalreporter.write_line(f"MPS report: {config.stash[REPORT_KEY]}")
+
+
+def write_markdown(config: pytest.Config, audits: list[Any], comparisons: list[Any]) -> None:
+    """The checks' summary as Markdown: written to ``--mps-summary-md`` (atomically), and
+    appended to the file ``$GITHUB_STEP_SUMMARY`` names, as GitHub Actions asks."""
+    given = config.getoption("mps_summary_md")
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not given and not step_summary:
+        return
+    from pytest_mps.fileio import write_bytes_atomic
+    from pytest_mps.report.markdown import markdown_summary
+
+    report = config.stash.get(REPORT_KEY, None)
+    if report is not None and report.is_relative_to(config.invocation_params.dir):
+        report = report.relative_to(config.invocation_params.dir)
+    text = markdown_summary(audits, comparisons, None if report is None else str(report))
+    if given:
+        write_bytes_atomic(config.invocation_params.dir / given, text.encode("utf-8"))
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as stream:
+            stream.write(text)

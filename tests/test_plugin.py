@@ -273,6 +273,33 @@ def test_xdist_runs_and_prints_one_combined_summary(project):
     assert "anomalies data/faint.png (larger, p=0.14), data/dim" in " ".join(text.split())
 
 
+def test_a_markdown_summary_for_the_pull_request_and_the_ci_job(project, monkeypatch):
+    """--mps-summary-md writes one table per audit, a row per check; the same Markdown is
+    appended to $GITHUB_STEP_SUMMARY (which may hold earlier steps' text)."""
+    project.makefile(".mps.yaml", gate=YAML_AUDIT)
+    step_summary = project.path / "step_summary.md"
+    step_summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    result = project.runpytest("--mps-summary-md", "out/summary.md", "--mps-report", "report")
+    result.assert_outcomes(passed=1, failed=2)
+    text = (project.path / "out" / "summary.md").read_text()
+    assert step_summary.read_text() == "earlier step\n" + text
+    assert "| check | verdict | result | thresholds |" in text
+    assert text.startswith("## MPS audit summary\n\n### model.onnx on data\n\n")
+    assert "Model `model.onnx`, 11 images." in text
+    assert (
+        "| concentration | **FAIL** | median MPS ratio 0.0166 outside [0.2, 0.9] (n=11). "
+        "| median_between=[0.2, 0.9] |"
+    ) in text
+    assert "| correct_vs_incorrect | PASS | incorrect images have larger MPS " in text
+    anomalies = next(line for line in text.splitlines() if line.startswith("| anomalies |"))
+    assert anomalies.startswith("| anomalies | **FAIL** | 5 of 11 images (45.5%) have anomalous")
+    assert anomalies.endswith(
+        '| alpha=0.25, max_fraction=0.0, reference="correct", direction="larger" |'
+    )
+    assert text.rstrip().endswith("Full report: `report/index.html`")
+
+
 def test_xdist_workers_share_the_cores_and_spread_over_gpus(project):
     """Each worker's engine gets its share of the cores for onnxruntime and the GPU slot of its
     number (the engine itself reads no xdist environment)."""
