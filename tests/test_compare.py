@@ -117,6 +117,26 @@ def test_two_paired_samples_use_wilcoxon_and_independent_ones_kruskal():
         stats.compare_many([a], paired=True)
 
 
+def test_a_pair_check_names_its_models_unless_the_comparison_has_only_two():
+    from types import SimpleNamespace
+
+    from pytest_mps.audit.checks import make_check
+
+    def comparison(*models):
+        return SimpleNamespace(models=list(models), images=[], audit=lambda model: None)
+
+    check = make_check("location_agreement", {"min_mean_dice": 0.5})
+    outcome = check.evaluate(comparison("shipped", "candidate"))
+    assert (outcome.thresholds["first"], outcome.thresholds["second"]) == ("shipped", "candidate")
+    shift = make_check("size_shift", {}).evaluate(comparison("shipped", "candidate"))
+    assert shift.thresholds["reference"] == "shipped"
+    three = r"name the two models to compare \(the comparison has 3: a, b, c\)"
+    with pytest.raises(ValueError, match=three):
+        make_check("location_agreement", {"min_mean_dice": 0.5}).evaluate(comparison("a", "b", "c"))
+    with pytest.raises(ValueError, match="give both first and second, or neither"):
+        make_check("location_agreement", {"first": "a", "min_mean_dice": 0.5})
+
+
 # ---------------------------------------------------------------- comparisons end to end
 
 SMALL_MODEL = "small.onnx"  # the red-mass model at half the input size
@@ -178,6 +198,8 @@ def test_sizes_and_places(mps_compare):
         assert not (found & ~inside).any()
     small.check_concentration(median_between=(0.0001, 0.9))
     comparison.check_location_agreement("big", "small", min_mean_dice=0.05)
+    # Two models: the pair need not be named.
+    assert comparison.check_location_agreement(min_mean_dice=0.05).thresholds["first"] == "big"
     comparison.check_sizes_differ(direction="different")
 
 

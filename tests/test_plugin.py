@@ -147,6 +147,22 @@ def test_second_run_makes_no_model_evaluations(project):
     assert re.search(r"model evaluations in this run: [1-9]\d*", third.stdout.str())
 
 
+def test_a_warm_cache_does_not_hide_a_missing_cuda_provider(project, monkeypatch):
+    """Every MPS cached by a CPU run, then --mps-device cuda where onnxruntime lists no CUDA:
+    refused before the cache is read, as a run without the cache would be."""
+    body = "    audit.check_concentration(mean_between=(0.005, 0.5))\n"
+    run_python_audit(project, body, "--mps-device", "cpu").assert_outcomes(passed=1)
+    import onnxruntime
+
+    with monkeypatch.context() as patch:  # this process's onnxruntime: CPU only
+        patch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+        refused = project.runpytest_inprocess("--mps-device", "cuda")
+    refused.assert_outcomes(failed=1)
+    text = refused.stdout.str()
+    assert "--device cuda requested but this onnxruntime has no CUDA provider" in text
+    assert "model evaluations in this run" not in text
+
+
 def test_a_cuda_fallback_is_reported_and_its_results_are_keyed_by_the_cpu(project, monkeypatch):
     body = "    audit.check_concentration(mean_between=(0.005, 0.5))\n"
     project.makepyfile(test_gate=f"def test_gate(mps_audit):\n    audit = {RED_MASS_AUDIT}\n{body}")

@@ -70,6 +70,16 @@ def model_name(value: Any) -> str:
     return value
 
 
+def model_pair(first: Any, second: Any, names: tuple[str, str]) -> tuple[str, ...]:
+    """The two models a check compares, named by the arguments ``names``; empty when neither
+    is given (the comparison's two models, when it has exactly two)."""
+    if first is None and second is None:
+        return ()
+    if first is None or second is None:
+        raise ValueError(f"give both {names[0]} and {names[1]}, or neither")
+    return (model_name(first), model_name(second))
+
+
 def optional(validate: Callable[[Any, str], float], value: Any, name: str) -> float | None:
     """``validate(value, name)``, or None for an argument that was not given."""
     return None if value is None else validate(value, name)

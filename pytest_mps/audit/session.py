@@ -468,11 +468,20 @@ def _fingerprint(
     model: Path, config: Path | None, options: dict[str, Any], settings: Settings, sha: Any
 ) -> dict[str, Any]:
     """Everything besides the model and image bytes that decides an MPS, known before any model
-    is loaded (so that a fully cached audit never loads one)."""
+    is loaded (so that a fully cached audit never loads one). A CUDA device that this
+    onnxruntime cannot provide is refused here, before any cache is read: a warm cache must not
+    hide it."""
     import onnxruntime
 
+    from pytest_mps.engine.oracle import no_cuda_provider
+
     cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-    provider = _provider_key(cuda and options.get("device", "auto") != "cpu")
+    requested = str(options.get("device", "auto"))
+    if requested.startswith("cuda") and not cuda:
+        raise MPSInputError(
+            model, f"--device {requested} requested but {no_cuda_provider(onnxruntime)}"
+        )
+    provider = _provider_key(cuda and requested != "cpu")
     yaml_file = config or find_config(model)
     return {
         "engine_version": ENGINE_VERSION,

@@ -15,6 +15,7 @@ import functools
 import os
 import subprocess
 import time
+import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -429,6 +430,11 @@ def _gpu_count() -> int:
     return max(1, sum(line.startswith("GPU ") for line in listed.stdout.splitlines()))
 
 
+def no_cuda_provider(ort: types.ModuleType) -> str:
+    """Why CUDA cannot even be tried: this onnxruntime lists no CUDA provider."""
+    return f"this onnxruntime has no CUDA provider ({', '.join(ort.get_available_providers())})"
+
+
 def _open_session(
     ort, model_bytes: bytes, device: str, device_id: int, classifier: Classifier, threads: int
 ):
@@ -455,8 +461,7 @@ def _open_session(
                 note = f"CUDA failed: {first_line(exc)} ({cuda_hint()})"
             fallback = note
         else:
-            available = ", ".join(ort.get_available_providers())
-            note = f"this onnxruntime has no CUDA provider ({available})"
+            note = no_cuda_provider(ort)
         if device.startswith("cuda"):
             raise MPSInputError(classifier.path, f"--device {device} requested but {note}")
     try:

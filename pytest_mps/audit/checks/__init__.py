@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from pytest_mps.audit.checks.anomalies import Anomalies
 from pytest_mps.audit.checks.base import Check, ComparisonCheck
 from pytest_mps.audit.checks.baseline import BaselineCheck
@@ -39,10 +41,15 @@ def make_check(name: str, arguments: dict) -> Check:
     kinds = {**BY_NAME, **COMPARISON_BY_NAME}
     if name not in kinds:
         raise ValueError(f"unknown check {name!r} (one of {', '.join(kinds)})")
-    try:
-        return kinds[name](**arguments)
-    except TypeError as exc:  # an unknown or missing keyword argument
-        raise ValueError(f"{name}: {exc}".replace("__init__() ", "")) from None
+    parameters = list(inspect.signature(kinds[name]).parameters.values())
+    valid = [p.name for p in parameters]
+    unknown = sorted(set(arguments) - set(valid))
+    if unknown:
+        raise ValueError(f"{name}: unknown argument {unknown[0]!r} (valid: {', '.join(valid)})")
+    missing = [p.name for p in parameters if p.default is p.empty and p.name not in arguments]
+    if missing:
+        raise ValueError(f"{name}: missing argument {missing[0]!r} (valid: {', '.join(valid)})")
+    return kinds[name](**arguments)
 
 
 __all__ = ["BY_NAME", "COMPARISON_BY_NAME", "Check", "ComparisonCheck", "make_check"]

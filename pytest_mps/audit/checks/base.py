@@ -63,11 +63,20 @@ class Check:
 
 class ComparisonCheck(Check):
     """A check between the models of a `pytest_mps.audit.comparison.Comparison`; ``models``
-    names the two it compares, or is empty for one over all of them."""
+    names the two it compares, or is empty for one over all of them. A check of a pair
+    (``pair``) given no names compares the comparison's two models, when it has two."""
 
     models: tuple[str, ...] = ()
+    pair = False
 
     def evaluate(self, comparison: Any) -> CheckOutcome:  # type: ignore[override]
+        if self.pair and not self.models:
+            if len(comparison.models) != 2:
+                raise ValueError(
+                    f"{self.name}: name the two models to compare (the comparison has "
+                    f"{len(comparison.models)}: {', '.join(comparison.models)})"
+                )
+            self.models = tuple(comparison.models)
         for model in self.models:
             comparison.audit(model)  # ValueError naming the models for an unknown name
         if not comparison.images:

@@ -15,7 +15,8 @@ LOCATIONS = ("region", "mps")
 class LocationAgreement(ComparisonCheck):
     """Per image, the Dice coefficient and the symmetric Hausdorff distance (pixels of the
     original image) between where two models look, with bounds on the mean Dice, the median
-    Hausdorff distance and the share of images with no overlap (at least one bound).
+    Hausdorff distance and the share of images with no overlap (at least one bound). The two
+    models are ``first`` and ``second``, or a comparison's only two.
 
     ``on="region"`` (default) bounds the location regions: each model's top ``region_share``
     of the location estimate (default: the comparison's, 5%), which weighs every place the
@@ -26,18 +27,19 @@ class LocationAgreement(ComparisonCheck):
     """
 
     name = "location_agreement"
+    pair = True
 
     def __init__(
         self,
-        first: str,
-        second: str,
+        first: str | None = None,
+        second: str | None = None,
         min_mean_dice: float | None = None,
         max_median_hausdorff: float | None = None,
         max_no_overlap: float | None = None,
         on: str = "region",
         region_share: float | None = None,
     ) -> None:
-        self.models = (arguments.model_name(first), arguments.model_name(second))
+        self.models = arguments.model_pair(first, second, ("first", "second"))
         self.min_mean_dice = arguments.optional(arguments.fraction, min_mean_dice, "min_mean_dice")
         self.max_median_hausdorff = arguments.optional(
             arguments.non_negative, max_median_hausdorff, "max_median_hausdorff"
@@ -53,7 +55,7 @@ class LocationAgreement(ComparisonCheck):
             raise ValueError("region_share must be above 0")
 
     def thresholds(self) -> dict[str, Any]:
-        first, second = self.models
+        first, second = self.models or (None, None)
         return {
             "first": first,
             "second": second,

@@ -19,18 +19,20 @@ class SizeShift(ComparisonCheck):
     """``candidate``'s MPS ratios against ``reference``'s, image by image (Wilcoxon signed-rank
     on candidate minus reference, median shift with a bootstrap CI). Passes when the shift is
     not significant at ``alpha`` and, with ``max_median_shift``, the median shift is within it.
+    Given neither model, a comparison's only two: the first the reference.
     """
 
     name = "size_shift"
+    pair = True
 
     def __init__(
         self,
-        reference: str,
-        candidate: str,
+        reference: str | None = None,
+        candidate: str | None = None,
         max_median_shift: float | None = None,
         alpha: float = 0.05,
     ) -> None:
-        self.models = (arguments.model_name(reference), arguments.model_name(candidate))
+        self.models = arguments.model_pair(reference, candidate, ("reference", "candidate"))
         self.alpha = arguments.alpha(alpha)
         self.max_median_shift = (
             None
@@ -39,7 +41,7 @@ class SizeShift(ComparisonCheck):
         )
 
     def thresholds(self) -> dict[str, Any]:
-        reference, candidate = self.models
+        reference, candidate = self.models or (None, None)
         return {
             "reference": reference,
             "candidate": candidate,
