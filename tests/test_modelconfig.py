@@ -143,3 +143,25 @@ def test_no_warning_with_a_yaml_next_to_the_model_or_given_explicitly(tmp_path):
 @pytest.mark.parametrize("model", sorted(FIXTURES.glob("*/*.onnx")), ids=lambda p: p.name)
 def test_every_shipped_model_has_its_yaml(model):
     assert model.with_suffix(".yaml").is_file()
+
+
+@pytest.mark.parametrize(
+    ("preprocess", "problem"),
+    [
+        ("resize: [40, 40]", "preprocess.resize [40, 40] is not the model's input size 32 x 32"),
+        ("resize: 256\n  crop: 224", "preprocess.crop [224, 224] is not the model's input size"),
+        ("resize: 48", "preprocess.resize 48 (the shorter side) does not lead to the model's"),
+    ],
+)
+def test_a_resize_or_crop_that_misses_the_models_input_size_is_an_error_naming_the_yaml(
+    tmp_path, preprocess, problem
+):
+    """They used to be rescaled to the model's size without a word."""
+    model = spot_detector(tmp_path / "m.onnx")  # 32 x 32
+    config = _write(tmp_path / "m.yaml", f"preprocess:\n  {preprocess}\n")
+    with pytest.raises(MPSInputError) as error:
+        load_classifier(model)
+    assert str(error.value).startswith(f"{config}: {problem}")
+    for fine in ("resize: [32, 32]", "resize: 32", "resize: 48\n  crop: 32", "crop: [32, 32]"):
+        _write(tmp_path / "m.yaml", f"preprocess:\n  {fine}\n")
+        assert (load_classifier(model).height, load_classifier(model).width) == (32, 32)

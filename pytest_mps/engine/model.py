@@ -137,6 +137,7 @@ def _describe(path: Path, proto: onnx.ModelProto, sha256: str, config: ModelConf
         )
     if not isinstance(height, int) or not isinstance(width, int):
         height, width = _size_from_config(path, config, dims)
+    _check_geometry(config, (height, width))
     channels = config.channels or ("L" if channel_dim == 1 else "RGB")
     if (channels == "L") != (channel_dim == 1):
         raise MPSInputError(
@@ -205,6 +206,32 @@ def _size_from_config(path: Path, config: ModelConfig, dims: list[int | str]) ->
         path,
         f"input shape {_show(dims)} has a dynamic height/width: set preprocess.crop in the YAML",
     )
+
+
+def _check_geometry(config: ModelConfig, model: tuple[int, int]) -> None:
+    """The YAML's resize and crop give the model's input size. Anything else used to be
+    rescaled to it without a word: another input than the one the YAML describes."""
+    where, size = config.source, f"{model[0]} x {model[1]}"
+    if config.crop is not None and tuple(config.crop) != model:
+        raise MPSInputError(
+            where,
+            f"preprocess.crop {list(config.crop)} is not the model's input size {size}: crop "
+            f"to {list(model)}",
+        )
+    if config.crop is not None or config.resize is None:
+        return
+    if isinstance(config.resize, tuple) and tuple(config.resize) != model:
+        raise MPSInputError(
+            where,
+            f"preprocess.resize {list(config.resize)} is not the model's input size {size}: "
+            f"resize to {list(model)}, or add a crop of {list(model)} after it",
+        )
+    if isinstance(config.resize, int) and config.resize != min(model):
+        raise MPSInputError(
+            where,
+            f"preprocess.resize {config.resize} (the shorter side) does not lead to the model's "
+            f"input size {size}: resize to {min(model)}, or add a crop of {list(model)} after it",
+        )
 
 
 def _check_lengths(path: Path, config: ModelConfig, channels: int, classes: int | None) -> None:
