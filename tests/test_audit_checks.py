@@ -581,3 +581,10 @@ def test_the_report_entry_marks_flagged_images_with_their_p_values(tmp_path):
     assert planted["anomaly_direction"] == "larger"
     typical = images[f"img/u{int(np.argsort(NORMAL)[50]):02d}.jpg"]  # the median size
     assert not typical["anomaly"] and typical["anomaly_p_value"] is None
+
+
+def test_names_outside_the_rootdir_fold_their_parent_folders(tmp_path):
+    audit = make_audit(tmp_path / "project", [])
+    outside = tmp_path / "project" / ".." / "models" / "x.onnx"
+    assert audit.name_of(outside) == (tmp_path / "models" / "x.onnx").as_posix()
+    assert audit.name_of(tmp_path / "project" / "audits" / ".." / "data") == "data"

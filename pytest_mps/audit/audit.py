@@ -227,8 +227,9 @@ class Audit(CheckRunner):
         )
 
     def name_of(self, path: PathLike) -> str:
-        """``path`` relative to the rootdir when inside it, else as given; ``/``-separated."""
-        given = Path(path)
+        """``path`` relative to the rootdir when inside it, else as given with its ``..``
+        folded away (``audits/../models/x.onnx`` is ``models/x.onnx``); ``/``-separated."""
+        given = Path(os.path.normpath(path))
         if self.rootdir is not None and given.is_absolute():
             for inner, root in ((given, self.rootdir), (given.resolve(), self.rootdir.resolve())):
                 try:

@@ -433,10 +433,11 @@ class MPSSession:
         return f"{len(images)} images"
 
     def _relative(self, path: Path) -> str:
+        """``path`` relative to the rootdir, else with its ``..`` folded away."""
         try:
             return path.resolve().relative_to(self.options.rootdir.resolve()).as_posix()
         except ValueError:
-            return str(path)
+            return Path(os.path.normpath(path)).as_posix()
 
 
 def _in_flight(engine: Engine | RayExecutor, missing: int, workers: int) -> int:
