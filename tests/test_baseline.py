@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -223,6 +224,11 @@ def test_a_changed_top1_class_is_noted(tmp_path):
     audit = make_audit(tmp_path, RATIOS)
     audit.records[4] = record(tmp_path, "04.jpg", RATIOS[4], target=9)
     assert "1 image changed top-1 class: img/04.jpg 3 → 9" in audit.check_baseline(BASELINE).message
+    # With a labels file the classes are named too (the run's own labels; those it saw).
+    for i, found in enumerate(audit.records):
+        audit.records[i] = dataclasses.replace(found, target_label="dog" if i == 4 else "cat")
+    message = audit.check_baseline(BASELINE).message
+    assert "1 image changed top-1 class: img/04.jpg 3 (cat) → 9 (dog)" in message
 
 
 @pytest.mark.parametrize(

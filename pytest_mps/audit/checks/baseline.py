@@ -360,8 +360,13 @@ def _notes(
         notes.append(f"{count_images(len(new))} not in the baseline: {listing(new)}")
     if gone:
         notes.append(f"baseline has {count_images(len(gone))} not in this run: {listing(gone)}")
+    labels = {r.target: r.target_label for r in audit.records if r.target_label}
+
+    def named(index: int) -> str:  # a class by its name too, where the labels file gives one
+        return f"{index} ({labels[index]})" if index in labels else str(index)
+
     moved = [
-        f"{name} {saved.images[name].target} → {current[name].target}"
+        f"{name} {named(saved.images[name].target)} → {named(current[name].target)}"
         for name in paired
         if saved.images[name].target != current[name].target
     ]
