@@ -14,9 +14,10 @@ Per Fashion-MNIST model (the shipped CNN and ViT, the held-out CNN and ViT of
   (uniform noise).
 
 Every image is explained (default preset, CPU) under each seed, hiding pixels with ``--fill``
-(default black, the Fashion-MNIST background, as `audits/shortcut.mps.yaml` does: hiding then
-removes garment; under the default grey fill a dim garment is as sufficient in as few pixels,
-and most dim images take the fill's own class with an empty MPS), and one audit of all of them
+(default black, the Fashion-MNIST background, as `audits/demo_shortcut.mps.yaml` does: hiding
+then removes garment; under the default grey fill a dimmed garment needs about as few pixels
+as a clean one, as hiding with grey does not take away what dimming did), and one audit of all
+of them
 is judged by the `anomalies` check with the reference images as its correct ones (the others
 carry no label): per kind, the recall at the check's default ``alpha``, the ROC AUC of its
 p-values against the held-out clean images', and the false-alarm rate on those; the flags'

@@ -232,13 +232,13 @@ def test_gate(mps_audit):
 
 
 def test_the_shipped_shortcut_example_catches_the_shortcut_model():
-    """audits/shortcut.mps.yaml: accuracy cannot tell the models apart, localisation can."""
+    """audits/demo_shortcut.mps.yaml: accuracy cannot tell the models apart, localisation can."""
     from support import ROOT
 
     from pytest_mps.audit.session import MPSSession, SessionOptions
     from pytest_mps.audit.spec import load_audit_spec
 
-    spec = load_audit_spec(ROOT / "audits" / "shortcut.mps.yaml")
+    spec = load_audit_spec(ROOT / "audits" / "demo_shortcut.mps.yaml")
     session = MPSSession(SessionOptions(use_cache=False, rootdir=ROOT))
     comparison = session.comparison(
         spec.models, spec.images, spec.labels, masks=spec.masks, base=spec.folder, **spec.engine
