@@ -295,3 +295,39 @@ def test_sufficiency_options_change_which_sets_are_sufficient(tmp_path, capsys):
     assert "--min-margin: must be a number >= 0" in _usage_error(
         capsys, ["explain", str(model), str(bag), "--min-margin", "-1"]
     )
+
+
+def test_check_is_a_preflight_without_any_mps(tmp_path, spot_model, capsys):
+    """The model, the preprocessing and where it came from, the fill's class, accuracy and an
+    estimate, and previews of what the model sees; two evaluations an image, no search."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i in range(3):
+        spot_image(folder / f"p{i}.png", seed=i)
+    Image.new("RGB", (32, 32)).save(folder / "black.png")  # no red: class 0, as the fill
+    (tmp_path / "labels.csv").write_text("image,label\np0.png,1\np1.png,1\np2.png,0\nblack.png,0\n")
+    spot_model.with_suffix(".yaml").write_text("output: logits\n")
+    arguments = ["--labels", str(tmp_path / "labels.csv"), "--preview", str(tmp_path / "seen")]
+    assert main(["check", str(spot_model), str(folder), *arguments]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in out.splitlines()}
+    assert lines["input"].endswith("NCHW, RGB, 32 x 32")
+    assert lines["preprocessing"].endswith(f"(from {spot_model.with_suffix('.yaml')})")
+    assert lines["fill"].startswith("zero: alone it gives 0 (p=")
+    assert "1 of 4 images have that class, so their MPS will be empty" in lines["fill"]
+    assert lines["accuracy"] == "0.750 (3 of 4)"  # p2 is labelled 0 but shows the red square
+    assert lines["audit time"].startswith("about ")
+    seen = Image.open(tmp_path / "seen" / "black.png".replace(".png", ".input.png"))
+    assert seen.size == (32, 32)
+    fill = np.asarray(Image.open(tmp_path / "seen" / "fill.png"))
+    assert fill.shape == (32, 32, 3) and (fill == fill[0, 0]).all()  # one colour: the fill
+
+
+def test_check_refuses_a_resize_that_misses_the_models_input_naming_the_yaml(
+    tmp_path, spot_model, spot_picture, capsys
+):
+    config = spot_model.with_suffix(".yaml")
+    config.write_text("preprocess:\n  resize: [40, 40]\n")
+    assert main(["check", str(spot_model), str(spot_picture)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"pytest-mps: error: {config}: preprocess.resize [40, 40] is not")

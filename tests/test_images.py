@@ -8,7 +8,13 @@ from PIL import Image
 
 from pytest_mps.engine.images import list_images, load_image
 from pytest_mps.engine.modelconfig import ModelConfig
-from pytest_mps.engine.preprocess import normalise, plan_geometry, resize_nearest, to_pixels
+from pytest_mps.engine.preprocess import (
+    normalise,
+    plan_geometry,
+    resize_nearest,
+    to_display,
+    to_pixels,
+)
 from pytest_mps.errors import MPSInputError
 
 
@@ -105,3 +111,11 @@ def test_normalise_scale_mean_std_and_bgr():
     config = ModelConfig(scale=(-1.0, 1.0), mean=(0.0, 0.5, 0.0), std=(1.0, 1.0, 2.0))
     values = normalise(pixels, config, "BGR")
     assert values[0, 0].tolist() == pytest.approx([0.0, -1.5, 0.5])
+
+
+def test_to_display_undoes_normalise():
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 5, 3)).astype(np.float32)
+    config = ModelConfig(scale=(-1, 1), mean=(0.1, 0.2, 0.3), std=(0.5, 0.6, 0.7))
+    for channels in ("RGB", "BGR"):
+        shown = to_display(normalise(pixels, config, channels), config, channels)
+        np.testing.assert_array_equal(shown, pixels.astype(np.uint8))

@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from pytest_mps.engine.location import occlusion_map_steps
 from pytest_mps.engine.model import Classifier, PreparedImage, load_classifier
 from pytest_mps.engine.oracle import CUDA, Answers, MaskedOracle, Target
 from pytest_mps.engine.responsibility import responsibility_steps, smooth
-from pytest_mps.engine.result import Explanation, Location
+from pytest_mps.engine.result import Classified, Explanation, Location
 from pytest_mps.engine.settings import Settings, make_fill, make_settings
 from pytest_mps.engine.steps import Steps, drive, recalling, together
 
@@ -32,6 +32,7 @@ from pytest_mps.engine.steps import Steps, drive, recalling, together
 # more for a few masks more, and 3 gave the fewest calls per image with many images in flight
 # (benchmarks/RESULTS.md); on the CPU a batch costs as much as its parts, so none is wasted.
 SEARCH_WIDTH = {CUDA: 3}
+CLASSIFY_CHUNK = 64  # images `Engine.classify` holds in the oracle at once
 # 0.4: eleven trees of balanced splits, location read at 15%; 0.4.1: a wider search (CUDA)
 # speculates the tests one at a time would make, so its sets are the CPU's (which are 0.4's);
 # 0.5: where pruning can finish, the ranking is weighted by each pixel's change to the input;
@@ -180,6 +181,30 @@ class Engine:
         self._seconds += explanation.seconds
         self._in_flight = max(self._in_flight, 1)
         return explanation
+
+    def classify(self, images: Sequence[PathLike]) -> list[Classified]:
+        """Each image's top-1 class whole and all at the fill: two model evaluations an
+        image, no search (what a preflight asks before any MPS is computed)."""
+        found: list[Classified] = []
+        for start in range(0, len(images), CLASSIFY_CHUNK):
+            chunk = images[start : start + CLASSIFY_CHUNK]
+            runs = [_Run(self, self.classifier.prepare(image)) for image in chunk]
+            self.oracle.set_images(
+                np.concatenate([run.image for run in runs]),
+                np.concatenate([run.fill for run in runs]),
+                [Target(0)] * len(runs),
+            )
+            shape = runs[0].shape
+            whole_and_fill = np.stack([np.ones(shape, bool), np.zeros(shape, bool)])
+            answers = self.oracle.evaluate(
+                np.tile(whole_and_fill, (len(runs), 1, 1)), np.repeat(np.arange(len(runs)), 2)
+            )
+            top1, confidence = answers.top1.reshape(-1, 2), answers.top1_confidence.reshape(-1, 2)
+            found += [
+                Classified(run.prepared.path, int(t[0]), float(c[0]), int(t[1]), float(c[1]))
+                for run, t, c in zip(runs, top1, confidence, strict=True)
+            ]
+        return found
 
     def locate(self, image: PathLike) -> tuple[np.ndarray, int]:
         """The location estimate of one image (`Explanation.responsibility`) made on its own,

@@ -80,6 +80,18 @@ def to_pixels(image: Image.Image, geometry: Geometry) -> np.ndarray:
     return pixels[:, :, None] if pixels.ndim == 2 else pixels
 
 
+def to_display(values: np.ndarray, config: ModelConfig, channels: str) -> np.ndarray:
+    """`normalise` undone: model values (H, W, C) as 0..255 pixels, in RGB or L, to look at."""
+    values = np.asarray(values, dtype=np.float64)
+    if config.std is not None:
+        values = values * np.asarray(config.std)
+    if config.mean is not None:
+        values = values + np.asarray(config.mean)
+    low, high = config.scale
+    pixels = np.clip((values - low) * 255.0 / (high - low), 0, 255).round().astype(np.uint8)
+    return pixels[:, :, ::-1] if channels == "BGR" else pixels
+
+
 def normalise(pixels: np.ndarray, config: ModelConfig, channels: str) -> np.ndarray:
     """Channel order, scale, mean and std: 0..255 pixels (H, W, C) to the model's value space."""
     if channels == "BGR":

@@ -18,6 +18,24 @@ from pytest_mps.engine.preprocess import Geometry
 FRAGILE_BELOW = 0.1
 
 
+@dataclass(frozen=True)
+class Classified:
+    """An image's top-1 class and its probability, whole and with every pixel at the fill
+    (the class an empty set gives)."""
+
+    image: str
+    top1: int
+    confidence: float
+    fill_top1: int
+    fill_confidence: float
+
+    @property
+    def fill_keeps_class(self) -> bool:
+        """The fill alone gives the image's class: its MPS is empty (the default class), unless
+        the fill's lead is under the margin a set must keep."""
+        return self.top1 == self.fill_top1
+
+
 class Location:
     """An image's location estimate (`pytest_mps.engine.location`: by default what hiding each
     part of the input costs the target's margin), read at the stated ``location_scale`` (model
