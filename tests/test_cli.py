@@ -133,6 +133,13 @@ def test_unreadable_image(tmp_path, spot_model, capsys):
     broken.write_bytes(b"\x89PNG not really")
     err = _one_line_error(capsys, ["explain", str(spot_model), str(broken), "--device", "cpu"])
     assert "broken.png: not a readable image" in err
+    # Every bad file in one pass, not one a run.
+    other = tmp_path / "also.png"
+    other.write_bytes(b"nothing")
+    arguments = ["explain", str(spot_model), str(broken), str(spot_model.parent / "spot.png")]
+    spot_image(spot_model.parent / "spot.png")
+    err = _one_line_error(capsys, [*arguments, str(other), "--device", "cpu"])
+    assert err.endswith(f"; 1 more not readable: {other}")
 
 
 def test_empty_image_folder(tmp_path, spot_model, capsys):

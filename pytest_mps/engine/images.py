@@ -40,9 +40,20 @@ def list_images(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 
 def check_images(paths: list[Path]) -> list[Path]:
-    """Decode every image once, so that a bad file fails before any model work starts."""
+    """Decode every image once, so that a bad file fails before any model work starts: one
+    error naming the first bad file and every other one, not one a run."""
+    bad = []
     for path in paths:
-        load_image(path, "RGB")
+        try:
+            load_image(path, "RGB")
+        except MPSInputError as exc:
+            bad.append(exc)
+    if bad:
+        problem = bad[0].problem
+        if len(bad) > 1:
+            others = ", ".join(exc.path for exc in bad[1:])
+            problem += f"; {len(bad) - 1} more not readable: {others}"
+        raise MPSInputError(bad[0].path, problem)
     return paths
 
 
