@@ -70,6 +70,7 @@ def test_all_checks_run_and_write_their_baselines_before_failing_once(project):
     assert "concentration: median MPS ratio" in text
     assert (project.path / "baselines" / "gate.json").is_file()
     assert "PASS baseline" in text and "PASS default_class" in text
+    assert "contextlib" not in text  # the traceback ends at the user's block
 
 
 def test_a_cached_run_reports_its_own_time_apart_from_the_compute_cost(project):

@@ -5,10 +5,9 @@ A thin facade: the checks live in `pytest_mps.audit.checks`, one small unit each
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,20 +74,31 @@ class CheckRunner:
             self._deferred.append(outcome)
         return outcome
 
-    @contextlib.contextmanager
-    def all_checks(self) -> Iterator[Any]:
+    def all_checks(self) -> AllChecks:
         """Run every check in the block, then fail once with all the failures::
 
         with audit.all_checks():
             audit.check_concentration(median_between=(0.01, 0.2))
             audit.check_baseline("baselines/model.json")  # runs (and is written) either way
         """
-        outer, self._deferred = self._deferred, []
-        try:
-            yield self
-        finally:
-            failed, self._deferred = self._deferred, outer
-        if failed:
+        return AllChecks(self)
+
+
+class AllChecks:
+    """The block of `CheckRunner.all_checks`. A class, not a generator under contextlib: a
+    failure's traceback then ends at the user's block, with no frames of contextlib's."""
+
+    def __init__(self, runner: CheckRunner) -> None:
+        self.runner = runner
+        self.outer: list[CheckOutcome] | None = None
+
+    def __enter__(self) -> CheckRunner:
+        self.outer, self.runner._deferred = self.runner._deferred, []
+        return self.runner
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        failed, self.runner._deferred = self.runner._deferred, self.outer
+        if failed and kind is None:  # another error in the block goes first
             raise MPSCheckFailed(failed)
 
 
