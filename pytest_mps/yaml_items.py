@@ -31,13 +31,15 @@ class AuditFile(pytest.File):
 
 
 class AuditCheck(pytest.Item):
-    """One check of a YAML audit."""
+    """One check of a YAML audit. The audit (its MPS) is made at set-up, so a bad image,
+    labels file or model is a set-up error; the check runs as the test."""
 
     def __init__(self, *, check: CheckSpec, spec: AuditSpec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.check, self.spec = check, spec
+        self.checked: Any = None
 
-    def runtest(self) -> None:
+    def setup(self) -> None:
         spec, check = self.spec, self.check
         session = mps_session(self.config)
         common = {
@@ -50,10 +52,14 @@ class AuditCheck(pytest.Item):
         }
         if spec.models:
             comparison = session.comparison(spec.models, spec.images, spec.labels, **common)
-            checked = comparison if check.model is None else comparison.audits[check.model]
+            self.checked = comparison if check.model is None else comparison.audits[check.model]
         else:
-            checked = session.audit(spec.model, spec.images, spec.labels, spec.config, **common)
-        getattr(checked, f"check_{check.check}")(**check.arguments)
+            self.checked = session.audit(
+                spec.model, spec.images, spec.labels, spec.config, **common
+            )
+
+    def runtest(self) -> None:
+        getattr(self.checked, f"check_{self.check.check}")(**self.check.arguments)
 
     def repr_failure(self, excinfo, style=None):
         from pytest_mps.audit.audit import MPSCheckFailed
