@@ -277,6 +277,9 @@ def test_moved_places_fail_naming_the_bound_the_figures_and_the_images(tmp_path)
     moved = {**SPOTS, "img/c.png": spot(2, 7)}  # c's region and MPS now lie elsewhere
     audit = make_audit(tmp_path, moved)
     outcome = failure(audit.check_baseline, BASELINE, min_mean_dice=0.9)
+    # The reason leads: the sizes matched, the places did not.
+    assert outcome.message.startswith("baseline: Location: this run and baselines/shipped.json")
+    assert " Sizes: MPS ratios match baselines/shipped.json" in outcome.message
     assert (
         " Location: this run and baselines/shipped.json disagree on where they look (mean Dice "
         "0.667 < 0.9). Location regions (top 5% of the location estimate): mean Dice 0.667, median "

@@ -200,7 +200,11 @@ class BaselineCheck(Check):
             location = self._location(audit, saved, {name: current[name] for name in paired}, shown)
             passed = passed and location.passed
             advised = advised and (location.passed or location.advised)
-            message += location.text
+            if judged.passed and not location.passed:  # lead with why it failed
+                sizes = message.removeprefix("baseline: ")
+                message = f"baseline:{location.text} Sizes: {sizes}"
+            else:
+                message += location.text
             measured |= location.measured
             images += [image for image in location.images if image not in images]
         message += notes if advised else f"{notes}{hint}"
