@@ -9,7 +9,15 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from support import FASHION, SQUARE, PlainModel, assert_sufficient, spot_detector, spot_image
+from support import (
+    FASHION,
+    SQUARE,
+    PlainModel,
+    assert_sufficient,
+    red_mass_project,
+    spot_detector,
+    spot_image,
+)
 
 from pytest_mps import Engine
 from pytest_mps.cli import main
@@ -338,3 +346,29 @@ def test_check_refuses_a_resize_that_misses_the_models_input_naming_the_yaml(
     assert main(["check", str(spot_model), str(spot_picture)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"pytest-mps: error: {config}: preprocess.resize [40, 40] is not")
+
+
+def test_init_writes_a_starter_audit_that_passes_on_its_reference(tmp_path, capsys):
+    """The model's YAML (none was there), a YAML audit with every threshold commented and
+    its baseline; pytest then passes it, the MPS read from init's cache. Nothing is ever
+    overwritten."""
+    red_mass_project(tmp_path)
+    (tmp_path / "model.yaml").unlink()
+    arguments = ["init", str(tmp_path / "model.onnx"), str(tmp_path / "data"), "--out"]
+    labels = ["--labels", str(tmp_path / "data" / "labels.csv"), "--device", "cpu"]
+    assert main([*arguments, str(tmp_path), *labels]) == 0
+    audit = (tmp_path / "model.mps.yaml").read_text()
+    assert "  - concentration:\n      median_between: [" in audit
+    assert "# The reference run's median MPS ratio was " in audit
+    assert (tmp_path / "baselines" / "model.json").is_file()
+    assert "layout: NCHW" in (tmp_path / "model.yaml").read_text()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "model.mps.yaml"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout
+    assert "model evaluations in this run: 0 " in done.stdout  # init's run, reused
+    written = audit
+    assert main([*arguments, str(tmp_path), *labels]) == 2  # never overwrites
+    assert "model.mps.yaml: exists already" in capsys.readouterr().err
+    assert (tmp_path / "model.mps.yaml").read_text() == written

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pytest_mps import __version__
-from pytest_mps.cli import check, compare, explain, report
+from pytest_mps.cli import check, compare, explain, init, report
 from pytest_mps.cli.options import EXIT_USAGE
 from pytest_mps.errors import MPSError, first_line
 
@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="pytest-mps", description=__doc__)
     top.add_argument("--version", action="version", version=f"pytest-mps {__version__}")
     commands = top.add_subparsers(dest="command", required=True)
-    for command in (check, explain, compare, report):
+    for command in (check, init, explain, compare, report):
         command.add_parser(commands)
     return top
 
