@@ -96,6 +96,20 @@ def test_version_names_the_package_version():
     assert done.returncode == 0 and done.stdout.strip() == f"pytest-mps {pytest_mps.__version__}"
 
 
+def test_explain_masks_are_in_the_images_own_grid_or_the_models_when_asked(tmp_path, capsys):
+    """Like compare's: a 64 x 48 photo's mask is 64 x 48; --model-grid gives the 32 x 32 one."""
+    model = spot_detector(tmp_path / "m.onnx")
+    (tmp_path / "m.yaml").write_text("preprocess:\n  resize: [32, 32]\noutput: logits\n")
+    pixels = np.zeros((48, 64, 3), np.uint8)
+    pixels[20:30, 25:35] = (230, 20, 20)
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    base = ["explain", str(model), str(tmp_path / "wide.png"), "--device", "cpu", "--masks"]
+    assert main([*base, str(tmp_path / "original")]) == 0
+    assert Image.open(tmp_path / "original" / "wide.png").size == (64, 48)
+    assert main([*base, str(tmp_path / "model"), "--model-grid"]) == 0
+    assert Image.open(tmp_path / "model" / "wide.png").size == (32, 32)
+
+
 def test_missing_model_file(tmp_path, spot_picture, capsys):
     err = _one_line_error(capsys, ["explain", str(tmp_path / "no.onnx"), str(spot_picture)])
     assert "no.onnx: model file not found" in err

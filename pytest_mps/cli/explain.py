@@ -22,7 +22,16 @@ def add_parser(commands: Any) -> None:
     explain.add_argument("images", nargs="+", help="image files or folders (read recursively)")
     explain.add_argument("--config", help="model YAML (default: <model>.yaml next to the model)")
     explain.add_argument("--json", type=Path, help="write one JSON object per image to this file")
-    explain.add_argument("--masks", type=Path, help="write each MPS mask as a PNG into this folder")
+    explain.add_argument(
+        "--masks",
+        type=Path,
+        help="write each MPS mask as a PNG into this folder, in the image's own size",
+    )
+    explain.add_argument(
+        "--model-grid",
+        action="store_true",
+        help="write the masks in the model's input grid instead (after resize and crop)",
+    )
     explain.add_argument(
         "--stats", type=Path, help="write the run's figures (model calls, evaluations...) as JSON"
     )
@@ -50,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     results = _explain_with_progress(engine, images, console)
     records = [
         {**result.summary(), "mask": mask_path}
-        for result, mask_path in _write_masks(results, args.masks)
+        for result, mask_path in _write_masks(results, args.masks, args.model_grid)
     ]
     console.print(_table(records, engine))
     if args.json is not None:
@@ -86,8 +95,11 @@ def _explain_with_progress(engine: Any, images: list[Path], console: Any) -> lis
     return results
 
 
-def _write_masks(results: list[Any], folder: Path | None) -> list[tuple[Any, str | None]]:
-    """Save each model-grid mask as a PNG (mode L, 255 = in the MPS) under unique names."""
+def _write_masks(
+    results: list[Any], folder: Path | None, model_grid: bool
+) -> list[tuple[Any, str | None]]:
+    """Save each mask as a PNG (mode L, 255 = in the MPS) under unique names: in the image's
+    own grid, as `compare` writes them, or in the model's (``model_grid``)."""
     if folder is None:
         return [(result, None) for result in results]
     from pytest_mps.fileio import write_bytes_atomic
@@ -96,7 +108,8 @@ def _write_masks(results: list[Any], folder: Path | None) -> list[tuple[Any, str
     written = []
     for result in results:
         name = unique(Path(result.image).stem, used)
-        path = write_bytes_atomic(folder / f"{name}.png", mask_png(result.mask))
+        mask = result.mask if model_grid else result.original_mask
+        path = write_bytes_atomic(folder / f"{name}.png", mask_png(mask))
         written.append((result, str(path)))
     return written
 
