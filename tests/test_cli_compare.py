@@ -59,6 +59,31 @@ def compare(*arguments: str) -> int:
     return main(["compare", *arguments, "--device", "cpu", "--seed", "0"])
 
 
+@pytest.fixture(autouse=True)
+def in_a_folder_of_its_own(tmp_path, monkeypatch):
+    """compare caches its MPS under the current folder (.pytest_cache/d/mps): the test's."""
+    monkeypatch.chdir(tmp_path)
+
+
+def test_compare_shares_the_result_cache_with_the_audits(tmp_path):
+    """Its MPS land in pytest's result cache here, under the audits' keys: an audit of the same
+    model and images then reads them all; --no-cache leaves no file."""
+    from pytest_mps.audit.session import MPSSession, SessionOptions
+
+    models = [spot_model(tmp_path / "a.onnx"), spot_model(tmp_path / "b.onnx")]
+    pictures = [str(spot_image(tmp_path / f"p{i}.png", seed=i)) for i in range(3)]
+    assert compare(*map(str, models), "--images", *pictures) == 0
+    cache = tmp_path / ".pytest_cache" / "d" / "mps"
+    assert len(list(cache.glob("*.npz"))) == 6  # every model's MPS of every image
+    options = SessionOptions(device="cpu", seed=0, cache_folder=cache, rootdir=tmp_path)
+    audit = MPSSession(options).audit(models[0], pictures, base=tmp_path)
+    assert all(record.cached for record in audit.records)
+    elsewhere = tmp_path / "other"
+    assert compare(*map(str, models), "--images", *pictures, "--cache", str(elsewhere),
+                   "--no-cache") == 0  # fmt: skip
+    assert not elsewhere.exists()
+
+
 def test_cnn_and_vit_masks_and_json_agree_on_dice_and_hausdorff(fashion_folder, capsys):
     models = [str(FASHION / "cnn.onnx"), str(FASHION / "vit.onnx")]
     labels = str(FASHION / "test" / "labels.csv")  # rows found relative to images/ too

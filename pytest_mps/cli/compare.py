@@ -59,7 +59,11 @@ p_value}, pairwise: [{models, p_value, p_adjusted, median_difference}], note}, "
 null}. A figure with no value (accuracy without labels, Dice when every image is empty, the
 tests with fewer than 3 images: see note) is null. IMAGE is the image path as given (an image
 found in a folder: the folder as given, then its path inside); dice and hausdorff are those of
-the PNGs --masks writes. No result cache: every MPS is computed afresh.
+the PNGs --masks writes.
+
+--cache DIR (default .pytest_cache/d/mps here, pytest's own when it runs from this folder):
+the result cache the audits use, under the same keys, so an MPS an audit computed is read, not
+computed again, and the other way round; --no-cache computes every MPS afresh.
 """
 
 
@@ -94,9 +98,17 @@ def add_parser(commands: Any) -> None:
         "--region-share",
         type=share,
         metavar="SHARE",
-        help="size of the location region: the top share of each image's responsibility "
+        help="size of the location region: the top share of each image's location estimate "
         "(default 0.05)",
     )
+    compare.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(".pytest_cache") / "d" / "mps",
+        metavar="DIR",
+        help="the audits' result cache (default: pytest's, .pytest_cache/d/mps here)",
+    )
+    compare.add_argument("--no-cache", action="store_true", help="compute every MPS afresh")
     add_engine_options(compare)
     compare.set_defaults(run=run)
 
@@ -119,9 +131,11 @@ def run(args: argparse.Namespace) -> int:
         preset=args.preset,
         ray=args.ray,
         ray_cpus=args.ray_cpus,
+        use_cache=not args.no_cache,
+        cache_folder=args.cache,
     )
     with _progress(console) as progress:
-        session = MPSSession(dataclasses.replace(options, use_cache=False, progress=progress))
+        session = MPSSession(dataclasses.replace(options, progress=progress))
         comparison = session.comparison(
             models,
             _image_spec(args.images),
