@@ -198,7 +198,8 @@ def test_rows_naming_no_audit_image_say_where_they_were_looked_up(tmp_path):
     with pytest.raises(MPSInputError) as error:
         resolve_labels(labels, images, tmp_path, None, 3, [tmp_path / "images"])
     assert _one_line(error) == (
-        f"{labels}: no row names an image of the audit; rows were looked up relative to "
+        f"{labels}: no row names an image of the audit (row 2 '002.png', row 3 'ghost.png'); "
+        f"rows were looked up relative to "
         f"{tmp_path.resolve()} and {(tmp_path / 'images').resolve()}"
     )
 

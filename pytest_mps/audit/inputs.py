@@ -110,11 +110,16 @@ def resolve_labels(
         }
     path = _absolute(os.fspath(labels), base)
     roots = list(dict.fromkeys(root.resolve() for root in (path.parent, *folders)))
-    by_image = _match_rows(path, _read_csv(path), images, roots, class_names, count)
+    rows = _read_csv(path)
+    by_image = _match_rows(path, rows, images, roots, class_names, count)
     if not by_image:
         looked = " and ".join(str(root) for root in roots)
+        named = ", ".join(f"row {number} {image!r}" for number, image, _ in rows[:SHOWN])
+        more = f" and {len(rows) - SHOWN} more" if len(rows) > SHOWN else ""
         raise MPSInputError(
-            path, f"no row names an image of the audit; rows were looked up relative to {looked}"
+            path,
+            f"no row names an image of the audit ({named}{more}); rows were looked up relative "
+            f"to {looked}",
         )
     missing = [image for image in images if image not in by_image]
     if missing:
