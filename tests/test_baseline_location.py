@@ -268,7 +268,13 @@ def test_the_same_places_pass_and_both_figures_are_reported(tmp_path):
         "with no overlap; n=3 images."
     )
     measured = outcome.measured
-    assert (measured["region_mean_dice"], measured["mean_dice"], measured["located"]) == (1, 1, 3)
+    assert (measured["region_mean_dice"], measured["mps_mean_dice"], measured["located"]) == (
+        1,
+        1,
+        3,
+    )
+    # The figures the bounds were applied to, under the bounds' names: the regions' here.
+    assert (measured["on"], measured["mean_dice"]) == ("region", measured["region_mean_dice"])
     assert measured["region_share"] == 0.05 and measured["left_out"] == []
 
 
@@ -316,7 +322,7 @@ def test_an_empty_mps_on_either_side_is_counted_apart_not_as_dice_zero(tmp_path)
     now = {**SPOTS, "img/c.png": spot(7, 3, empty=True), "img/d.png": spot(4, 4)}
     outcome = make_audit(tmp_path, now).check_baseline(BASELINE, min_mean_dice=0.99)
     assert outcome.measured["located"] == 4
-    assert outcome.measured["region_empty"] == 2 and outcome.measured["empty"] == 2
+    assert outcome.measured["region_empty"] == 2 and outcome.measured["mps_empty"] == 2
     assert outcome.measured["region_mean_dice"] == 1.0  # a and b; not (1 + 1 + 0 + 0) / 4
     assert "0% with no overlap, 2 left out (an empty set)" in outcome.message
 

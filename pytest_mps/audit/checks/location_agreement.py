@@ -112,8 +112,16 @@ class LocationAgreement(ComparisonCheck):
             images = [image for image, _ in worst[:SHOWN]]
             listed = [f"{image} Dice {value:.2g}" for image, value in worst]
             message += f" Least overlap ({compared}): {listing(listed)}."
-        measured = {**figures, "region_share": share}
-        return self.outcome(passed, message, measured, images=images)
+        # The figures the bounds were applied to come first, under the bounds' own names (a
+        # JUnit reader sees mean_dice beside min_mean_dice); both kinds follow, prefixed.
+        judged = {"mean_dice": mean_dice, "median_hausdorff": median_distance}
+        kinds = {
+            key if key.startswith("region_") else f"mps_{key}": value
+            for key, value in figures.items()
+            if key != "n"
+        }
+        measured = {"n": figures["n"], "on": self.on, **judged, "no_overlap": no_overlap, **kinds}
+        return self.outcome(passed, message, measured | {"region_share": share}, images=images)
 
 
 def pair_figures_text(what: str, figures: dict[str, Any], prefix: str) -> str:
