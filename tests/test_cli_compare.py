@@ -162,6 +162,13 @@ def test_models_with_different_input_sizes_compare_in_the_original_grid(tmp_path
     assert document["sizes"]["paired"] is None  # 2 images: too few to test sizes
     assert "at least 3 images" in document["sizes"]["note"]
     assert "at least 3 images" in capsys.readouterr().out
+    # The same tables as Markdown, for a pull request.
+    assert compare(str(small), str(full), *arguments, "--md", str(tmp_path / "c.md")) == 0
+    text = (tmp_path / "c.md").read_text()
+    assert text.startswith("## MPS comparison\n\n### MPS of 2 image(s) under 2 models\n")
+    assert "| model | path | n | median ratio | mean ratio | empty MPS |" in text
+    assert f"| small | {small} | 2 |" in text
+    assert "### Mean Dice (MPS / region)" in text and "| small | · | " in text
 
 
 def test_colliding_names_are_told_apart_by_folder(tmp_path, capsys):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pytest_mps.cli.compare_tables import comparison_tables
+from pytest_mps.cli.compare_tables import comparison_markdown, comparison_tables
 from pytest_mps.cli.options import (
     add_engine_options,
     check_outputs,
@@ -95,6 +95,9 @@ def add_parser(commands: Any) -> None:
         "--masks", type=Path, metavar="DIR", help="write every model's MPS of every image as PNGs"
     )
     compare.add_argument(
+        "--md", type=Path, metavar="PATH", help="write the tables as Markdown (for a pull request)"
+    )
+    compare.add_argument(
         "--region-share",
         type=share,
         metavar="SHARE",
@@ -118,11 +121,11 @@ def run(args: argparse.Namespace) -> int:
     from pytest_mps.audit.session import MPSSession, SessionOptions
     from pytest_mps.engine.images import check_images
     from pytest_mps.engine.model import load_classifier
-    from pytest_mps.fileio import write_json_atomic
+    from pytest_mps.fileio import write_bytes_atomic, write_json_atomic
 
     models = _model_names(args.models)
     images = check_images(_compared_images(args.images))
-    check_outputs(args.json, [args.json], [args.masks])
+    check_outputs(args.json, [args.json, args.md], [args.masks])
     for path in models.values():
         load_classifier(path)  # every model valid before the first one's work
     options = SessionOptions(
@@ -147,13 +150,20 @@ def run(args: argparse.Namespace) -> int:
             **({} if args.batch_size is None else {"batch_size": args.batch_size}),
         )
     notes = sorted({engine.oracle.provider_note for engine in session.engines.values()})
-    errors.print(f"[dim]provider: {'; '.join(notes)}")
+    if notes:  # none when every MPS came from the cache
+        errors.print(f"[dim]provider: {'; '.join(notes)}")
     shown = dict(zip(comparison.images, map(str, images), strict=True))
     if args.masks is not None:
         _write_compared_masks(comparison, images, args.masks)
     document = _comparison_document(comparison, models, shown, args.masks)
-    for table in comparison_tables(document, comparison.region_share):
-        console.print(table)
+    *grids, note = comparison_tables(document, comparison.region_share)
+    for grid in grids:
+        console.print(grid.rich())
+    console.print(note)
+    if args.md is not None:
+        markdown = comparison_markdown(document, comparison.region_share)
+        write_bytes_atomic(args.md, markdown.encode("utf-8"))
+        errors.print(f"[dim]wrote {args.md}")
     if args.json is not None:
         write_json_atomic(args.json, document)
         errors.print(f"[dim]wrote {args.json}")

@@ -1,11 +1,49 @@
-"""The tables ``pytest-mps compare`` prints, from the comparison's JSON document."""
+"""The tables ``pytest-mps compare`` prints (and writes as Markdown with ``--md``), from the
+comparison's JSON document."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 
-def comparison_tables(document: dict[str, Any], share: float) -> list[Any]:
+@dataclass
+class Grid:
+    """One table: its title, its columns (name, right-aligned or not), its rows of text."""
+
+    title: str
+    columns: list[tuple[str, bool]]
+    rows: list[list[str]] = field(default_factory=list)
+    caption: str | None = None
+
+    def rich(self) -> Any:
+        """As a rich table, at least as wide as its title, so that the title never wraps."""
+        from rich.table import Table
+
+        table = Table(title=self.title, caption=self.caption, min_width=len(self.title) + 4)
+        for name, right in self.columns:
+            table.add_column(name, justify="right" if right else "left", overflow="fold")
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", ""]
+        lines.append("| " + " | ".join(name or " " for name, _ in self.columns) + " |")
+        lines.append("|" + "".join("---:|" if right else "---|" for _, right in self.columns))
+        lines += [
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in self.rows
+        ]
+        return "\n".join([*lines, "", *([self.caption, ""] if self.caption else [])])
+
+
+def comparison_markdown(document: dict[str, Any], share: float) -> str:
+    """The same tables as Markdown, to paste into a pull request."""
+    *grids, note = comparison_tables(document, share)
+    return "## MPS comparison\n\n" + "\n".join(grid.markdown() for grid in grids) + note + "\n"
+
+
+def comparison_tables(document: dict[str, Any], share: float) -> list[Any]:  # Grids, a note
     """The tables of a comparison, then the note that says how to read them."""
     models = [model["name"] for model in document["models"]]
     pairs = document["pairs"]
@@ -31,31 +69,25 @@ def comparison_tables(document: dict[str, Any], share: float) -> list[Any]:
     ]
 
 
-def _titled(title: str, caption: str | None = None) -> Any:
-    """A rich table at least as wide as its title, so that the title never wraps."""
-    from rich.table import Table
-
-    return Table(title=title, caption=caption, min_width=len(title) + 4)
-
-
 def _models_table(models: list[dict[str, Any]]) -> Any:
     labelled = any(model["accuracy"] is not None for model in models)
-    table = _titled(f"MPS of {models[0]['n']} image(s) under {len(models)} models")
-    table.add_column("model")
-    table.add_column("path", overflow="fold")
-    for column in ("n", "median ratio", "mean ratio", *(["accuracy"] if labelled else [])):
-        table.add_column(column, justify="right")
-    table.add_column("empty MPS", justify="right")
+    figures = ("n", "median ratio", "mean ratio", *(["accuracy"] if labelled else []), "empty MPS")
+    table = Grid(
+        f"MPS of {models[0]['n']} image(s) under {len(models)} models",
+        [("model", False), ("path", False), *((column, True) for column in figures)],
+    )
     for model in models:
         accuracy = [_number(3)(model["accuracy"])] if labelled else []
-        table.add_row(
-            model["name"],
-            model["path"],
-            str(model["n"]),
-            _number(4)(model["median_ratio"]),
-            _number(4)(model["mean_ratio"]),
-            *accuracy,
-            str(model["empty"]),
+        table.rows.append(
+            [
+                model["name"],
+                model["path"],
+                str(model["n"]),
+                _number(4)(model["median_ratio"]),
+                _number(4)(model["mean_ratio"]),
+                *accuracy,
+                str(model["empty"]),
+            ]
         )
     return table
 
@@ -68,28 +100,28 @@ def _matrix_table(
     for pair in pairs:
         a, b = pair["models"]
         cells[a, b] = cells[b, a] = f"{show(pair[key])} / {show(pair[f'region_{key}'])}"
-    table = _titled(title)
-    table.add_column("")
-    for model in models:
-        table.add_column(model, justify="right")
+    table = Grid(title, [("", False), *((model, True) for model in models)])
     for row in models:
-        table.add_row(row, *(cells.get((row, column), "·") for column in models))
+        table.rows.append([row, *(cells.get((row, column), "·") for column in models)])
     return table
 
 
 def _pairs_table(pairs: list[dict[str, Any]]) -> Any:
-    table = _titled("Images with no overlap (share) and left out (empty)")
-    table.add_column("pair")
-    for column in ("images", "no overlap", "empty", "region: no overlap", "region: empty"):
-        table.add_column(column, justify="right")
+    figures = ("images", "no overlap", "empty", "region: no overlap", "region: empty")
+    table = Grid(
+        "Images with no overlap (share) and left out (empty)",
+        [("pair", False), *((column, True) for column in figures)],
+    )
     for pair in pairs:
-        table.add_row(
-            " vs ".join(pair["models"]),
-            str(pair["n"]),
-            _number(3)(pair["no_overlap"]),
-            str(pair["empty"]),
-            _number(3)(pair["region_no_overlap"]),
-            str(pair["region_empty"]),
+        table.rows.append(
+            [
+                " vs ".join(pair["models"]),
+                str(pair["n"]),
+                _number(3)(pair["no_overlap"]),
+                str(pair["empty"]),
+                _number(3)(pair["region_no_overlap"]),
+                str(pair["region_empty"]),
+            ]
         )
     return table
 
@@ -98,19 +130,23 @@ def _sizes_table(sizes: dict[str, Any]) -> Any:
     from pytest_mps.audit.checks.sizes_differ import TEST_NAMES
     from pytest_mps.audit.text import p_value
 
-    table = _titled(f"Do the MPS sizes differ? (the same {sizes['n']} images)", sizes["note"])
-    for column, justify in (("test", "left"), ("statistic", "right"), ("p-value", "right")):
-        table.add_column(column, justify=justify)
+    table = Grid(
+        f"Do the MPS sizes differ? (the same {sizes['n']} images)",
+        [("test", False), ("statistic", True), ("p-value", True)],
+        caption=sizes["note"],
+    )
     paired = sizes["paired"]
     if paired is not None:
         name = {"wilcoxon": "Wilcoxon signed-rank"}.get(paired["test"], TEST_NAMES[paired["test"]])
-        table.add_row(name, f"{paired['statistic']:.4g}", p_value(paired["p_value"]))
+        table.rows.append([name, f"{paired['statistic']:.4g}", p_value(paired["p_value"])])
     kruskal = sizes["kruskal_wallis"]
     if kruskal is not None:
-        table.add_row("Kruskal-Wallis", f"{kruskal['statistic']:.4g}", p_value(kruskal["p_value"]))
+        table.rows.append(
+            ["Kruskal-Wallis", f"{kruskal['statistic']:.4g}", p_value(kruskal["p_value"])]
+        )
     for pair in sizes["pairwise"]:
         name = f"{' vs '.join(pair['models'])}: Wilcoxon, Holm-corrected"
-        table.add_row(name, "", p_value(pair["p_adjusted"]))
+        table.rows.append([name, "", p_value(pair["p_adjusted"])])
     return table
 
 
