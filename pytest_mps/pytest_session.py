@@ -4,6 +4,7 @@ config's stash, and progress shown through pytest's terminal reporter."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import warnings
 from contextlib import nullcontext
@@ -159,18 +160,27 @@ class TerminalProgress:
         self.reporter = config.pluginmanager.get_plugin("terminalreporter")
         self.capture = config.pluginmanager.get_plugin("capturemanager")
         self.quiet = config.getoption("verbose", 0) < -1
-        self._series: dict[str, tuple[float, bool]] = {}  # label -> (last line or start, shown)
+        self._lock = threading.Lock()  # called from the session's heartbeat thread too
+        # label -> (start, last line or start, the last line's count, any line shown)
+        self._series: dict[str, tuple[float, float, int, bool]] = {}
 
     def __call__(self, label: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done == 1:
-            self._series[label] = (now, False)
-        last, shown = self._series.get(label, (now, False))
-        due = now - last >= self.interval or (done == total and shown)
-        if self.quiet or not due:
-            return  # an audit read from the cache finishes before its first line is due
-        self._series[label] = (now, True)
-        line = f"MPS {label}: {done}/{total} images"
+        with self._lock:
+            now = time.monotonic()
+            start, last, said, shown = self._series.get(label, (now, now, -1, False))
+            if done < said:  # the same label again: another audit of the model
+                start, last, said, shown = now, now, -1, False
+            # Due every `interval` seconds while work runs (with 0: at each new image), and
+            # once more at the end of a series that showed lines.
+            due = now - last >= self.interval and (self.interval > 0 or done != said)
+            due = due or (done == total and shown and done != said)
+            self._series[label] = (start, now if due else last, done if due else said, shown)
+            if self.quiet or not due:
+                return  # an audit read from the cache finishes before its first line is due
+            self._series[label] = (start, now, done, True)
+            self._write(f"MPS {label}: {done}/{total} images, {now - start:.0f} s")
+
+    def _write(self, line: str) -> None:
         # Out of pytest's output capture for the line, as pytest's own live logging does.
         with self.capture.global_and_fixture_disabled() if self.capture else nullcontext():
             if self.worker is not None:

@@ -43,8 +43,37 @@ def test_progress_shows_through_the_terminal_reporter_despite_capture(project):
     (project.path / "pytest.ini").write_text("[pytest]\nmps_device = cpu\nmps_progress = 0\n")
     result = run_gate(project, "    audit.check_concentration(mean_between=(0.005, 0.5))\n")
     result.assert_outcomes(passed=1)
-    lines = result.stdout.lines
-    assert "MPS model.onnx: 1/11 images" in lines and "MPS model.onnx: 11/11 images" in lines
+    text = result.stdout.str()
+    assert re.search(r"^MPS model\.onnx: 1/11 images, \d+ s$", text, re.M)
+    assert re.search(r"^MPS model\.onnx: 11/11 images, \d+ s$", text, re.M)
+
+
+def test_progress_lines_come_while_work_runs_not_only_as_images_finish(monkeypatch):
+    """The session calls progress every second while it computes: a line is due every
+    mps_progress seconds even when no image has finished, and the last count once at the end;
+    an audit read at once from the cache shows none."""
+    from types import SimpleNamespace
+
+    from pytest_mps import pytest_session
+
+    written = []
+    reporter = SimpleNamespace(write_line=written.append)
+    plugins = {"terminalreporter": reporter, "capturemanager": None}
+    config = SimpleNamespace(
+        getini=lambda name: "2",
+        getoption=lambda name, default=None: 0,
+        pluginmanager=SimpleNamespace(get_plugin=plugins.get),
+    )
+    clock = iter([0.0, 1.0, 2.5, 3.0, 4.6, 5.0, 10.0, 10.0])
+    monkeypatch.setattr(pytest_session.time, "monotonic", lambda: next(clock))
+    progress = pytest_session.TerminalProgress(config)
+    for done in (0, 0, 0, 1, 1, 3):  # heartbeats (no image yet), then images finishing
+        progress("m.onnx", done, 3)
+    assert written == ["MPS m.onnx: 0/3 images, 2 s", "MPS m.onnx: 1/3 images, 5 s",
+                       "MPS m.onnx: 3/3 images, 5 s"]  # fmt: skip
+    progress("cached.onnx", 3, 3)  # all from the cache: finished before a line was due
+    progress("cached.onnx", 3, 3)
+    assert len(written) == 3
 
 
 def test_progress_under_xdist_names_the_worker(project):

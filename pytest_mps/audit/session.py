@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -44,7 +45,9 @@ if TYPE_CHECKING:
     from pytest_mps.audit.comparison import Comparison
     from pytest_mps.cluster import RayExecutor
 
-# progress(label, images done, images in all): called as each image's MPS is ready.
+# progress(label, images done, images in all): called as each image's MPS is ready, and every
+# HEARTBEAT_SECONDS while MPS are being computed.
+HEARTBEAT_SECONDS = 1.0
 Progress = Callable[[str, int, int], None]
 
 
@@ -303,7 +306,10 @@ class MPSSession:
             fingerprint = _in_use(fingerprint, engine)
             for i in missing:
                 keys[i] = keyed(paths[i])
-            self._compute_shared(engine, missing, keys, paths, count)
+            # Progress is asked for while the work runs too, not only as images finish: many
+            # images in flight can take a while to finish the first.
+            with _Heartbeat(lambda: self._progress(model, done, len(paths))):
+                self._compute_shared(engine, missing, keys, paths, count)
         located = functools.partial(self._locate, engine_key, model, config, options)
         for key, path in zip(keys, paths, strict=True):
             if not self._results[key].location.known:
@@ -438,6 +444,26 @@ class MPSSession:
             return path.resolve().relative_to(self.options.rootdir.resolve()).as_posix()
         except ValueError:
             return Path(os.path.normpath(path)).as_posix()
+
+
+class _Heartbeat:
+    """Calls ``beat`` every `HEARTBEAT_SECONDS` from a thread while the block runs."""
+
+    def __init__(self, beat: Callable[[], None]) -> None:
+        self.beat = beat
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> None:
+        self.thread.start()
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        while not self.stop.wait(HEARTBEAT_SECONDS):
+            self.beat()
 
 
 def _in_flight(engine: Engine | RayExecutor, missing: int, workers: int) -> int:
