@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,11 @@ from support import (
     spot_detector,
     spot_image,
 )
+
+
+def pytest_configure(config):
+    # The batch sizes the CPU probe keeps go to this run's own folder, not the user's cache.
+    os.environ.setdefault("PYTEST_MPS_CACHE", tempfile.mkdtemp(prefix="pytest-mps-cache-"))
 
 
 @pytest.fixture

@@ -470,3 +470,30 @@ def test_a_photos_location_estimate_is_made_only_when_asked_for_and_counted_apar
     assert not lazy.location.known
     assert np.array_equal(lazy.responsibility, from_search.responsibility)
     assert result.original_responsibility.shape == result.original_mask.shape
+
+
+def test_the_cpu_batch_probe_runs_once_per_model_and_machine(tmp_path, monkeypatch, spot_model):
+    """Its answer is kept in the user's cache folder: the next engine of the model reuses it
+    without a single timed run."""
+    import json
+
+    from pytest_mps.engine.oracle import MaskedOracle
+
+    monkeypatch.setenv("PYTEST_MPS_CACHE", str(tmp_path / "cache"))
+    runs = []
+    real = MaskedOracle._run_batch
+
+    def counted(self, masks, index):
+        runs.append(len(masks))
+        return real(self, masks, index)
+
+    monkeypatch.setattr(MaskedOracle, "_run_batch", counted)
+    first = Engine(spot_model, device="cpu")
+    probed = len(runs)
+    assert probed > 0
+    second = Engine(spot_model, device="cpu")
+    assert len(runs) == probed and second.oracle.batch_size == first.oracle.batch_size
+    stored = json.loads((tmp_path / "cache" / "batch-sizes.json").read_text())
+    assert list(stored.values()) == [first.oracle.batch_size]
+    (key,) = stored
+    assert key.startswith(first.classifier.sha256) and "onnxruntime-" in key

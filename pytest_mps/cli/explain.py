@@ -46,6 +46,11 @@ def run(args: argparse.Namespace) -> int:
 
     images = check_images(list_images(args.images))
     check_outputs(args.json, [args.json, args.stats], [args.masks])
+    if errors.is_terminal and args.batch_size is None and args.ray is None:
+        errors.print(
+            "[dim]loading the model; on the CPU a short timing run picks the batch size, once "
+            "per model on this machine (--batch-size N skips it)"
+        )
     engine = _engine(
         args,
         device=args.device,

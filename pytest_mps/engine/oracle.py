@@ -11,6 +11,7 @@ once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import subprocess
@@ -216,13 +217,14 @@ class MaskedOracle:
         if not is_device(device):
             raise MPSInputError(classifier.path, f"unknown device {device!r} ({DEVICE_TEXT})")
         self.device_id = gpu_index(device, gpu_slot)
+        self._threads = threads or cpu_cores()
         self._session, self.provider, self.provider_note, self.fallback = _open_session(
             ort,
             wrap_model(classifier).SerializeToString(),
             device,
             self.device_id,
             classifier,
-            threads or cpu_cores(),
+            self._threads,
         )
         on_cuda = self.provider == CUDA
         self.io_binding = on_cuda if io_binding is None else io_binding
@@ -344,12 +346,16 @@ class MaskedOracle:
         probe keeps the largest batch whose time per mask is within 10% of the best one
         measured. Each size's time is its fastest of a few runs, taken in turns, so that a
         burst of other work on the machine neither slows one size alone nor decides the batch.
+        Its answer is kept (`BatchSizes`): the next engine of the model on this machine reuses it.
         """
         height, width = self.classifier.height, self.classifier.width
         zeros = self.classifier.to_layout(
             np.zeros((height, width, self.classifier.channel_count), dtype=np.float32)
         )
         self.set_image(zeros, zeros, Target(0))
+        store = BatchSizes(self._ort, self.classifier.sha256, self._threads)
+        if self.provider == CPU and store.get() is not None:
+            return store.get()
         largest = self._largest_batch_that_runs(height, width)
         if self.provider != CPU:
             return largest
@@ -365,7 +371,9 @@ class MaskedOracle:
                     seconds = (time.perf_counter() - start) / size
                     per_mask[size] = min(per_mask[size], seconds)
         best = min(per_mask.values())
-        return max(size for size, seconds in per_mask.items() if seconds <= 1.1 * best)
+        chosen = max(size for size, seconds in per_mask.items() if seconds <= 1.1 * best)
+        store.put(chosen)
+        return chosen
 
     def _largest_batch_that_runs(self, height: int, width: int) -> int:
         size = MAX_BATCH[self.provider]
@@ -377,6 +385,42 @@ class MaskedOracle:
             except Exception:  # out of memory: onnxruntime raises its own untyped errors
                 size //= 2
         return 1
+
+
+class BatchSizes:
+    """The CPU batch sizes the timing probe chose, kept per model and machine (a JSON file in
+    the user's cache folder, ``$PYTEST_MPS_CACHE`` or ``$XDG_CACHE_HOME/pytest-mps``): the
+    probe costs seconds, and its answer changes only with the model, the machine, the
+    threads and onnxruntime. A file that cannot be read or written is left alone: the probe
+    runs, as it would without it."""
+
+    def __init__(self, ort: types.ModuleType, model_sha256: str, threads: int) -> None:
+        folder = os.environ.get("PYTEST_MPS_CACHE") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pytest-mps"
+        )
+        self.path = os.path.join(folder, "batch-sizes.json")
+        machine = f"{os.uname().machine}-{os.cpu_count()}cpu"
+        self.key = f"{model_sha256}/{machine}/{threads}threads/onnxruntime-{ort.__version__}"
+
+    def get(self) -> int | None:
+        value = self._read().get(self.key)
+        return value if isinstance(value, int) and value >= 1 else None
+
+    def put(self, size: int) -> None:
+        from pytest_mps.fileio import write_json_atomic
+
+        with contextlib.suppress(OSError):  # a cache that cannot be written: none
+            write_json_atomic(self.path, {**self._read(), self.key: size})
+
+    def _read(self) -> dict:
+        import json
+
+        try:
+            with open(self.path, encoding="utf-8") as stream:
+                found = json.load(stream)
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
 
 
 def _preload_cuda(ort) -> None:
