@@ -172,6 +172,9 @@ def test_html_report_has_the_comparison_section(compared):
     for check in comparison["checks"]:
         assert f'<span class="badge {check["verdict"]}">' in html
     assert html.count("data:image/png;base64,") == 1  # the sizes per model
+    # Each model's own audit is headed by the name models: gives it.
+    for model in comparison["models"]:
+        assert f"<h2>{model['name']}: {model['name']}.onnx on data " in page
 
 
 def test_html_gallery_shows_each_models_mps_where_they_disagree_most(compared):

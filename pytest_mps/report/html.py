@@ -38,10 +38,13 @@ def render_html(document: dict[str, Any], json_folder: Path, page_folder: Path) 
     to ``page_folder`` (they live beside the JSON report, in ``json_folder``)."""
     environment = _environment()
     environment.globals["picture"] = lambda relative: _relative(json_folder / relative, page_folder)
-    audits = [_audit_view(audit) for audit in document["audits"]]
-    by_id = {audit["id"]: audit for audit in document["audits"]}
     # Reports made before comparisons existed have none.
-    comparisons = [_comparison_view(found, by_id) for found in document.get("comparisons", [])]
+    found = document.get("comparisons", [])
+    # An audit of a comparison is headed by the name its `models:` gives the model.
+    named = {model["audit"]: model["name"] for each in found for model in each["models"]}
+    audits = [_audit_view(audit, named.get(audit["id"])) for audit in document["audits"]]
+    by_id = {audit["id"]: audit for audit in document["audits"]}
+    comparisons = [_comparison_view(each, by_id) for each in found]
     return environment.get_template("index.html.j2").render(
         session=document["session"],
         version=document["version"],
@@ -91,11 +94,14 @@ def png_data_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _audit_view(audit: dict[str, Any]) -> dict[str, Any]:
+def _audit_view(audit: dict[str, Any], model_name: str | None = None) -> dict[str, Any]:
+    """What the page shows of an audit; headed ``name: model on images`` where a comparison's
+    ``models:`` named its model."""
     images = audit["images"]
-    title = f"MPS ratio of {audit['model']['path']}"
+    title = f"MPS ratio of {model_name or audit['model']['path']}"
     return {
         **audit,
+        "name": f"{model_name}: {audit['name']}" if model_name else audit["name"],
         "plot": png_data_uri(
             distribution_png(distribution_groups(images, audit["baseline"]), title)
         )
