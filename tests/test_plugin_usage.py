@@ -205,3 +205,19 @@ def test_without_onnxruntime_pytest_and_the_command_say_which_extra_to_install(p
     assert cli.returncode == 2
     (line,) = cli.stderr.strip().splitlines()  # one line, no traceback
     assert line.startswith(f"pytest-mps: error: {expected}") and "onnxruntime-gpu for CUDA" in line
+
+
+def test_every_unreadable_image_of_an_audit_is_named_in_one_set_up_error(project):
+    for name in ("bad1.png", "bad2.png"):
+        (project.path / "data" / name).write_bytes(b"not a picture")
+    project.makefile(
+        ".mps.yaml",
+        gate="model: model.onnx\nimages: data\nchecks:\n"
+        "  - concentration: {mean_between: [0.001, 0.9]}\n",
+    )
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    text = result.stdout.str()
+    assert "bad1.png: not a readable image" in text
+    assert "1 more not readable: " in text and "bad2.png" in text
+    assert "Traceback" not in text

@@ -33,6 +33,7 @@ from pytest_mps.audit.inputs import (
 from pytest_mps.audit.masks import MaskSpec, match_masks, read_mask
 from pytest_mps.audit.records import ImageRecord
 from pytest_mps.engine.explainer import ENGINE_VERSION, Engine
+from pytest_mps.engine.images import check_images
 from pytest_mps.engine.model import load_classifier
 from pytest_mps.engine.modelconfig import find_config
 from pytest_mps.engine.oracle import CPU, CUDA, cpu_cores
@@ -300,6 +301,7 @@ class MPSSession:
         missing = [i for i, path in enumerate(paths) if self._known(keys[i], path) is None]
         count(len(paths) - len(missing))
         if missing:
+            check_images([paths[i] for i in missing])  # every bad one named, before any work
             if engine_key not in self.engines:
                 self.engines[engine_key] = self._engine(model, config, options)
             engine = self.engines[engine_key]
