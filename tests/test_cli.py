@@ -386,3 +386,21 @@ def test_init_writes_a_starter_audit_that_passes_on_its_reference(tmp_path, caps
     assert main([*arguments, str(tmp_path), *labels]) == 2  # never overwrites
     assert "model.mps.yaml: exists already" in capsys.readouterr().err
     assert (tmp_path / "model.mps.yaml").read_text() == written
+
+
+def test_explains_progress_bar_counts_evaluations_on_a_terminal(tmp_path, spot_model):
+    """On a terminal the bar advances with the engine's evaluations (against about what the
+    images usually cost), so its ETA holds before any image finishes; it ends full."""
+    import io
+
+    from rich.console import Console
+
+    from pytest_mps.cli.explain import _explain_with_progress
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    pictures = [spot_image(tmp_path / f"p{i}.png", seed=i) for i in range(3)]
+    engine = Engine(spot_model, device="cpu")
+    results = _explain_with_progress(engine, pictures, console)
+    assert [r.image for r in results] == [str(p) for p in pictures]
+    assert "explaining" in screen.getvalue()

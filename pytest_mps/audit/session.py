@@ -310,7 +310,7 @@ class MPSSession:
                 keys[i] = keyed(paths[i])
             # Progress is asked for while the work runs too, not only as images finish: many
             # images in flight can take a while to finish the first.
-            with _Heartbeat(lambda: self._progress(model, done, len(paths))):
+            with Heartbeat(lambda: self._progress(model, done, len(paths))):
                 self._compute_shared(engine, missing, keys, paths, count)
         located = functools.partial(self._locate, engine_key, model, config, options)
         for key, path in zip(keys, paths, strict=True):
@@ -448,7 +448,7 @@ class MPSSession:
             return Path(os.path.normpath(path)).as_posix()
 
 
-class _Heartbeat:
+class Heartbeat:
     """Calls ``beat`` every `HEARTBEAT_SECONDS` from a thread while the block runs."""
 
     def __init__(self, beat: Callable[[], None]) -> None:

@@ -10,13 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_mps.cli.options import check_outputs, device, start
+from pytest_mps.cli.options import check_outputs, device, expected_evaluations, start
 from pytest_mps.engine.result import Classified
 
-# Evaluations one image's MPS costs with the default preset, by grain (engine 0.9-0.10, means
-# of benchmarks/RESULTS.md: Fashion CNN 727 and ViT 1,235 per 28 px digit, Lite0 1,112 per
-# photo); a location estimate adds 247-322.
-EXPECTED_EVALUATIONS = {"pixels": 1000, "cells": 1100}
 TIMED_MASKS = 32  # masks in the timed model call
 
 
@@ -97,17 +93,13 @@ def _rows(
     if labelled:
         right = sum(c.top1 == label for c, label in labelled)
         rows.append(("accuracy", f"{right / len(labelled):.3f} ({right} of {len(labelled)})"))
-    grain = (
-        "cells"
-        if settings.extraction.cell_side((classifier.height, classifier.width)) > 1
-        else "pixels"
-    )
-    per_image = EXPECTED_EVALUATIONS[grain] * seconds
+    expected = expected_evaluations(engine)
+    per_image = expected * seconds
     rows.append(
         (
             "audit time",
             f"about {per_image * len(images):.0f} s of model time for these {len(images)} "
-            f"images (about {EXPECTED_EVALUATIONS[grain]:,} evaluations an image at "
+            f"images (about {expected:,} evaluations an image at "
             f"{seconds * 1000:.3g} ms each, measured here; the searches' own Python adds "
             f"to it, most on small models)",
         )

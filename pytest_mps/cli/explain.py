@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from pytest_mps.cli.options import (
     add_engine_options,
     check_outputs,
+    expected_evaluations,
     mask_png,
     start,
     sufficiency,
@@ -89,14 +91,28 @@ def _engine(args: argparse.Namespace, **options: Any) -> Any:
 
 
 def _explain_with_progress(engine: Any, images: list[Path], console: Any) -> list[Any]:
+    """The results, a progress bar shown on a terminal meanwhile. A local engine's bar counts
+    evaluations as they happen (against about what the images usually cost), so its ETA holds
+    from the first second; many images in flight finish late, and together."""
     from rich.progress import Progress
 
+    from pytest_mps.audit.session import Heartbeat
+
+    by_work = hasattr(engine, "oracle")  # a Ray executor counts its work as batches return
+    total = len(images) * (expected_evaluations(engine) if by_work else 1)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
-        task = progress.add_task("explaining", total=len(images))
+        task = progress.add_task("explaining", total=total)
+
+        def update() -> None:
+            progress.update(task, completed=min(engine.oracle.evaluations, 0.99 * total))
+
         results = []
-        for result in engine.explain_many(images):
-            results.append(result)
-            progress.advance(task)
+        with Heartbeat(update) if by_work else contextlib.nullcontext():
+            for result in engine.explain_many(images):
+                results.append(result)
+                if not by_work:
+                    progress.advance(task)
+        progress.update(task, completed=total)
     return results
 
 

@@ -59,6 +59,18 @@ def probability(text: str) -> float:
 SUFFICIENCY_OPTIONS = ("min_margin", "min_confidence", "min_confidence_ratio")
 
 
+# Evaluations one image's MPS costs with the default preset, by grain (engine 0.9-0.10, means
+# of benchmarks/RESULTS.md: Fashion CNN 727 and ViT 1,235 per 28 px digit, Lite0 1,112 per
+# photo); a location estimate adds 247-322.
+EXPECTED_EVALUATIONS = {"pixels": 1000, "cells": 1100}
+
+
+def expected_evaluations(engine: Any) -> int:
+    """About how many evaluations one image's MPS costs under ``engine``, by its grain."""
+    side = engine.settings.extraction.cell_side((engine.classifier.height, engine.classifier.width))
+    return EXPECTED_EVALUATIONS["cells" if side > 1 else "pixels"]
+
+
 def sufficiency(args: argparse.Namespace) -> dict[str, float]:
     """The sufficiency options given on the command line (the preset decides the others)."""
     given = {name: getattr(args, name) for name in SUFFICIENCY_OPTIONS}
