@@ -97,8 +97,9 @@ def _explain_with_progress(engine: Any, images: list[Path], console: Any) -> lis
     from rich.progress import Progress
 
     from pytest_mps.audit.session import Heartbeat
+    from pytest_mps.engine.explainer import Engine
 
-    by_work = hasattr(engine, "oracle")  # a Ray executor counts its work as batches return
+    by_work = isinstance(engine, Engine)  # a Ray executor counts its work as batches return
     total = len(images) * (expected_evaluations(engine) if by_work else 1)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("explaining", total=total)
