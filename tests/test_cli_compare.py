@@ -265,3 +265,24 @@ def test_help_documents_the_command(capsys):
         assert option in text
     assert "named by its file stem" in text and "(v1/cnn and v2/cnn)" in text
     assert "DIR/<model name>/<image>.png" in text and "never as no overlap" in text
+
+
+def test_compares_progress_bar_counts_the_sessions_evaluations_as_they_happen():
+    """Fed every second by the session, before any image finishes too; never full before the
+    end, full at it."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from pytest_mps.cli.compare import _progress
+
+    console = Console(file=io.StringIO(), force_terminal=True)
+    with _progress(console, 1000) as feed:
+        feed.session = SimpleNamespace(evaluations=250)
+        feed("m.onnx", 0, 10)  # a heartbeat: no image has finished yet
+        assert feed.bar.tasks[0].completed == 250
+        feed.session.evaluations = 5000  # more than the estimate
+        feed("m.onnx", 1, 10)
+        assert feed.bar.tasks[0].completed == 990
+    assert feed.bar.tasks[0].completed == 1000

@@ -93,7 +93,7 @@ def _rows(
     if labelled:
         right = sum(c.top1 == label for c, label in labelled)
         rows.append(("accuracy", f"{right / len(labelled):.3f} ({right} of {len(labelled)})"))
-    expected = expected_evaluations(engine)
+    expected = expected_evaluations(settings, classifier)
     per_image = expected * seconds
     rows.append(
         (

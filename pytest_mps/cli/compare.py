@@ -16,6 +16,7 @@ from pytest_mps.cli.compare_tables import comparison_markdown, comparison_tables
 from pytest_mps.cli.options import (
     add_engine_options,
     check_outputs,
+    expected_evaluations,
     mask_png,
     share,
     start,
@@ -121,13 +122,16 @@ def run(args: argparse.Namespace) -> int:
     from pytest_mps.audit.session import MPSSession, SessionOptions
     from pytest_mps.engine.images import check_images
     from pytest_mps.engine.model import load_classifier
+    from pytest_mps.engine.settings import make_settings
     from pytest_mps.fileio import write_bytes_atomic, write_json_atomic
 
     models = _model_names(args.models)
     images = check_images(_compared_images(args.images))
     check_outputs(args.json, [args.json, args.md], [args.masks])
-    for path in models.values():
-        load_classifier(path)  # every model valid before the first one's work
+    settings = make_settings(args.preset)
+    expected = len(images) * sum(  # every model valid before the first one's work
+        expected_evaluations(settings, load_classifier(path)) for path in models.values()
+    )
     options = SessionOptions(
         device=args.device,
         seed=args.seed,
@@ -137,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         cache_folder=args.cache,
     )
-    with _progress(console) as progress:
+    with _progress(console, expected) as progress:
         session = MPSSession(dataclasses.replace(options, progress=progress))
+        progress.session = session
         comparison = session.comparison(
             models,
             _image_spec(args.images),
@@ -224,19 +229,30 @@ def _image_spec(sources: list[str]) -> str | list[str]:
 
 
 @contextlib.contextmanager
-def _progress(console: Any) -> Iterator[Any]:
-    """A progress bar per model (on a terminal), fed by the session's progress callback."""
+def _progress(console: Any, expected: int) -> Iterator[Any]:
+    """One progress bar (on a terminal) counting the session's evaluations as they happen,
+    against about what the models' images usually cost (``expected``), so its ETA holds from
+    the first second; fed by the session's progress callback (as images finish, and every
+    second while they are computed)."""
     from rich.progress import Progress
 
     with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
-        tasks: dict[str, Any] = {}
+        feed = _Feed(bar, bar.add_task("explaining", total=expected), expected)
+        yield feed
+        bar.update(feed.task, completed=expected)
 
-        def advance(model: str, done: int, total: int) -> None:
-            if model not in tasks:
-                tasks[model] = bar.add_task(model, total=total)
-            bar.update(tasks[model], completed=done)
 
-        yield advance
+class _Feed:
+    """The session's progress callback, moving the bar to its evaluations so far."""
+
+    def __init__(self, bar: Any, task: Any, expected: int) -> None:
+        self.bar, self.task, self.expected = bar, task, expected
+        self.session: Any = None
+
+    def __call__(self, model: str, done: int, total: int) -> None:
+        if self.session is not None:
+            counted = min(self.session.evaluations, 0.99 * self.expected)
+            self.bar.update(self.task, completed=counted)
 
 
 def _write_compared_masks(comparison: Any, images: list[Path], folder: Path) -> None:

@@ -100,7 +100,8 @@ def _explain_with_progress(engine: Any, images: list[Path], console: Any) -> lis
     from pytest_mps.engine.explainer import Engine
 
     by_work = isinstance(engine, Engine)  # a Ray executor counts its work as batches return
-    total = len(images) * (expected_evaluations(engine) if by_work else 1)
+    expected = expected_evaluations(engine.settings, engine.classifier) if by_work else 1
+    total = len(images) * expected
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("explaining", total=total)
 

@@ -65,9 +65,10 @@ SUFFICIENCY_OPTIONS = ("min_margin", "min_confidence", "min_confidence_ratio")
 EXPECTED_EVALUATIONS = {"pixels": 1000, "cells": 1100}
 
 
-def expected_evaluations(engine: Any) -> int:
-    """About how many evaluations one image's MPS costs under ``engine``, by its grain."""
-    side = engine.settings.extraction.cell_side((engine.classifier.height, engine.classifier.width))
+def expected_evaluations(settings: Any, classifier: Any) -> int:
+    """About how many evaluations one image's MPS costs under ``settings`` with
+    ``classifier``, by the grain its input gets."""
+    side = settings.extraction.cell_side((classifier.height, classifier.width))
     return EXPECTED_EVALUATIONS["cells" if side > 1 else "pixels"]
 
 
