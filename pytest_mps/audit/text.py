@@ -50,6 +50,11 @@ def listing(items: Sequence[str]) -> str:
 EMPTY_MPS = "empty MPS (default class)"
 
 
+def class_text(index: int, label: str | None) -> str:
+    """A class by its index, and by its name where the labels file gives one."""
+    return f"{index} ({label})" if label else str(index)
+
+
 def size_text(ratio: float, default_class: bool) -> str:
     """An image's MPS size as a message names it: its ratio, or that the MPS is empty."""
     return EMPTY_MPS if default_class else ratio_text(ratio)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pytest_mps.audit.text import class_text
 from pytest_mps.cli.options import check_outputs, device, expected_evaluations, start
 from pytest_mps.engine.result import Classified
 
@@ -132,8 +133,7 @@ def _counts(classified: list[Classified], classifier: Any) -> str:
 
 
 def _class(index: int, classifier: Any) -> str:
-    label = classifier.label_of(index)
-    return f"{index} ({label})" if label else str(index)
+    return class_text(index, classifier.label_of(index))
 
 
 def _seconds_per_evaluation(engine: Any, image: Path) -> float:

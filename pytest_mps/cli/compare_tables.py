@@ -28,13 +28,13 @@ class Grid:
         return table
 
     def markdown(self) -> str:
-        lines = [f"### {self.title}", ""]
-        lines.append("| " + " | ".join(name or " " for name, _ in self.columns) + " |")
-        lines.append("|" + "".join("---:|" if right else "---|" for _, right in self.columns))
-        lines += [
-            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in self.rows
-        ]
-        return "\n".join([*lines, "", *([self.caption, ""] if self.caption else [])])
+        from pytest_mps.report.markdown import markdown_table
+
+        header, right = zip(*self.columns, strict=True)
+        table = markdown_table(header, self.rows, right)
+        return "\n".join(
+            [f"### {self.title}", "", *table, "", *([self.caption, ""] if self.caption else [])]
+        )
 
 
 def comparison_markdown(document: dict[str, Any], share: float) -> str:

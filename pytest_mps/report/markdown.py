@@ -33,16 +33,27 @@ def markdown_summary(
 def _checks_table(checks: Sequence[dict[str, Any]]) -> list[str]:
     if not checks:
         return ["No checks ran.", ""]
-    lines = ["| check | verdict | result | thresholds |", "|---|---|---|---|"]
-    for check in checks:
-        cells = (
+    rows = [
+        (
             check["check"],
             VERDICTS[check["verdict"]],
             reason(check["message"], check["check"]),
             thresholds_text(check["thresholds"]),
         )
-        lines.append("| " + " | ".join(_cell(text) for text in cells) + " |")
-    return [*lines, ""]
+        for check in checks
+    ]
+    return [*markdown_table(("check", "verdict", "result", "thresholds"), rows), ""]
+
+
+def markdown_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool] = ()
+) -> list[str]:
+    """A Markdown table's lines: the header, the alignment row (``right``: per column,
+    right-aligned), a line per row; each cell kept on one line, its ``|`` escaped."""
+    aligned = [*right, *[False] * (len(header) - len(right))]
+    lines = ["| " + " | ".join(_cell(name) or " " for name in header) + " |"]
+    lines.append("|" + "".join("---:|" if flag else "---|" for flag in aligned))
+    return lines + ["| " + " | ".join(_cell(text) for text in row) + " |" for row in rows]
 
 
 def reason(message: str, check: str) -> str:

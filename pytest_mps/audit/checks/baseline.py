@@ -24,7 +24,7 @@ from pytest_mps.audit.checks.location_agreement import LOCATIONS, LocationAgreem
 from pytest_mps.audit.checks.paired import shift
 from pytest_mps.audit.records import CheckOutcome, ImageRecord, ratios
 from pytest_mps.audit.stats.location import REGION_SHARE
-from pytest_mps.audit.text import count_images, listing, ratio_text
+from pytest_mps.audit.text import class_text, count_images, listing, ratio_text
 from pytest_mps.errors import MPSInputError
 
 if TYPE_CHECKING:  # the comparison module imports the checks: loaded where used
@@ -365,14 +365,11 @@ def _notes(
     if gone:
         notes.append(f"baseline has {count_images(len(gone))} not in this run: {listing(gone)}")
     labels = {r.target: r.target_label for r in audit.records if r.target_label}
-
-    def named(index: int) -> str:  # a class by its name too, where the labels file gives one
-        return f"{index} ({labels[index]})" if index in labels else str(index)
-
     moved = [
-        f"{name} {named(saved.images[name].target)} → {named(current[name].target)}"
+        f"{name} {class_text(then, labels.get(then))} → {class_text(now, labels.get(now))}"
         for name in paired
-        if saved.images[name].target != current[name].target
+        for then, now in [(saved.images[name].target, current[name].target)]
+        if then != now
     ]
     if moved:
         notes.append(f"{count_images(len(moved))} changed top-1 class: {listing(moved)}")
