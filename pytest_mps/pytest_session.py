@@ -174,11 +174,12 @@ class TerminalProgress:
             # once more at the end of a series that showed lines.
             due = now - last >= self.interval and (self.interval > 0 or done != said)
             due = due or (done == total and shown and done != said)
-            self._series[label] = (start, now if due else last, done if due else said, shown)
-            if self.quiet or not due:
-                return  # an audit read from the cache finishes before its first line is due
+            if not due:  # an audit read from the cache finishes before its first line is due
+                self._series[label] = (start, last, said, shown)
+                return
             self._series[label] = (start, now, done, True)
-            self._write(f"MPS {label}: {done}/{total} images, {now - start:.0f} s")
+            if not self.quiet:
+                self._write(f"MPS {label}: {done}/{total} images, {now - start:.0f} s")
 
     def _write(self, line: str) -> None:
         # Out of pytest's output capture for the line, as pytest's own live logging does.

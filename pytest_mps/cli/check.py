@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             args.labels, images, Path.cwd(), classifier.labels, classifier.class_count, folders
         )
     classified = engine.classify(images)
-    seconds = _seconds_per_evaluation(engine, images[0])
+    seconds = _seconds_per_evaluation(engine)
     for name, value in _rows(engine, images, classified, truth, seconds):
         console.print(f"[bold]{name}[/bold]: {escape(value)}", soft_wrap=True)
     if args.preview is not None:
@@ -136,11 +136,11 @@ def _class(index: int, classifier: Any) -> str:
     return class_text(index, classifier.label_of(index))
 
 
-def _seconds_per_evaluation(engine: Any, image: Path) -> float:
-    """One timed model call of `TIMED_MASKS` masks (after one untimed, to warm up)."""
+def _seconds_per_evaluation(engine: Any) -> float:
+    """One timed model call of `TIMED_MASKS` masks of an image `Engine.classify` left in the
+    oracle (after one untimed call, to warm up)."""
     import numpy as np
 
-    engine.classify([image])  # the image now sits in the oracle
     masks = np.ones((TIMED_MASKS, engine.classifier.height, engine.classifier.width), bool)
     engine.oracle.evaluate(masks)
     started = time.perf_counter()

@@ -354,8 +354,9 @@ class MaskedOracle:
         )
         self.set_image(zeros, zeros, Target(0))
         store = BatchSizes(self._ort, self.classifier.sha256, self._threads)
-        if self.provider == CPU and store.get() is not None:
-            return store.get()
+        known = store.get() if self.provider == CPU else None
+        if known is not None:
+            return known
         largest = self._largest_batch_that_runs(height, width)
         if self.provider != CPU:
             return largest

@@ -3,6 +3,7 @@ flagged at a stated false-alarm rate."""
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,18 @@ class Reference:
     classes: np.ndarray
     names: list[str]
     described: str
+
+    def others(self, name: str) -> np.ndarray:
+        """Every reference size but the one of image ``name`` (all where it is not one)."""
+        own = np.zeros(self.ratios.size, dtype=bool)
+        position = self.positions.get(name)
+        if position is not None:
+            own[position] = True
+        return ~own
+
+    @functools.cached_property
+    def positions(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.names)}
 
 
 class Anomalies(Check):
@@ -133,10 +146,10 @@ class Anomalies(Check):
         from pytest_mps.audit import stats
 
         name = audit.name_of(record.path)
-        own = np.array([known == name for known in reference.names])
+        not_itself = reference.others(name)
         same = reference.classes == record.target
-        by_class = int((same & ~own).sum()) >= need
-        others = reference.ratios[(same if by_class else True) & ~own]  # never itself
+        by_class = int((same & not_itself).sum()) >= need
+        others = reference.ratios[(same if by_class else True) & not_itself]
         found = [record.ratio, *(record.ratio_spread or ())]  # the sizes its searches found
         larger, smaller = stats.conformal_p_values([min(found)], [max(found)], others)
         if not record.minimal:  # an upper bound: it proves nothing about being large
