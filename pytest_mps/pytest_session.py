@@ -8,6 +8,7 @@ import threading
 import time
 import warnings
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,27 +20,54 @@ if TYPE_CHECKING:
     from pytest_mps.audit.session import MPSSession
 
 SESSION_KEY = pytest.StashKey["MPSSession"]()
+OPTIONS_KEY = pytest.StashKey["PluginOptions"]()
 
 
-def validate_options(config: pytest.Config) -> None:
-    """Refuse bad ini values and a missing onnxruntime at start-up, as one usage error, rather
-    than as a traceback in every test that audits."""
-    device(config)
-    seed(config)
-    preset(config)
-    progress_interval(config)
-    ray_cpus(config)
-    _check_ray(config)
+@dataclass(frozen=True)
+class PluginOptions:
+    """Every pytest-mps command-line option and ini key, read and checked once at start-up
+    (`read_options`): a bad value is one usage error, not a traceback in every test."""
+
+    device: str = "auto"
+    seed: int = 0
+    preset: str | None = None
+    use_cache: bool = True
+    update_baselines: bool = False
+    progress_interval: float = 2.0
+    ray: str | None = None  # the Ray cluster to compute on; None: this machine
+    ray_cpus: int = 1
+    report_folder: Path | None = None  # --mps-report from the invocation folder, or the ini's
+    summary_markdown: Path | None = None  # --mps-summary-md, from the invocation folder
 
 
-def device(config: pytest.Config) -> str:
+def read_options(config: pytest.Config) -> PluginOptions:
+    """The options of this run, kept in the config's stash; `pytest.UsageError` for a bad one,
+    or for a Ray address without Ray or without a cluster answering."""
+    options = PluginOptions(
+        device=_device(config),
+        seed=_seed(config),
+        preset=_preset(config),
+        use_cache=bool(config.getini("mps_cache")) and not config.getoption("mps_no_cache"),
+        update_baselines=bool(config.getoption("mps_update_baselines")),
+        progress_interval=_progress_interval(config),
+        ray=_ray_address(config),
+        ray_cpus=_ray_cpus(config),
+        report_folder=_report_folder(config),
+        summary_markdown=_summary_markdown(config),
+    )
+    _check_ray(config, options.ray)
+    config.stash[OPTIONS_KEY] = options
+    return options
+
+
+def _device(config: pytest.Config) -> str:
     value = config.getoption("mps_device") or str(config.getini("mps_device")).strip() or "auto"
     if not is_device(value):
         raise pytest.UsageError(f"ini option mps_device must be {DEVICE_TEXT}, got {value!r}")
     return value
 
 
-def seed(config: pytest.Config) -> int:
+def _seed(config: pytest.Config) -> int:
     value = config.getoption("mps_seed")
     if value is None:
         text = str(config.getini("mps_seed")).strip()
@@ -51,14 +79,14 @@ def seed(config: pytest.Config) -> int:
     return value
 
 
-def preset(config: pytest.Config) -> str | None:
+def _preset(config: pytest.Config) -> str | None:
     value = config.getoption("mps_preset") or str(config.getini("mps_preset")).strip() or None
     if value is not None and value not in PRESETS:
         raise pytest.UsageError(f"ini option mps_preset must be one of {', '.join(PRESETS)}")
     return value
 
 
-def progress_interval(config: pytest.Config) -> float:
+def _progress_interval(config: pytest.Config) -> float:
     text = str(config.getini("mps_progress")).strip()
     try:
         seconds = float(text)
@@ -69,13 +97,13 @@ def progress_interval(config: pytest.Config) -> float:
     return seconds
 
 
-def ray_address(config: pytest.Config) -> str | None:
-    """The Ray cluster to compute on (--mps-ray, else ini mps_ray); None: this machine."""
+def _ray_address(config: pytest.Config) -> str | None:
+    """--mps-ray, else ini mps_ray."""
     return config.getoption("mps_ray") or str(config.getini("mps_ray")).strip() or None
 
 
-def ray_cpus(config: pytest.Config) -> int:
-    """CPUs per Ray actor (--mps-ray-cpus, else ini mps_ray_cpus)."""
+def _ray_cpus(config: pytest.Config) -> int:
+    """--mps-ray-cpus, else ini mps_ray_cpus."""
     value = config.getoption("mps_ray_cpus")
     text = str(config.getini("mps_ray_cpus")).strip() if value is None else str(value)
     if not text.isdigit() or int(text) < 1:
@@ -83,10 +111,9 @@ def ray_cpus(config: pytest.Config) -> int:
     return int(text)
 
 
-def _check_ray(config: pytest.Config) -> None:
+def _check_ray(config: pytest.Config, address: str | None) -> None:
     """Refuse a Ray address without Ray installed, or where no cluster answers, at start-up
     (connecting waits until an audit needs it)."""
-    address = ray_address(config)
     if address is None:
         return
     from pytest_mps.cluster import check_address
@@ -99,6 +126,21 @@ def _check_ray(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
+def _report_folder(config: pytest.Config) -> Path | None:
+    """``--mps-report`` from the invocation folder, else ini ``mps_report`` from the rootdir;
+    None when no report is asked for."""
+    given = config.getoption("mps_report")
+    if given:
+        return Path(config.invocation_params.dir, given)
+    ini = str(config.getini("mps_report")).strip()
+    return Path(config.rootpath, ini) if ini else None
+
+
+def _summary_markdown(config: pytest.Config) -> Path | None:
+    given = config.getoption("mps_summary_md")
+    return Path(config.invocation_params.dir, given) if given else None
+
+
 def mps_session(config: pytest.Config) -> MPSSession:
     """The session's MPS state, created on first use (so plain test runs never load it)."""
     if SESSION_KEY not in config.stash:
@@ -107,21 +149,22 @@ def mps_session(config: pytest.Config) -> MPSSession:
         require_onnxruntime()  # one line naming the extras, not an import traceback
         from pytest_mps.audit.session import MPSSession, SessionOptions
 
-        options = SessionOptions(
-            device=device(config),
-            seed=seed(config),
-            preset=preset(config),
-            use_cache=config.getini("mps_cache") and not config.getoption("mps_no_cache"),
-            update_baselines=config.getoption("mps_update_baselines"),
+        options = config.stash[OPTIONS_KEY]
+        session_options = SessionOptions(
+            device=options.device,
+            seed=options.seed,
+            preset=options.preset,
+            use_cache=options.use_cache,
+            update_baselines=options.update_baselines,
             cache_folder=_cache_folder(config),
             rootdir=Path(config.rootpath),
-            progress=TerminalProgress(config),
+            progress=TerminalProgress(config, options.progress_interval),
             workers=getattr(config, "workerinput", {}).get("workercount", 1),
             worker=worker_number(config),
-            ray=ray_address(config),
-            ray_cpus=ray_cpus(config),
+            ray=options.ray,
+            ray_cpus=options.ray_cpus,
         )
-        config.stash[SESSION_KEY] = MPSSession(options)
+        config.stash[SESSION_KEY] = MPSSession(session_options)
     return config.stash[SESSION_KEY]
 
 
@@ -154,8 +197,8 @@ class TerminalProgress:
     ``[gw0] MPS ...``, to the terminal's stderr, which xdist leaves connected. ``-q -q`` hides
     them."""
 
-    def __init__(self, config: pytest.Config) -> None:
-        self.interval = progress_interval(config)
+    def __init__(self, config: pytest.Config, interval: float) -> None:
+        self.interval = interval
         self.worker = getattr(config, "workerinput", {}).get("workerid")
         self.reporter = config.pluginmanager.get_plugin("terminalreporter")
         self.capture = config.pluginmanager.get_plugin("capturemanager")

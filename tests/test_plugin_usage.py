@@ -60,13 +60,12 @@ def test_progress_lines_come_while_work_runs_not_only_as_images_finish(monkeypat
     reporter = SimpleNamespace(write_line=written.append)
     plugins = {"terminalreporter": reporter, "capturemanager": None}
     config = SimpleNamespace(
-        getini=lambda name: "2",
         getoption=lambda name, default=None: 0,
         pluginmanager=SimpleNamespace(get_plugin=plugins.get),
     )
     clock = iter([0.0, 1.0, 2.5, 3.0, 4.6, 5.0, 10.0, 10.0])
     monkeypatch.setattr(pytest_session.time, "monotonic", lambda: next(clock))
-    progress = pytest_session.TerminalProgress(config)
+    progress = pytest_session.TerminalProgress(config, interval=2.0)
     for done in (0, 0, 0, 1, 1, 3):  # heartbeats (no image yet), then images finishing
         progress("m.onnx", done, 3)
     assert written == ["MPS m.onnx: 0/3 images, 2 s", "MPS m.onnx: 1/3 images, 5 s",
