@@ -153,8 +153,6 @@ class Worker:
 
     def ready(self, bundle: list[Any]) -> dict[str, Any]:
         """Load the engine; what the caller needs to know of it."""
-        from pytest_mps.engine.scheduler import default_in_flight
-
         engine = self._load(bundle)
         oracle = engine.oracle
         return {
@@ -162,7 +160,7 @@ class Worker:
             "note": oracle.provider_note,
             "fallback": oracle.fallback,
             "batch_size": oracle.batch_size,
-            "in_flight": default_in_flight(engine),
+            "in_flight": engine.capacity,
         }
 
     def explain(

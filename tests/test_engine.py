@@ -19,10 +19,10 @@ from support import (
 )
 
 from pytest_mps import Engine, explain
-from pytest_mps.engine.explainer import _Run
 from pytest_mps.engine.extract import perturbed, weighted_by_change
 from pytest_mps.engine.model import load_classifier
 from pytest_mps.engine.result import FRAGILE_BELOW
+from pytest_mps.engine.search import Search
 
 # The hand-built models here have no YAML on purpose; test_modelconfig.py tests that warning.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest_mps.engine.modelconfig.MPSConfigWarning")
@@ -375,12 +375,12 @@ def test_extraction_weights_the_map_by_each_pixels_change_only_where_pruning_can
     values = np.random.default_rng(3).random((28, 28))
     for budget, weighted in ((None, True), (400, True), (100, False)):
         engine = Engine(model, device="cpu", prune_budget=budget, change_weights=0.5)
-        run = _Run(engine, engine.classifier.prepare(image))
+        run = Search(engine.settings, engine.classifier, engine.classifier.prepare(image))
         expected = weighted_by_change(values, run.change, 0.5) if weighted else values
         assert np.array_equal(run._ranked(values, restart=0), expected), budget
     assert not np.array_equal(weighted_by_change(values, run.change, 0.5), values)
     unweighted = Engine(model, device="cpu", change_weights=[0.0])
-    run = _Run(unweighted, unweighted.classifier.prepare(image))
+    run = Search(unweighted.settings, unweighted.classifier, unweighted.classifier.prepare(image))
     assert np.array_equal(run._ranked(values, restart=0), values)
 
 
@@ -395,7 +395,7 @@ def test_a_photo_counts_in_cells_of_the_pruning_grid():
     values = np.random.default_rng(3).random((224, 224))
     for grid, weighted in ((28, True), (None, False)):
         engine = Engine(LITE0, device="cpu", batch_size=1, prune_grid=grid, change_weights=0.5)
-        run = _Run(engine, engine.classifier.prepare(photo))
+        run = Search(engine.settings, engine.classifier, engine.classifier.prepare(photo))
         expected = weighted_by_change(values, run.change, 0.5) if weighted else values
         assert np.array_equal(run._ranked(values, restart=0), expected), grid
 
@@ -409,14 +409,14 @@ def test_the_first_extractions_rank_by_their_own_power_and_later_restarts_by_noi
     powers = (0.5, 1.0)
     for seed in (0, 1000):
         engine = Engine(model, device="cpu", seed=seed, change_weights=powers, restart_noise=1.0)
-        run = _Run(engine, engine.classifier.prepare(image))
+        run = Search(engine.settings, engine.classifier, engine.classifier.prepare(image))
         for restart, power in enumerate(powers):
             expected = weighted_by_change(values, run.change, power)
             assert np.array_equal(run._ranked(values, restart), expected), (seed, restart)
         noisy = weighted_by_change(perturbed(values, 1.0, seed, 2), run.change, powers[-1])
         assert np.array_equal(run._ranked(values, 2), noisy)
     bound = Engine(model, device="cpu", prune_budget=100, change_weights=powers, restart_noise=1.0)
-    run = _Run(bound, bound.classifier.prepare(image))
+    run = Search(bound.settings, bound.classifier, bound.classifier.prepare(image))
     assert np.array_equal(run._ranked(values, 0), values)
     assert np.array_equal(run._ranked(values, 1), perturbed(values, 1.0, 0, 1))
 

@@ -38,7 +38,6 @@ from pytest_mps.engine.model import load_classifier
 from pytest_mps.engine.modelconfig import find_config
 from pytest_mps.engine.oracle import CPU, CUDA, cpu_cores
 from pytest_mps.engine.result import Explanation
-from pytest_mps.engine.scheduler import default_in_flight
 from pytest_mps.engine.settings import RUN_OPTIONS, Settings, make_settings
 from pytest_mps.errors import MPSInputError
 
@@ -485,7 +484,7 @@ def _in_flight(engine: Engine | RayExecutor, missing: int, workers: int) -> int:
     shape = (engine.classifier.height, engine.classifier.width)
     if workers > 1 and engine.provider == CPU and engine.settings.extraction.cell_side(shape) > 1:
         return 1
-    return min(default_in_flight(engine), share)
+    return min(engine.capacity, share)
 
 
 def _object_mask(path: Path | None, result: Explanation) -> np.ndarray | None:

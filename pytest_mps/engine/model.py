@@ -20,6 +20,8 @@ from pytest_mps.engine.modelconfig import (
 from pytest_mps.engine.preprocess import Geometry, normalise, plan_geometry, to_pixels
 from pytest_mps.errors import MPSInputError
 
+PathLike = str | os.PathLike[str]
+
 
 @dataclass(frozen=True)
 class PreparedImage:
