@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from pytest_mps.engine.model import Classifier, PathLike, load_classifier
-from pytest_mps.engine.oracle import CUDA, Answers, MaskedOracle, Target
+from pytest_mps.engine.executor import worker_share
+from pytest_mps.engine.model import Classifier, PathLike, as_classifier
+from pytest_mps.engine.oracle import CPU, CUDA, Answers, MaskedOracle, Target
 from pytest_mps.engine.result import Classified, Explanation
 from pytest_mps.engine.scheduler import Scheduler, default_in_flight
 from pytest_mps.engine.search import Cost, Found, Search
@@ -33,7 +34,8 @@ class Engine:
     >>> engine = Engine("model.onnx", device="cpu", seed=0)   # doctest: +SKIP
     >>> result = engine.explain("cat.jpg")                     # doctest: +SKIP
 
-    ``config`` is the model's YAML (default ``<model>.yaml`` when it exists); ``preset`` is
+    ``model`` is the ONNX file, or a `Classifier` already loaded (then ``config`` is not
+    read); ``config`` is the model's YAML (default ``<model>.yaml`` when it exists); ``preset`` is
     ``default`` or ``rex``; further keyword options override the preset (see
     :func:`pytest_mps.engine.settings.make_settings`). How it runs, which never changes an
     MPS: ``device``, ``batch_size``, ``io_binding``, ``pad_batches``, ``threads`` and
@@ -42,7 +44,7 @@ class Engine:
 
     def __init__(
         self,
-        model: PathLike,
+        model: PathLike | Classifier,
         config: PathLike | None = None,
         *,
         device: str = "auto",
@@ -57,7 +59,7 @@ class Engine:
         settings = make_settings(preset, **options)
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1, not {threads!r}")
-        self.classifier: Classifier = load_classifier(model, config)
+        self.classifier: Classifier = as_classifier(model, config)
         self.oracle = MaskedOracle(
             self.classifier,
             device,
@@ -77,15 +79,41 @@ class Engine:
         self._in_flight = 0
         self._location_evaluations = 0
 
+    counts_live = True  # `stats` counts every model call as it is made
+
     @property
     def provider(self) -> str:
         """The onnxruntime execution provider actually in use."""
         return self.oracle.provider
 
     @property
+    def provider_note(self) -> str:
+        return self.oracle.provider_note
+
+    @property
+    def fallback(self) -> str | None:
+        return self.oracle.fallback
+
+    @property
     def capacity(self) -> int:
         """The most images `explain_many` searches at once by default (`default_in_flight`)."""
         return default_in_flight(self.oracle, self.classifier, self.settings)
+
+    def in_flight(self, images: int, workers: int = 1) -> int:
+        """How many of ``images`` to search at once when ``workers`` processes (pytest-xdist
+        workers on one audit) share them: `capacity`, at most `worker_share`; and under
+        several workers on the CPU, photos (inputs pruned in cells larger than a pixel) one
+        at a time. Their model calls cost as much alone as shared, while each photo held
+        beside another finishes later, so the worker holding the last ones ends the run late
+        (``-n 2`` over the shipped audits, 3 rounds: 57.6 s so, 63.3 s with two photos in
+        flight per worker; benchmarks/RESULTS.md)."""
+        shape = (self.classifier.height, self.classifier.width)
+        if workers > 1 and self.provider == CPU and self.settings.extraction.cell_side(shape) > 1:
+            return 1
+        return min(self.capacity, worker_share(images, workers))
+
+    def close(self) -> None:
+        """Nothing to release: the onnxruntime session goes with the engine."""
 
     def stats(self) -> dict[str, Any]:
         """This engine's work so far: ``images`` explained, ``model_calls``, ``evaluations``
