@@ -88,12 +88,11 @@ class Worker:
     def ready(self, bundle: list[Any]) -> dict[str, Any]:
         """Load the engine; what the caller needs to know of it."""
         engine = self._load(bundle)
-        oracle = engine.oracle
         return {
             "provider": engine.provider,
-            "note": oracle.provider_note,
-            "fallback": oracle.fallback,
-            "batch_size": oracle.batch_size,
+            "note": engine.provider_note,
+            "fallback": engine.fallback,
+            "batch_size": engine.oracle.batch_size,
             "in_flight": engine.capacity,
         }
 

@@ -35,12 +35,14 @@ class Engine:
     >>> result = engine.explain("cat.jpg")                     # doctest: +SKIP
 
     ``model`` is the ONNX file, or a `Classifier` already loaded (then ``config`` is not
-    read); ``config`` is the model's YAML (default ``<model>.yaml`` when it exists); ``preset`` is
-    ``default`` or ``rex``; further keyword options override the preset (see
+    read); ``config`` is the model's YAML (default ``<model>.yaml`` when it exists);
+    ``preset`` is ``default`` or ``rex``; further keyword options override the preset (see
     :func:`pytest_mps.engine.settings.make_settings`). How it runs, which never changes an
     MPS: ``device``, ``batch_size``, ``io_binding``, ``pad_batches``, ``threads`` and
     ``gpu_slot`` (see :class:`~pytest_mps.engine.oracle.MaskedOracle`).
     """
+
+    counts_live = True  # `stats` counts every model call as it is made (`Executor`)
 
     def __init__(
         self,
@@ -78,8 +80,6 @@ class Engine:
         self._seconds = 0.0
         self._in_flight = 0
         self._location_evaluations = 0
-
-    counts_live = True  # `stats` counts every model call as it is made
 
     @property
     def provider(self) -> str:

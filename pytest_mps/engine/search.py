@@ -65,11 +65,11 @@ def _followed(
 
 
 class Search:
-    """One image's search as steps: it yields batches of masks and is sent the model's answers
-    for them (the engine answers alone, `pytest_mps.engine.scheduler` in calls shared with other
-    images).
-    ``need`` is what a sufficient mask must give (its class first, learnt from the first
-    answer); who answers tells the oracle, and the answers say which masks are sufficient."""
+    """One image's search as steps, under ``settings`` with a loaded ``classifier``: it yields
+    batches of masks and is sent the model's answers for them (`Engine.explain` answers
+    alone, `pytest_mps.engine.scheduler` in calls shared with other images). ``need`` is what
+    a sufficient mask must give (its class first, learnt from the first answer); who answers
+    tells the oracle, and the answers say which masks are sufficient."""
 
     def __init__(self, settings: Settings, classifier: Classifier, prepared: PreparedImage) -> None:
         fill = make_fill(prepared.values, settings.baseline, classifier.config, classifier.channels)

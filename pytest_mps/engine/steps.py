@@ -1,7 +1,8 @@
 """Searches written as generators: each yields a batch of masks and is sent their verdicts.
 
 A search that asks for verdicts this way can be driven alone (`drive`, with any function from
-masks to verdicts) or beside many others whose masks share model calls (the scheduler).
+masks to verdicts) or beside many others whose masks share model calls (the scheduler); every
+driver steps it through a `Stepper`.
 """
 
 from __future__ import annotations
