@@ -3,9 +3,10 @@ fingerprint that, with the model's and each image's bytes, keys a result in the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_mps.audit.cache import cache_key, file_sha256
 from pytest_mps.engine.executor import Executor
@@ -14,6 +15,9 @@ from pytest_mps.engine.model import Classifier
 from pytest_mps.engine.oracle import CUDA
 from pytest_mps.engine.settings import RUN_OPTIONS, Settings, make_settings
 from pytest_mps.errors import MPSInputError
+
+if TYPE_CHECKING:
+    from pytest_mps.audit.audit import Audit
 
 
 class FileHashes:
@@ -56,6 +60,13 @@ def audit_identity(
         sort_keys=True,
         default=str,
     )
+
+
+def comparison_identity(audits: dict[str, Audit], share: float) -> str:
+    """A comparison's identity: its audits' identities under their names, and its region
+    share."""
+    text = json.dumps([[name, audit.identity] for name, audit in audits.items()] + [share])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def executor_key(model: Path, config: Path | None, options: dict[str, Any]) -> str:

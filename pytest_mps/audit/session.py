@@ -9,12 +9,9 @@ tells of it and `building` turns them into an `Audit`.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +24,7 @@ from pytest_mps.audit.executors import SessionExecutors
 from pytest_mps.audit.identity import (
     FileHashes,
     audit_identity,
+    comparison_identity,
     engine_settings,
     executor_key,
     fingerprint,
@@ -40,7 +38,8 @@ from pytest_mps.audit.inputs import (
     sample_images,
 )
 from pytest_mps.audit.masks import MaskSpec, match_masks
-from pytest_mps.audit.progress import AuditProgress, Heartbeat, Progress
+from pytest_mps.audit.options import SessionOptions
+from pytest_mps.audit.progress import AuditProgress, Heartbeat
 from pytest_mps.audit.results import SessionResults
 from pytest_mps.engine.images import check_images
 from pytest_mps.engine.model import Classifier, load_classifier
@@ -50,33 +49,6 @@ from pytest_mps.errors import MPSInputError
 if TYPE_CHECKING:
     from pytest_mps.audit.audit import Audit
     from pytest_mps.audit.comparison import Comparison
-
-
-@dataclass
-class SessionOptions:
-    """The command-line and ini settings that apply to every audit."""
-
-    device: str = "auto"
-    seed: int | None = None
-    preset: str | None = None
-    use_cache: bool = True
-    update_baselines: bool = False
-    cache_folder: Path | None = None
-    rootdir: Path = field(default_factory=Path.cwd)
-    progress: Progress | None = None
-    workers: int = 1  # processes sharing the cache (pytest-xdist workers)
-    worker: int = 0  # this process's number among them: its GPU when there are several
-    ray: str | None = None  # a Ray cluster's address (or "local"): compute the MPS there
-    ray_cpus: int = 1  # CPUs per Ray actor on a cluster without GPUs
-
-    def engine_defaults(self) -> dict[str, Any]:
-        """The engine options these settings give every audit; what an audit says wins."""
-        options: dict[str, Any] = {"device": self.device}
-        if self.seed is not None:
-            options["seed"] = self.seed
-        if self.preset is not None:
-            options["preset"] = self.preset
-        return options
 
 
 class MPSSession:
@@ -209,11 +181,7 @@ class MPSSession:
             for name, model in models.items()
         }
         share = REGION_SHARE if region_share is None else region_share
-        identity = hashlib.sha256(
-            json.dumps([[name, audit.identity] for name, audit in audits.items()] + [share]).encode(
-                "utf-8"
-            )
-        ).hexdigest()[:16]
+        identity = comparison_identity(audits, share)
         if identity not in self.comparisons:
             rootdir = self.options.rootdir
             described = describe_images(images, base or rootdir, rootdir)
