@@ -497,3 +497,25 @@ def test_the_cpu_batch_probe_runs_once_per_model_and_machine(tmp_path, monkeypat
     assert list(stored.values()) == [first.oracle.batch_size]
     (key,) = stored
     assert key.startswith(first.classifier.sha256) and "onnxruntime-" in key
+
+
+def test_an_audit_loads_its_model_once_and_its_engine_takes_it_loaded(tmp_path, monkeypatch):
+    """The session loads the model (validating it before any work) and hands the loaded
+    classifier down: the engine, and the engine that makes location estimates for results
+    read from the cache, parse no ONNX file again."""
+    import onnx
+
+    from pytest_mps.audit.session import MPSSession, SessionOptions
+
+    images = sorted((FASHION / "test").glob("*.png"))[:2]
+    parses = []
+    parse = onnx.load_from_string
+    monkeypatch.setattr(onnx, "load_from_string", lambda raw: parses.append(1) or parse(raw))
+    options = SessionOptions(device="cpu", cache_folder=tmp_path, rootdir=tmp_path)
+    audit = MPSSession(options).audit(FASHION / "cnn.onnx", images)
+    assert len(parses) == 1 and not any(record.cached for record in audit.records)
+    cached = MPSSession(options)
+    again = cached.audit(FASHION / "cnn.onnx", images)
+    assert all(record.cached for record in again.records) and len(parses) == 2
+    assert again.explanations[str(images[0])].responsibility is not None
+    assert len(parses) == 2 and cached.locators
