@@ -48,8 +48,8 @@ class SessionResults:
     def location(
         self, key: str, make: Callable[[], tuple[np.ndarray, int]]
     ) -> tuple[np.ndarray, int]:
-        """The location estimate of the result under ``key``, from the cache or ``make``\\ d now
-        (and cached apart from its MPS), and the evaluations it cost when made."""
+        """The location estimate of the result under ``key``, from the cache or made now by
+        ``make`` (and cached apart from its MPS), and the evaluations it cost when made."""
         stored = self.cache.load_location(key)
         if stored is not None:
             return stored
