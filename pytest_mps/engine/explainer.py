@@ -187,21 +187,22 @@ class Engine:
         found: list[Classified] = []
         for start in range(0, len(images), CLASSIFY_CHUNK):
             chunk = images[start : start + CLASSIFY_CHUNK]
-            runs = [self._search(image) for image in chunk]
+            searches = [self._search(image) for image in chunk]
             self.oracle.set_images(
-                np.concatenate([run.image for run in runs]),
-                np.concatenate([run.fill for run in runs]),
-                [Target(0)] * len(runs),
+                np.concatenate([search.image for search in searches]),
+                np.concatenate([search.fill for search in searches]),
+                [Target(0)] * len(searches),
             )
-            shape = runs[0].shape
+            shape = searches[0].shape
             whole_and_fill = np.stack([np.ones(shape, bool), np.zeros(shape, bool)])
+            count = len(searches)
             answers = self.oracle.evaluate(
-                np.tile(whole_and_fill, (len(runs), 1, 1)), np.repeat(np.arange(len(runs)), 2)
+                np.tile(whole_and_fill, (count, 1, 1)), np.repeat(np.arange(count), 2)
             )
             top1, confidence = answers.top1.reshape(-1, 2), answers.top1_confidence.reshape(-1, 2)
             found += [
-                Classified(run.prepared.path, int(t[0]), float(c[0]), int(t[1]), float(c[1]))
-                for run, t, c in zip(runs, top1, confidence, strict=True)
+                Classified(search.prepared.path, int(t[0]), float(c[0]), int(t[1]), float(c[1]))
+                for search, t, c in zip(searches, top1, confidence, strict=True)
             ]
         return found
 
