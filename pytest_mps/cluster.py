@@ -79,13 +79,17 @@ def connect(address: str) -> None:
         raise MPSError(f"Ray address {address}: cannot connect ({first_line(exc)})") from None
 
 
+def _nothing_counted() -> dict[str, float]:
+    return {**dict.fromkeys(COUNTED, 0), "inference_seconds": 0.0}  # seconds inside: a float
+
+
 @dataclass
 class ClusterWork:
     """The actors' work, summed from the batches they returned (`Engine.stats`' counters, the
     most one actor searched at once, the processes that returned work) and from what each
     actor said on starting; and the batches handed over when their actor was gone."""
 
-    counted: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
+    counted: dict[str, float] = field(default_factory=_nothing_counted)
     in_flight: int = 0
     processes: set[str] = field(default_factory=set)
     handovers: int = 0
