@@ -37,7 +37,7 @@ def audit(images: list[Path], ray: str | None, cpus: int) -> tuple[float, float,
     options = SessionOptions(device="cpu", seed=0, use_cache=False, ray=ray, ray_cpus=cpus)
     session = MPSSession(options)
     started = []
-    make = session._engine
+    make = session.executors.executor
 
     def timed(*args: Any) -> Any:
         begin = time.perf_counter()
@@ -45,7 +45,7 @@ def audit(images: list[Path], ray: str | None, cpus: int) -> tuple[float, float,
         started.append(time.perf_counter() - begin)
         return engine
 
-    session._engine = timed  # type: ignore[method-assign]
+    session.executors.executor = timed  # type: ignore[method-assign]
     start = time.perf_counter()
     found = session.audit(FASHION / "cnn.onnx", images)
     return time.perf_counter() - start, started[0], session, found
@@ -89,7 +89,7 @@ def main() -> None:
                 "same masks as local": all(map(np.array_equal, masks, reference)),
                 "evaluations": session.evaluations,
                 "model calls": engine.stats()["model_calls"],
-                "threads per engine": engine.oracle.provider_note.rsplit(", ", 1)[-1],
+                "threads per engine": engine.provider_note.rsplit(", ", 1)[-1],
             }
     local = statistics.median(walls["local"])
     local_work = local - statistics.median(starts["local"])

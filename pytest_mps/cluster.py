@@ -5,28 +5,29 @@ Ray is imported on first use only, so this module loads without it (to say which
 install). What travels: the model, its YAML and the YAML's labels file as bytes once per
 executor (`ModelBundle`, through Ray's object store), and each batch's images as bytes; so the
 workers need no shared filesystem, only the same pytest-mps and Ray versions as the caller.
+The actors' side is `pytest_mps.ray_actor`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import itertools
 import logging
 import math
 import os
 import socket
-import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_mps.errors import MPSError, MPSInputError, first_line
+from pytest_mps.engine.executor import worker_share
+from pytest_mps.errors import MPSError, first_line
+from pytest_mps.ray_actor import COUNTED, Images, ModelBundle, Worker
 
 if TYPE_CHECKING:
-    from pytest_mps.engine.explainer import Engine
+    from pytest_mps.engine.model import Classifier, PathLike
     from pytest_mps.engine.result import Explanation
 
 LOCAL = "local"  # start a Ray instance on this machine
@@ -35,12 +36,6 @@ QUEUED = 2  # batches an actor holds: one computing, the next already on its way
 RESTARTS = 3  # Ray restarts a crashed actor this often, and retries its batch on the new process
 HANDOVERS = 2  # a batch whose actor is gone for good goes to another actor this often
 PROBE_SECONDS = 5.0  # ray.init retries an unreachable address for minutes: probe it first
-# The engine's counters (`Engine.stats`) each batch reports the growth of; those of its oracle.
-ORACLE_COUNTED = ("model_calls", "evaluations", "padded_evaluations", "inference_seconds")
-ENGINE_COUNTED = ("images", "seconds")  # the engine's own counters
-COUNTED = (*ENGINE_COUNTED, *ORACLE_COUNTED)
-
-Images = list[tuple[str, bytes]]  # a batch: each image's name as the caller knows it, its bytes
 
 
 def check_address(address: str, option: str) -> None:
@@ -84,159 +79,73 @@ def connect(address: str) -> None:
         raise MPSError(f"Ray address {address}: cannot connect ({first_line(exc)})") from None
 
 
-@dataclass(frozen=True)
-class ModelBundle:
-    """A model and the files it reads (its YAML, the YAML's labels file) as bytes, under their
-    paths relative to the folder that holds them all, and each file's path as the caller gave
-    it (``sources``, for error messages): an actor loads the model from them."""
-
-    files: dict[str, bytes]
-    sources: dict[str, str]
-    model: str
-    config: str | None
-
-    @classmethod
-    def read(cls, model: Path, config: Path | None) -> ModelBundle:
-        from pytest_mps.engine.modelconfig import find_config
-
-        yaml_file = Path(config) if config is not None else find_config(Path(model))
-        given = [Path(model)]
-        if yaml_file is not None:
-            given += [yaml_file, *_labels_file(yaml_file)]
-        paths = [Path(os.path.abspath(path)) for path in given]
-        root = Path(os.path.commonpath([path.parent for path in paths]))
-        names = [path.relative_to(root).as_posix() for path in paths]
-        files = {name: path.read_bytes() for name, path in zip(names, paths, strict=True)}
-        sources = {name: str(path) for name, path in zip(names, given, strict=True)}
-        return cls(files, sources, names[0], names[1] if yaml_file is not None else None)
-
-    def write(self, folder: Path) -> tuple[Path, Path | None, dict[str, str]]:
-        """Write the files under ``folder``: the model's path, its YAML's, and each written
-        file's source."""
-        for name, data in self.files.items():
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(data)
-        written = {str(folder / name): source for name, source in self.sources.items()}
-        return folder / self.model, folder / self.config if self.config else None, written
-
-
-def _labels_file(config: Path) -> list[Path]:
-    from pytest_mps.yamlfile import load_yaml
-
-    data = load_yaml(config)
-    labels = data.get("labels") if isinstance(data, dict) else None
-    return [config.parent / labels] if isinstance(labels, str) else []
-
-
-def _as_given(exc: MPSInputError, sources: dict[str, str]) -> MPSError:
-    """``exc`` naming its file as the caller gave it, not as the actor wrote it; as a plain
-    `MPSError`, which Ray can send back (an `MPSInputError` cannot be rebuilt from its
-    message alone)."""
-    return MPSError(str(MPSInputError(sources.get(exc.path, exc.path), exc.problem)))
-
-
-class Worker:
-    """A Ray actor's state: one engine, loaded on first use, so that a restarted actor (Ray
-    reruns the constructor) loads its own again.
-
-    Each call brings the model as ``bundle``, a reference to the `ModelBundle` in a list (so
-    that Ray hands it over as it is, to be fetched only when the engine loads): the
-    constructor takes no reference, as Ray cannot restart an actor whose constructor
-    arguments were lost from the object store.
-    """
-
-    def __init__(self, options: dict[str, Any], cpus: int) -> None:
-        self._options = options
-        self._cpus = cpus
-        self._engine: Engine | None = None
-        self._folder = tempfile.TemporaryDirectory(prefix="pytest-mps-")
-
-    def ready(self, bundle: list[Any]) -> dict[str, Any]:
-        """Load the engine; what the caller needs to know of it."""
-        from pytest_mps.engine.scheduler import default_in_flight
-
-        engine = self._load(bundle)
-        oracle = engine.oracle
-        return {
-            "provider": engine.provider,
-            "note": oracle.provider_note,
-            "fallback": oracle.fallback,
-            "batch_size": oracle.batch_size,
-            "in_flight": default_in_flight(engine),
-        }
-
-    def explain(
-        self, bundle: list[Any], images: Images
-    ) -> tuple[list[Explanation], dict[str, Any]]:
-        """The batch's explanations (each named as the caller named its image) and the work
-        they took, from the engine's counters."""
-        engine = self._load(bundle)
-        before = engine.stats()
-        names = {}
-        with tempfile.TemporaryDirectory(dir=self._folder.name) as folder:
-            for index, (name, data) in enumerate(images):
-                path = Path(folder, f"{index}{Path(name).suffix}")
-                path.write_bytes(data)
-                names[str(path)] = name
-            try:
-                results = [
-                    dataclasses.replace(result, image=names[result.image])
-                    for result in engine.explain_many(list(names))
-                ]
-            except MPSInputError as exc:  # a bad image
-                raise _as_given(exc, names) from None
-        after = engine.stats()
-        work = {key: after[key] - before[key] for key in COUNTED}
-        return results, {**work, "in_flight": after["in_flight"], "process": _process()}
-
-    def _load(self, bundle: list[Any]) -> Engine:
-        if self._engine is None:
-            import ray
-
-            from pytest_mps.engine.explainer import Engine
-
-            files: ModelBundle = ray.get(bundle[0])
-            model, config, sources = files.write(Path(self._folder.name, "model"))
-            try:
-                self._engine = Engine(model, config, **_on_actor(self._options, self._cpus))
-            except MPSInputError as exc:  # a device this actor lacks, say
-                raise _as_given(exc, sources) from None
-        return self._engine
-
-
-def _on_actor(options: dict[str, Any], cpus: int) -> dict[str, Any]:
-    """The engine options on an actor: onnxruntime gets the actor's ``cpus``, not the node's
-    cores; ``cuda:N`` is the actor's one GPU, which Ray picked (it points
-    CUDA_VISIBLE_DEVICES at it), so no slot is left to choose one."""
-    device = str(options.get("device", "auto"))
-    device = "cuda" if device.startswith("cuda") else device
-    return {**options, "device": device, "threads": cpus, "gpu_slot": 0}
-
-
-def _process() -> str:
-    import ray
-
-    return f"{ray.get_runtime_context().get_node_id()[:12]}:{os.getpid()}"
+def _nothing_counted() -> dict[str, float]:
+    return {**dict.fromkeys(COUNTED, 0), "inference_seconds": 0.0}  # seconds inside: a float
 
 
 @dataclass
-class ClusterCounts:
-    """The actors' work, summed from the batches they returned; read as a local engine's oracle
-    is (the session's evaluation counts, the command line's provider line)."""
+class ClusterWork:
+    """The actors' work, summed from the batches they returned (`Engine.stats`' counters, the
+    most one actor searched at once, the processes that returned work) and from what each
+    actor said on starting; and the batches handed over when their actor was gone."""
 
-    provider_note: str = ""
+    counted: dict[str, float] = field(default_factory=_nothing_counted)
+    in_flight: int = 0
+    processes: set[str] = field(default_factory=set)
+    handovers: int = 0
+    provider: str = ""
     fallback: str | None = None
-    batch_size: int = 0
-    model_calls: int = 0
-    evaluations: int = 0
-    padded_evaluations: int = 0
-    inference_seconds: float = 0.0
+
+    def add(self, work: dict[str, Any]) -> None:
+        """Count one batch's work."""
+        for key in COUNTED:
+            self.counted[key] += work[key]
+        self.in_flight = max(self.in_flight, work["in_flight"])
+        self.processes.add(work["process"])
+
+    def started(self, info: dict[str, Any]) -> None:
+        """Take in what a new actor said of its engine: the first one's provider is the
+        executor's; actors on another provider would store results under the wrong cache key."""
+        self.provider = self.provider or info["provider"]
+        if info["provider"] != self.provider:
+            raise MPSError(
+                f"Ray actors run on different providers ({self.provider}, {info['provider']}); "
+                "pick one with the device option"
+            )
+        self.fallback = self.fallback or info["fallback"]
+
+
+class ActorPool:
+    """Starts actors (each asking Ray for ``resources``) and sends them their calls; each call
+    brings the model as a reference (see `Worker`)."""
+
+    def __init__(
+        self, worker: type[Worker], bundle: ModelBundle, options: dict[str, Any], cpus: int
+    ) -> None:
+        import ray
+
+        self.actors, self._resources = _plan(str(options.get("device", "auto")), cpus)
+        self._remote = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS)(worker)
+        self._bundle = [ray.put(bundle)]
+        self._options = options
+        self._cpus = cpus
+
+    def start(self) -> Any:
+        return self._remote.options(**self._resources).remote(self._options, self._cpus)
+
+    def ready(self, actor: Any) -> Any:
+        """``actor.ready()``, not retried: an actor that fails to start is left out (and one
+        released while it starts is not retried on)."""
+        return actor.ready.options(max_task_retries=0).remote(self._bundle)
+
+    def explain(self, actor: Any, images: Images) -> Any:
+        return actor.explain.remote(self._bundle, images)
 
 
 class RayExecutor:
-    """Explains images on a Ray cluster as a local `Engine` does: ``explain_many`` yields each
-    image's explanation in the order given, ``provider`` is the provider the actors run on,
-    ``stats()`` and ``oracle`` count their work.
+    """Explains images on a Ray cluster as a local `Engine` does (`Executor`): ``explain_many``
+    yields each image's explanation in the order given, ``provider`` is the provider the
+    actors run on, ``stats()`` counts their work.
 
     Actors: one per GPU when the cluster has GPUs (and ``device`` is not ``cpu``), else one per
     ``cpus`` CPUs of the cluster. They live while ``explain_many`` runs (the first one from the
@@ -247,47 +156,55 @@ class RayExecutor:
     """
 
     worker: type[Worker] = Worker  # the actors' class (tests use one that fails on purpose)
+    counts_live = False  # the actors' work is counted as their batches come back
 
     def __init__(
         self,
         address: str,
-        model: str | os.PathLike[str],
-        config: str | os.PathLike[str] | None = None,
+        model: PathLike | Classifier,
+        config: PathLike | None = None,
         options: dict[str, Any] | None = None,
         *,
         cpus: int = 1,
     ) -> None:
-        import ray
-
-        from pytest_mps.engine.model import load_classifier
+        from pytest_mps.engine.model import as_classifier
         from pytest_mps.engine.settings import RUN_OPTIONS, make_settings
 
         connect(address)
         # A bad model or option fails here, as it does locally, not on every actor.
-        self.classifier = load_classifier(model, config)
-        self._options = dict(options or {})
-        make_settings(**{k: v for k, v in self._options.items() if k not in RUN_OPTIONS})
-        self._cpus = cpus
-        self._bundle = [ray.put(ModelBundle.read(self.classifier.path, config and Path(config)))]
-        self.actors, self._resources = _plan(str(self._options.get("device", "auto")), cpus)
-        self.oracle = ClusterCounts()
-        self._totals: dict[str, float] = dict.fromkeys(ENGINE_COUNTED, 0)
-        self._in_flight = 0
-        self._processes: set[str] = set()
-        self._handovers = 0
-        self._remote = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS)(self.worker)
+        self.classifier = as_classifier(model, config)
+        options = dict(options or {})
+        make_settings(**{k: v for k, v in options.items() if k not in RUN_OPTIONS})
+        self.pool = ActorPool(self.worker, ModelBundle.read(self.classifier), options, cpus)
+        self.work = ClusterWork()
         actor, info = self._first(address)
         self._spare = [actor]
-        self.provider: str = info["provider"]
         self._actor_in_flight: int = info["in_flight"]
-        self.oracle.provider_note = f"Ray at {address}, {self.actors} actor(s): {info['note']}"
-        self.oracle.batch_size = info["batch_size"]
-        self._check(info)
+        self.provider_note = f"Ray at {address}, {self.pool.actors} actor(s): {info['note']}"
+        self.batch_size: int = info["batch_size"]
+        self.work.started(info)
+
+    @property
+    def provider(self) -> str:
+        return self.work.provider
+
+    @property
+    def fallback(self) -> str | None:
+        return self.work.fallback
 
     @property
     def capacity(self) -> int:
         """The most images dispatched at once: every actor's batches full."""
-        return self.actors * QUEUED * self._actor_in_flight
+        return self.pool.actors * QUEUED * self._actor_in_flight
+
+    def in_flight(self, images: int, workers: int = 1) -> int:
+        """How many of ``images`` to keep dispatched when ``workers`` processes share them."""
+        return min(self.capacity, worker_share(images, workers))
+
+    def locate(self, image: PathLike) -> None:
+        """None: location estimates are made in this process, and the actors live only
+        while `explain_many` runs."""
+        return None
 
     def stats(self) -> dict[str, Any]:
         """The keys of `Engine.stats`, summed over the batches the actors returned (``seconds``:
@@ -296,18 +213,17 @@ class RayExecutor:
         actors when Ray restarted some) and ``handovers`` (batches given to another actor
         when theirs was gone for good)."""
         return {
-            **self._totals,
-            **{key: getattr(self.oracle, key) for key in ORACLE_COUNTED},
-            "batch_size": self.oracle.batch_size,
-            "in_flight": self._in_flight,
+            **self.work.counted,
+            "batch_size": self.batch_size,
+            "in_flight": self.work.in_flight,
             "provider": self.provider,
-            "actors": self.actors,
-            "processes": len(self._processes),
-            "handovers": self._handovers,
+            "actors": self.pool.actors,
+            "processes": len(self.work.processes),
+            "handovers": self.work.handovers,
         }
 
     def explain_many(
-        self, images: Iterable[str | os.PathLike[str]], in_flight: int | None = None
+        self, images: Iterable[PathLike], in_flight: int | None = None
     ) -> Iterator[Explanation]:
         """Explain ``images`` on the actors, reading them lazily (an image is read when its
         batch is made), with at most ``in_flight`` dispatched at once (default: `capacity`);
@@ -315,22 +231,31 @@ class RayExecutor:
         limit = self.capacity if in_flight is None else max(1, in_flight)
         if isinstance(images, Sized):
             limit = min(limit, max(1, len(images)))
-        size = max(1, min(self._actor_in_flight, math.ceil(limit / (QUEUED * self.actors))))
-        actors = min(self.actors, math.ceil(limit / size))
+        actors = self.pool.actors
+        size = max(1, min(self._actor_in_flight, math.ceil(limit / (QUEUED * actors))))
+        started = min(actors, math.ceil(limit / size))
         spare, self._spare = self._spare, []
-        run = _Run(self, _batches(images, size), spare)
+        dispatch = Dispatch(self.pool, self.work, _batches(images, size), spare)
         try:
-            yield from run.results(actors - len(spare))
+            yield from dispatch.results(started - len(spare))
         finally:
-            run.close()
+            dispatch.close()
+
+    def close(self) -> None:
+        """Release the actor the constructor started, if no `explain_many` took it."""
+        import ray
+
+        for actor in self._spare:
+            ray.kill(actor, no_restart=True)
+        self._spare = []
 
     def _first(self, address: str) -> tuple[Any, dict[str, Any]]:
         """The first actor, ready, and what it tells of its engine; released if it fails."""
         import ray
 
-        actor = self._start()
+        actor = self.pool.start()
         try:
-            return actor, _get(self._ready(actor))
+            return actor, _get(self.pool.ready(actor))
         except BaseException as exc:
             ray.kill(actor, no_restart=True)
             if isinstance(exc, ray.exceptions.RayActorError):
@@ -339,34 +264,6 @@ class RayExecutor:
                     "the workers have this pytest-mps, with its cpu or gpu extra?"
                 ) from None
             raise
-
-    def _start(self) -> Any:
-        return self._remote.options(**self._resources).remote(self._options, self._cpus)
-
-    def _ready(self, actor: Any) -> Any:
-        """``actor.ready()``, not retried: an actor that fails to start is left out (and one
-        released while it starts is not retried on)."""
-        return actor.ready.options(max_task_retries=0).remote(self._bundle)
-
-    def _explain(self, actor: Any, images: Images) -> Any:
-        return actor.explain.remote(self._bundle, images)
-
-    def _check(self, info: dict[str, Any]) -> None:
-        """Actors on another provider would store results under the wrong cache key."""
-        if info["provider"] != self.provider:
-            raise MPSError(
-                f"Ray actors run on different providers ({self.provider}, {info['provider']}); "
-                "pick one with the device option"
-            )
-        self.oracle.fallback = self.oracle.fallback or info["fallback"]
-
-    def _count(self, work: dict[str, Any]) -> None:
-        for key in ENGINE_COUNTED:
-            self._totals[key] += work[key]
-        for key in ORACLE_COUNTED:
-            setattr(self.oracle, key, getattr(self.oracle, key) + work[key])
-        self._in_flight = max(self._in_flight, work["in_flight"])
-        self._processes.add(work["process"])
 
 
 def _plan(device: str, cpus: int) -> tuple[int, dict[str, Any]]:
@@ -384,7 +281,7 @@ def _plan(device: str, cpus: int) -> tuple[int, dict[str, Any]]:
     return total // cpus, {"num_cpus": cpus}
 
 
-def _batches(images: Iterable[str | os.PathLike[str]], size: int) -> Iterator[Images]:
+def _batches(images: Iterable[PathLike], size: int) -> Iterator[Images]:
     """Batches of ``size`` images as (name, bytes), each read when its batch is made."""
     names = iter(images)
     while batch := list(itertools.islice(names, size)):
@@ -400,11 +297,12 @@ class _Batch:
 
 
 @dataclass
-class _Run:
+class Dispatch:
     """One `RayExecutor.explain_many`: batches go to the actors as they free up, results come
     out in the order given."""
 
-    executor: RayExecutor
+    pool: ActorPool
+    work: ClusterWork
     batches: Iterator[Images]
     actors: list[Any]  # ready ones
     held: dict[Any, int] = field(default_factory=dict)  # ready actor -> batches it holds
@@ -425,8 +323,8 @@ class _Run:
         self.batches = itertools.chain([first], self.batches)
         self.held = dict.fromkeys(self.actors, 0)
         for _ in range(more):
-            actor = self.executor._start()
-            self.loading[self.executor._ready(actor)] = actor
+            actor = self.pool.start()
+            self.loading[self.pool.ready(actor)] = actor
         handed = 0
         while True:
             self._feed()
@@ -458,7 +356,7 @@ class _Run:
                 return
             batch.actor = actor
             self.held[actor] += 1
-            self.running[self.executor._explain(actor, batch.images)] = batch
+            self.running[self.pool.explain(actor, batch.images)] = batch
 
     def _next(self) -> _Batch | None:
         if self.handed_back:
@@ -481,7 +379,7 @@ class _Run:
                 info = _get(ref)
             except ray.exceptions.RayActorError:
                 return  # never started: the others carry on
-            self.executor._check(info)
+            self.work.started(info)
             self.held[actor] = 0
             return
         batch = self.running.pop(ref)
@@ -492,7 +390,7 @@ class _Run:
             return
         if batch.actor in self.held:  # not when its other batch found it dead
             self.held[batch.actor] -= 1
-        self.executor._count(work)
+        self.work.add(work)
         for offset, result in enumerate(results):
             self.done[batch.first + offset] = result
 
@@ -510,7 +408,7 @@ class _Run:
                 f"({first_line(exc)})"
             )
         self.handed_back.append(batch)
-        self.executor._handovers += 1
+        self.work.handovers += 1
 
 
 def _get(ref: Any) -> Any:

@@ -19,10 +19,10 @@ from support import (
 )
 
 from pytest_mps import Engine, explain
-from pytest_mps.engine.explainer import _Run
 from pytest_mps.engine.extract import perturbed, weighted_by_change
 from pytest_mps.engine.model import load_classifier
 from pytest_mps.engine.result import FRAGILE_BELOW
+from pytest_mps.engine.search import Search
 
 # The hand-built models here have no YAML on purpose; test_modelconfig.py tests that warning.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest_mps.engine.modelconfig.MPSConfigWarning")
@@ -375,12 +375,12 @@ def test_extraction_weights_the_map_by_each_pixels_change_only_where_pruning_can
     values = np.random.default_rng(3).random((28, 28))
     for budget, weighted in ((None, True), (400, True), (100, False)):
         engine = Engine(model, device="cpu", prune_budget=budget, change_weights=0.5)
-        run = _Run(engine, engine.classifier.prepare(image))
+        run = Search(engine.settings, engine.classifier, engine.classifier.prepare(image))
         expected = weighted_by_change(values, run.change, 0.5) if weighted else values
         assert np.array_equal(run._ranked(values, restart=0), expected), budget
     assert not np.array_equal(weighted_by_change(values, run.change, 0.5), values)
     unweighted = Engine(model, device="cpu", change_weights=[0.0])
-    run = _Run(unweighted, unweighted.classifier.prepare(image))
+    run = Search(unweighted.settings, unweighted.classifier, unweighted.classifier.prepare(image))
     assert np.array_equal(run._ranked(values, restart=0), values)
 
 
@@ -395,7 +395,7 @@ def test_a_photo_counts_in_cells_of_the_pruning_grid():
     values = np.random.default_rng(3).random((224, 224))
     for grid, weighted in ((28, True), (None, False)):
         engine = Engine(LITE0, device="cpu", batch_size=1, prune_grid=grid, change_weights=0.5)
-        run = _Run(engine, engine.classifier.prepare(photo))
+        run = Search(engine.settings, engine.classifier, engine.classifier.prepare(photo))
         expected = weighted_by_change(values, run.change, 0.5) if weighted else values
         assert np.array_equal(run._ranked(values, restart=0), expected), grid
 
@@ -409,14 +409,14 @@ def test_the_first_extractions_rank_by_their_own_power_and_later_restarts_by_noi
     powers = (0.5, 1.0)
     for seed in (0, 1000):
         engine = Engine(model, device="cpu", seed=seed, change_weights=powers, restart_noise=1.0)
-        run = _Run(engine, engine.classifier.prepare(image))
+        run = Search(engine.settings, engine.classifier, engine.classifier.prepare(image))
         for restart, power in enumerate(powers):
             expected = weighted_by_change(values, run.change, power)
             assert np.array_equal(run._ranked(values, restart), expected), (seed, restart)
         noisy = weighted_by_change(perturbed(values, 1.0, seed, 2), run.change, powers[-1])
         assert np.array_equal(run._ranked(values, 2), noisy)
     bound = Engine(model, device="cpu", prune_budget=100, change_weights=powers, restart_noise=1.0)
-    run = _Run(bound, bound.classifier.prepare(image))
+    run = Search(bound.settings, bound.classifier, bound.classifier.prepare(image))
     assert np.array_equal(run._ranked(values, 0), values)
     assert np.array_equal(run._ranked(values, 1), perturbed(values, 1.0, 0, 1))
 
@@ -497,3 +497,25 @@ def test_the_cpu_batch_probe_runs_once_per_model_and_machine(tmp_path, monkeypat
     assert list(stored.values()) == [first.oracle.batch_size]
     (key,) = stored
     assert key.startswith(first.classifier.sha256) and "onnxruntime-" in key
+
+
+def test_an_audit_loads_its_model_once_and_its_engine_takes_it_loaded(tmp_path, monkeypatch):
+    """The session loads the model (validating it before any work) and hands the loaded
+    classifier down: the engine, and the engine that makes location estimates for results
+    read from the cache, parse no ONNX file again."""
+    import onnx
+
+    from pytest_mps.audit.session import MPSSession, SessionOptions
+
+    images = sorted((FASHION / "test").glob("*.png"))[:2]
+    parses = []
+    parse = onnx.load_from_string
+    monkeypatch.setattr(onnx, "load_from_string", lambda raw: parses.append(1) or parse(raw))
+    options = SessionOptions(device="cpu", cache_folder=tmp_path, rootdir=tmp_path)
+    audit = MPSSession(options).audit(FASHION / "cnn.onnx", images)
+    assert len(parses) == 1 and not any(record.cached for record in audit.records)
+    cached = MPSSession(options)
+    again = cached.audit(FASHION / "cnn.onnx", images)
+    assert all(record.cached for record in again.records) and len(parses) == 2
+    assert again.explanations[str(images[0])].responsibility is not None
+    assert len(parses) == 2 and cached.locators

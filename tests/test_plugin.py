@@ -337,12 +337,12 @@ def test_engine(mps_audit, request):
 def test_an_xdist_worker_asks_for_its_share_of_cores_and_its_gpu_slot(monkeypatch):
     from types import SimpleNamespace
 
-    from pytest_mps.audit import session
+    from pytest_mps.audit import executors, session
     from pytest_mps.pytest_session import worker_number
 
-    monkeypatch.setattr(session, "cpu_cores", lambda: 5)
+    monkeypatch.setattr(executors, "cpu_cores", lambda: 5)
     third = session.MPSSession(session.SessionOptions(workers=2, worker=3))
-    assert third._placement() == {"threads": 2, "gpu_slot": 3}
+    assert third.executors.placement() == {"threads": 2, "gpu_slot": 3}
     assert worker_number(SimpleNamespace(workerinput={"workerid": "gw3"})) == 3
     assert worker_number(SimpleNamespace()) == 0
 
@@ -353,15 +353,14 @@ def test_xdist_workers_take_photos_one_at_a_time_on_the_cpu():
     side) go one at a time, so that none waits on another photo in the worker that ends the
     run."""
     from pytest_mps import Engine
-    from pytest_mps.audit.session import _in_flight
 
     digits = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=64)
     as_photos = Engine(
         FASHION / "cnn.onnx", device="cpu", batch_size=64, prune_grid=14, prune_grid_from=28
     )
-    assert (_in_flight(digits, 120, workers=1), _in_flight(digits, 120, workers=2)) == (64, 30)
-    assert _in_flight(digits, 3, workers=2) == 1
-    assert (_in_flight(as_photos, 8, workers=1), _in_flight(as_photos, 8, workers=2)) == (8, 1)
+    assert (digits.in_flight(120, workers=1), digits.in_flight(120, workers=2)) == (64, 30)
+    assert digits.in_flight(3, workers=2) == 1
+    assert (as_photos.in_flight(8, workers=1), as_photos.in_flight(8, workers=2)) == (8, 1)
 
 
 def test_xdist_workers_compute_each_audit_once(project):

@@ -232,7 +232,7 @@ def _cache_entries(cache: Path) -> dict[str, np.ndarray]:
 
 
 def test_an_actor_engine_takes_its_own_cpus_and_gpu():
-    from pytest_mps.cluster import _on_actor
+    from pytest_mps.ray_actor import _on_actor
 
     on_actor = _on_actor({"device": "cuda:1", "threads": 8, "gpu_slot": 3, "seed": 2}, cpus=2)
     assert on_actor == {"device": "cuda", "threads": 2, "gpu_slot": 0, "seed": 2}

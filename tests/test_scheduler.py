@@ -163,14 +163,14 @@ def test_a_call_takes_the_longest_waiting_searches_that_fill_it():
     the searches waiting longest go first, so none waits for ever."""
     from types import SimpleNamespace
 
-    from pytest_mps.engine.scheduler import Scheduler, _Search
+    from pytest_mps.engine.scheduler import Scheduler, _Live
 
-    engine = SimpleNamespace(oracle=SimpleNamespace(call_size=16))
-    scheduler = Scheduler(engine, in_flight=4)  # type: ignore[arg-type]
+    oracle = SimpleNamespace(call_size=16)
+    scheduler = Scheduler(oracle, in_flight=4, search=None)  # type: ignore[arg-type]
 
     def live(*waiting: tuple[int, int]) -> dict:
         return {
-            slot: _Search(slot, f"{slot}.png", None, None, np.ones((count, 2, 2)), asked_at=age)
+            slot: _Live(slot, None, SimpleNamespace(asking=np.ones((count, 2, 2))), asked_at=age)
             for slot, (count, age) in enumerate(waiting)
         }
 
@@ -212,7 +212,7 @@ def test_restarts_side_by_side_keep_only_those_that_would_have_followed(monkeypa
     those after one that ran out of budget are dropped (budget 80: some second restarts run
     out, so no third follows), and all of them when the first runs out (budget 20, where they
     are stopped): the sets of one at a time."""
-    import pytest_mps.engine.explainer as explainer
+    import pytest_mps.engine.search as search
 
     stopped = []
 
@@ -221,7 +221,7 @@ def test_restarts_side_by_side_keep_only_those_that_would_have_followed(monkeypa
         stopped.append(sum(result is None for result in ended))
         return ended
 
-    monkeypatch.setattr(explainer, "together", counted)
+    monkeypatch.setattr(search, "together", counted)
     options = {"device": "cpu", "seed": 0, "prune_budget": prune_budget, "restarts": 3}
     options["occlusion_from"] = None  # the restarts from the map
     wide = list(

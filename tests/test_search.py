@@ -36,7 +36,7 @@ from pytest_mps.engine.responsibility import (
     ResponsibilitySettings,
     compute_responsibility,
 )
-from pytest_mps.engine.steps import drive, mask_keys, recalling, together
+from pytest_mps.engine.steps import Stepper, drive, mask_keys, recalling, relayed, together
 
 Rule = Callable[[np.ndarray], bool]  # one boolean mask [h, w] -> sufficient
 SHAPES = [(8, 8), (12, 10), (16, 16)]
@@ -1017,3 +1017,18 @@ def test_certification_says_when_its_budget_ran_out():
     oracle = MarginOracle(needed_early, lambda mask: float(mask.sum()), shape)
     found, certified = drive(certify_steps(start, ExtractionSettings(certify_budget=1)), oracle)
     assert not certified and np.array_equal(found, start) and oracle.evaluations == 0
+
+
+def test_a_stepper_sends_answers_until_the_steps_end_and_relayed_converts_them():
+    def steps():
+        first = yield np.zeros((1, 2, 2))
+        second = yield np.zeros((2, 2, 2))
+        return first + second
+
+    stepper = Stepper(steps())
+    assert len(stepper.asking) == 1 and not stepper.done
+    assert not stepper.send(1) and len(stepper.asking) == 2
+    assert stepper.send(2) and stepper.result == 3
+    asked = []
+    assert drive(relayed(steps(), lambda answer: 10 * answer, asked.append), len) == 30
+    assert asked == [1, 2]

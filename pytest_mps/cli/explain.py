@@ -62,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         **sufficiency(args),
     )
-    errors.print(f"[dim]provider: {engine.oracle.provider_note}; batch {engine.oracle.batch_size}")
-    results = _explain_with_progress(engine, images, console)
+    batch = engine.stats()["batch_size"]
+    errors.print(f"[dim]provider: {engine.provider_note}; batch {batch}")
+    with contextlib.closing(engine):
+        results = _explain_with_progress(engine, images, console)
     records = [
         {**result.summary(), "mask": mask_path}
         for result, mask_path in _write_masks(results, args.masks, args.model_grid)
@@ -79,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace, **options: Any) -> Any:
-    """A local engine, or with --ray an executor whose actors each hold one (both explain
-    images in order and count their work alike)."""
+    """A local engine, or with --ray an executor whose actors each hold one (both `Executor`s:
+    they explain images in order and count their work alike)."""
     if args.ray is None:
         from pytest_mps.engine.explainer import Engine
 
@@ -96,17 +98,17 @@ def _explain_with_progress(engine: Any, images: list[Path], console: Any) -> lis
     from the first second; many images in flight finish late, and together."""
     from rich.progress import Progress
 
-    from pytest_mps.audit.session import Heartbeat
-    from pytest_mps.engine.explainer import Engine
+    from pytest_mps.audit.progress import Heartbeat
 
-    by_work = isinstance(engine, Engine)  # a Ray executor counts its work as batches return
+    by_work = engine.counts_live  # a Ray executor counts its work as batches return
     expected = expected_evaluations(engine.settings, engine.classifier) if by_work else 1
     total = len(images) * expected
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("explaining", total=total)
 
         def update() -> None:
-            progress.update(task, completed=min(engine.oracle.evaluations, 0.99 * total))
+            evaluations = engine.stats()["evaluations"]
+            progress.update(task, completed=min(evaluations, 0.99 * total))
 
         results = []
         with Heartbeat(update) if by_work else contextlib.nullcontext():

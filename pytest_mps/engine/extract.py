@@ -9,16 +9,15 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import TypeVar
+from operator import attrgetter
 
 import numpy as np
 from scipy import ndimage
 
-from pytest_mps.engine.steps import Passes, Steps, drive
+from pytest_mps.engine.steps import Passes, Steps, drive, relayed
 
 RESTART_STREAM = 1 << 29  # the random streams of restarts, apart from the trees'
 CHANGE_FLOOR = 1e-3  # pixels that equal the fill keep a trace of the map: their order follows it
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -291,7 +290,7 @@ def _occlusion_pass(
     flat[pixels[: bounds[1]]] = False
     mask = flat.reshape(mask.shape)
     pruning = _prune_blocks(mask, pixels[bounds[1] :], bounds[1:] - bounds[1], width, budget)
-    return (yield from _sending_verdicts(pruning)), removable
+    return (yield from relayed(pruning, attrgetter("sufficient"))), removable
 
 
 def _blocks_by_occlusion(
@@ -314,17 +313,6 @@ def _blocks_by_occlusion(
     budget.left -= present.size
     order = np.lexsort((present, -answers.margin, ~answers.sufficient))
     return (*_grouped(inside, row, order), int(answers.sufficient.sum()))
-
-
-def _sending_verdicts(steps: Steps[T]) -> Steps[T]:
-    """``steps``, which want verdicts, inside a search that is sent the model's answers."""
-    try:
-        masks = next(steps)
-        while True:
-            answers = yield masks
-            masks = steps.send(answers.sufficient)
-    except StopIteration as done:
-        return done.value
 
 
 @dataclass

@@ -20,6 +20,8 @@ from pytest_mps.engine.modelconfig import (
 from pytest_mps.engine.preprocess import Geometry, normalise, plan_geometry, to_pixels
 from pytest_mps.errors import MPSInputError
 
+PathLike = str | os.PathLike[str]
+
 
 @dataclass(frozen=True)
 class PreparedImage:
@@ -56,6 +58,18 @@ class Classifier:
         return self.config.labels
 
     @property
+    def config_file(self) -> Path | None:
+        """The YAML the model was loaded with (given, or found beside it), if any."""
+        return None if self.config.source is None else Path(self.config.source)
+
+    @property
+    def files(self) -> list[Path]:
+        """The files the model is loaded from: the model, its YAML and the YAML's labels file
+        (where there are)."""
+        config, labels = self.config.source, self.config.labels_source
+        return [self.path, *(Path(name) for name in (config, labels) if name is not None)]
+
+    @property
     def class_count(self) -> int | None:
         """How many classes the model tells apart: the labels file's length when the YAML names
         one (checked against a static output shape on loading), else the output's class
@@ -89,6 +103,12 @@ class Classifier:
         """(height, width, channels) values as a batch of one in the model's layout."""
         batch = values[None]
         return np.ascontiguousarray(batch.transpose(0, 3, 1, 2) if self.layout == "NCHW" else batch)
+
+
+def as_classifier(model: PathLike | Classifier, config: PathLike | None = None) -> Classifier:
+    """``model`` if it is loaded already, else the classifier loaded from its file and
+    ``config`` (`load_classifier`)."""
+    return model if isinstance(model, Classifier) else load_classifier(model, config)
 
 
 def load_classifier(

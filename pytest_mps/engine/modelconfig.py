@@ -37,7 +37,8 @@ class ModelConfig:
     layout: str | None = None
     output: str = "logits"
     labels: tuple[str, ...] | None = None
-    source: str | None = None
+    source: str | None = None  # the YAML file, where there is one
+    labels_source: str | None = None  # the labels file it names, where it names one
 
     def as_dict(self) -> dict[str, Any]:
         """The configuration as plain data (for reports, caches and baseline files)."""
@@ -138,6 +139,7 @@ def _parse(path: Path, data: dict[str, Any]) -> ModelConfig:
         output=output,
         labels=_labels(path, data.get("labels")),
         source=str(path),
+        labels_source=str(path.parent / data["labels"]) if data.get("labels") else None,
     )
 
 

@@ -29,8 +29,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 1), in blocks of 16 cells down to 2, then certified 1-minimal at the cell (a pixel below
     # 64 pixels a side, 1/40 of the side above: 5 x 5 pixels on 224); an input pruned to
     # single pixels gets four searches on shifted block grids, the smallest kept. No random
-    # part: the seed moves no set (engines up to 0.8 extracted from ReX's map, whose noise moved
-    # the sizes: Lite0's size CV across seeds 0.14-0.21, the Fashion CNN's 0.11). Sufficient:
+    # part: the seed moves no set (CHANGELOG.md: how the engine versions got here). Sufficient:
     # the top-1 class by a margin of 0.1 logits (`FRAGILE_BELOW`). The location estimate: by
     # occlusion, in tilings of 8 and 16 blocks across the side, read smoothed at 3% of the side
     # (benchmarks/RESULTS.md). ReX's map (`location: responsibility`, and the map extraction

@@ -1,0 +1,358 @@
+"""One image's search for its MPS, written as steps, and the result it comes to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+
+from pytest_mps.engine.extract import (
+    certify_steps,
+    occlusion_steps,
+    perturbed,
+    prefix_steps,
+    prune_steps,
+    rank_pixels,
+    weighted_by_change,
+)
+from pytest_mps.engine.location import occlusion_map_steps
+from pytest_mps.engine.model import Classifier, PreparedImage
+from pytest_mps.engine.oracle import Answers, Target
+from pytest_mps.engine.responsibility import responsibility_steps, smooth
+from pytest_mps.engine.result import Explanation, Location
+from pytest_mps.engine.settings import Settings, make_fill
+from pytest_mps.engine.steps import Steps, recalling, relayed, together
+
+# Cells (pruning's finest blocks) of a prefix per test of the pruning budget below which pruning
+# is expected to finish: the Fashion models' prefixes (at most 784 cells of one pixel) always
+# finished within 400 tests; Lite0's in pixels (28,000-50,000) never did, in 16 x 16 pixel cells
+# (at most 196) they mostly did (engine 0.7.1, before photos were pruned by occlusion). Wide
+# searches speculate on restarts by it (never changing a set), and where even the whole image
+# is below it, extraction weights the map by each pixel's change to the input
+# (`change_weights`).
+LIKELY_PRUNED_PER_TEST = 4
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one image's search cost: wall ``seconds`` (its share, where calls were shared), the
+    forward passes behind its evaluations (``padded_queries``, padding included) and its
+    ``inference_seconds`` inside onnxruntime."""
+
+    seconds: float
+    padded_queries: int
+    inference_seconds: float
+
+
+Found = tuple[np.ndarray, Answers | None]  # a finished search: its set, the model's answer
+
+
+def _followed(
+    ended: list[tuple[np.ndarray, bool] | None],
+) -> list[tuple[np.ndarray, bool]]:
+    """The restarts (set, finished) up to the first that ran out of budget (or was stopped)."""
+    kept: list[tuple[np.ndarray, bool]] = []
+    for result in ended:
+        if result is None:
+            break
+        kept.append(result)
+        if not result[1]:
+            break
+    return kept
+
+
+class Search:
+    """One image's search as steps, under ``settings`` with a loaded ``classifier``: it yields
+    batches of masks and is sent the model's answers for them (`Engine.explain` answers
+    alone, `pytest_mps.engine.scheduler` in calls shared with other images). ``need`` is what
+    a sufficient mask must give (its class first, learnt from the first answer); who answers
+    tells the oracle, and the answers say which masks are sufficient."""
+
+    def __init__(self, settings: Settings, classifier: Classifier, prepared: PreparedImage) -> None:
+        fill = make_fill(prepared.values, settings.baseline, classifier.config, classifier.channels)
+        self.settings = settings
+        self.classifier = classifier
+        self.prepared = prepared
+        self.image = classifier.to_layout(prepared.values)
+        self.fill = classifier.to_layout(fill)
+        self.change = np.abs(prepared.values - fill).sum(axis=-1)  # what revealing each moves
+        self.shape = (classifier.height, classifier.width)
+        self.stages: dict[str, int] = {}
+        self.default_class = False
+        self.restart_sizes: tuple[int, ...] = ()
+        self.why_not_minimal: str | None = None  # None: the set reported is certified 1-minimal
+        self.location: np.ndarray | None = None  # the location estimate, where the search made it
+        self.verdicts: dict[bytes, bool] = {}  # of every extraction's masks: none asked twice
+        self.need = Target(0)
+        self.target_confidence = 0.0
+        self.target_margin = 0.0
+
+    @property
+    def target(self) -> int:
+        return self.need.label
+
+    def steps(self) -> Steps[Found]:
+        """The target, the search, and the verification of its set: ``(mask, the model's
+        answer for it)``, the answer None when no set is sufficient."""
+        if (yield from self._nothing_to_find()):
+            mask = np.zeros(self.shape, bool) if self.default_class else np.ones(self.shape, bool)
+        else:
+            mask = yield from self._search()
+        verified = yield from self._verify(mask)
+        if verified is None:  # unreachable unless the model is not deterministic
+            mask = np.ones_like(mask)
+            verified = yield from self._verify(mask)
+        return mask, verified
+
+    def explanation(
+        self,
+        found: Found,
+        cost: Cost,
+        *,
+        provider: str,
+        config: dict[str, Any],
+        locate: Callable[[], tuple[np.ndarray, int]],
+    ) -> Explanation:
+        """The result of the finished search, ``found`` by `steps`, with what it cost; the
+        engine's ``provider`` and ``config`` (`Engine.describe`), and ``locate`` to make the
+        location estimate when the search made none."""
+        mask, verified = found
+        pixels = int(mask.sum())
+        if self.location is not None:
+            location = Location(self.location.astype(np.float32))
+        else:
+            location = Location(compute=locate)
+        return Explanation(
+            image=self.prepared.path,
+            target=self.target,
+            target_label=self.classifier.label_of(self.target),
+            target_confidence=self.target_confidence,
+            mps_confidence=float(
+                self.target_confidence if verified is None else verified.target_confidence[0]
+            ),
+            mask=mask,
+            original_mask=self.prepared.geometry.to_original(mask),
+            pixels=pixels,
+            ratio=pixels / mask.size,
+            queries=sum(self.stages.values()),
+            padded_queries=cost.padded_queries,
+            seconds=cost.seconds,
+            inference_seconds=cost.inference_seconds,
+            seed=self.settings.seed,
+            provider=provider,
+            config=config,
+            sufficient=verified is not None,
+            default_class=self.default_class,
+            stages=dict(self.stages),
+            restart_sizes=self.restart_sizes,
+            minimal=self.why_not_minimal is None,
+            why_not_minimal=self.why_not_minimal,
+            grain=self.settings.extraction.cell_side(self.shape),
+            margin=float(self.target_margin if verified is None else verified.margin[0]),
+            geometry=self.prepared.geometry,
+            location=location,
+        )
+
+    def location_steps(self) -> Steps[np.ndarray]:
+        """The target, then the location estimate alone (none where there is nothing to find)."""
+        if (yield from self._nothing_to_find()):
+            return self.location
+        return (yield from self._located())
+
+    def _nothing_to_find(self) -> Steps[bool]:
+        """Learn the target; whether the image has no MPS to search for: the whole image is not
+        confident enough (no set is sufficient), or the fill alone already gives the target
+        (the model's default class: the MPS is empty). The location estimate is then empty."""
+        answers = yield self._asked("target", np.ones((1, *self.shape), bool))
+        self.target_confidence = float(answers.top1_confidence[0])
+        self.target_margin = float(answers.top1_margin[0])
+        sufficiency = self.settings.sufficiency
+        self.need = sufficiency.target(
+            int(answers.top1[0]), self.target_confidence, self.target_margin
+        )
+        self.location = np.zeros(self.shape)
+        if self.target_confidence < self.need.min_confidence:
+            self.why_not_minimal = "no set is sufficient: the whole image is not confident enough"
+            return True
+        if (yield self._asked("target", np.zeros((1, *self.shape), bool))).sufficient[0]:
+            self.default_class = True
+            return True
+        self.location = None
+        return False
+
+    def _search(self) -> Steps[np.ndarray]:
+        """The MPS: from the whole input by occlusion, or extracted from ReX's map (which then
+        is the location estimate too, where that is the estimator asked for)."""
+        settings = self.settings
+        if settings.extraction.by_occlusion(self.shape):
+            found = yield from self._occlusions()
+        else:
+            responsibility = yield from self._responsibility()
+            if settings.location.estimator == "responsibility":
+                self.location = self._smoothed(responsibility)
+            found = yield from self._restarts(responsibility)
+        self.restart_sizes = tuple(int(mask.sum()) for mask, _ in found)
+        mask, certified = found[int(np.argmin(self.restart_sizes))]
+        if not certified:
+            self.why_not_minimal = self._uncertified()
+        return mask
+
+    def _uncertified(self) -> str:
+        """Why a set was not certified 1-minimal."""
+        extraction = self.settings.extraction
+        if not extraction.prune_blocks:
+            return "not pruned (prune_blocks is empty, as in the rex preset)"
+        budget = extraction.prune_budget
+        return f"pruning or its certification ran out of its budget of {budget} tests"
+
+    def _located(self) -> Steps[np.ndarray]:
+        """The location estimate (`pytest_mps.engine.location`), read smoothed at its scale."""
+        location = self.settings.location
+        if location.estimator == "responsibility":
+            return self._smoothed((yield from self._responsibility()))
+        moved = self.change > 0
+        steps = occlusion_map_steps(self.shape, location.blocks, self.target_margin, moved)
+        estimate = yield from self._judged("location", steps, answers=True)
+        return self._smoothed(estimate) * moved  # smoothing spreads none onto unmoved pixels
+
+    def _responsibility(self) -> Steps[np.ndarray]:
+        settings = self.settings
+        map_steps = responsibility_steps(self.shape, settings.responsibility, settings.seed)
+        return (yield from self._judged("responsibility", map_steps)).values
+
+    def _smoothed(self, values: np.ndarray) -> np.ndarray:
+        return smooth(values, self.settings.location.scale)
+
+    def _restarts(self, responsibility: np.ndarray) -> Steps[list[tuple[np.ndarray, bool]]]:
+        """The sets of the restarts, and whether each is certified; each restart follows only
+        one that is (where a budget ends is no minimum: another such end would say nothing
+        about how certain the size is, and cost a whole budget more).
+
+        One test at a time, they run one after another. A wider search (``search_width``
+        above 1, as on CUDA) runs them side by side, beside the first one's pruning when its
+        prefix is small for the budget (it will most likely finish), and drops those that
+        one after another would not have run: the same sets, in a shorter chain of calls.
+        """
+        extraction = self.settings.extraction
+        values = self._ranked(responsibility, restart=0)
+        prefix = yield from self._prefix(values)
+        first = self._pruned(prefix, values)
+        # Generators: a restart's map is perturbed only if it starts.
+        others = [self._extract(responsibility, r) for r in range(1, extraction.restarts)]
+        if extraction.search_width == 1:
+            ended = [(yield from first)]
+            for other in others:
+                if not ended[-1][1]:
+                    break
+                ended.append((yield from other))
+        elif self._likely_finished(int(prefix.sum())):
+            ended = yield from together(
+                [first, *others], stop=lambda number, result: number == 0 and not result[1]
+            )
+        else:
+            ended = [(yield from first)]
+            if ended[0][1] and others:
+                ended += yield from together(others)
+        return _followed(ended)
+
+    def _ranked(self, responsibility: np.ndarray, restart: int) -> np.ndarray:
+        """The map extraction ``restart`` ranks and prunes by. Where pruning can finish (the
+        whole image's cells within the budget's `LIKELY_PRUNED_PER_TEST`), it is weighted by each
+        pixel's change to the input, each of the first extractions by its own power of
+        ``change_weights``: variations the seed does not draw, so the smallest of their sets
+        moves with the seed only as much as the map does. Every other restart's map is
+        perturbed."""
+        settings = self.settings
+        extraction = settings.extraction
+        powers = extraction.change_weights if self._likely_finished(self.change.size) else (0.0,)
+        values = responsibility
+        if restart >= len(powers):
+            values = perturbed(values, extraction.restart_noise, settings.seed, restart)
+        return weighted_by_change(values, self.change, powers[min(restart, len(powers) - 1)])
+
+    def _likely_finished(self, pixels: int) -> bool:
+        """Whether pruning a set of ``pixels`` is expected to finish within its budget: at
+        most `LIKELY_PRUNED_PER_TEST` of its finest blocks (cells) per test."""
+        extraction = self.settings.extraction
+        cells = pixels / extraction.cell_side(self.shape) ** 2
+        budget = extraction.prune_budget
+        return budget is None or cells <= LIKELY_PRUNED_PER_TEST * budget
+
+    def _extract(self, responsibility: np.ndarray, restart: int) -> Steps[tuple[np.ndarray, bool]]:
+        """Extraction ``restart``: the shortest sufficient prefix of its ranking, then pruned;
+        and whether the pruning finished within its budget."""
+        values = self._ranked(responsibility, restart)
+        prefix = yield from self._prefix(values)
+        return (yield from self._pruned(prefix, values))
+
+    def _prefix(self, values: np.ndarray) -> Steps[np.ndarray]:
+        """The shortest sufficient prefix of the ranking of ``values`` the search finds."""
+        ranking = rank_pixels(values)
+        prefix = prefix_steps(ranking, self.shape, self.settings.extraction)
+        return (yield from self._judged("extraction", recalling(prefix, self.verdicts)))
+
+    def _pruned(self, mask: np.ndarray, values: np.ndarray) -> Steps[tuple[np.ndarray, bool]]:
+        """``mask`` pruned and certified (`_certified`), and whether it is certified."""
+        pruning = prune_steps(mask, values, self.settings.extraction)
+        mask, pruned = yield from self._judged("pruning", recalling(pruning, self.verdicts))
+        return (yield from self._certified(mask, pruned))
+
+    def _occlusions(self) -> Steps[list[tuple[np.ndarray, bool]]]:
+        """The occlusion searches from the whole input (`ExtractionSettings.occlusion_searches`),
+        each on the block grid shifted by another share of a block, side by side in shared
+        calls; each set, and whether its pruning finished within its budget. Nothing in them
+        is random: the seed moves none of their sets."""
+        count = self.settings.extraction.occlusion_searches(self.shape)
+        searches = [self._occluded(number / count) for number in range(count)]
+        return (yield from together(searches))
+
+    def _occluded(self, shift: float) -> Steps[tuple[np.ndarray, bool]]:
+        """The whole input pruned in the order of occlusion (`occlusion_steps`) on a grid
+        shifted by ``shift``, then certified (`_certified`); and whether it is certified."""
+        full = np.ones(self.shape, dtype=bool)
+        pruning = occlusion_steps(full, self.settings.extraction, shift=shift)
+        mask, pruned = yield from self._judged("pruning", pruning, answers=True)
+        return (yield from self._certified(mask, pruned))
+
+    def _certified(self, mask: np.ndarray, pruned: bool) -> Steps[tuple[np.ndarray, bool]]:
+        """``mask`` made 1-minimal at its grain by the closing passes (`certify_steps`, within
+        a budget of their own), and whether that was certified: never where pruning is off or
+        ``pruned`` says it ended at its budget. Each search certifies its own set, so the
+        smallest kept is the smallest certified one."""
+        extraction = self.settings.extraction
+        if not extraction.prune_blocks or not pruned:
+            return mask, False
+        certifying = certify_steps(mask, extraction)
+        return (yield from self._judged("certification", certifying, answers=True))
+
+    def _verify(self, mask: np.ndarray) -> Steps[Answers | None]:
+        """Re-evaluate the final set: the model's answer for it if sufficient, else ``None``."""
+        answers = yield self._asked("verification", mask[None])
+        return answers if answers.sufficient[0] else None
+
+    def _judged(self, stage: str, steps: Steps[Any], answers: bool = False) -> Steps[Any]:
+        """``steps``, which ask which masks are sufficient, answered from the model's answers
+        (sent whole with ``answers``); the masks asked for are counted as ``stage``'s
+        evaluations (once, at the end)."""
+        asked = 0
+
+        def counted(masks: int) -> None:
+            nonlocal asked
+            asked += masks
+
+        try:
+            verdicts = None if answers else attrgetter("sufficient")
+            return (yield from relayed(steps, verdicts, counted))
+        finally:  # also when closed: what it asked for was evaluated
+            self._count(stage, asked)
+
+    def _asked(self, stage: str, masks: np.ndarray) -> np.ndarray:
+        """``masks``, counted as ``stage``'s evaluations."""
+        self._count(stage, len(masks))
+        return masks
+
+    def _count(self, stage: str, evaluations: int) -> None:
+        self.stages[stage] = self.stages.get(stage, 0) + evaluations
