@@ -13,7 +13,7 @@ import pytest
 
 from pytest_mps.audit.audit import Audit, MPSCheckFailed
 from pytest_mps.audit.baseline import make_baseline, write_baseline
-from pytest_mps.audit.checks import make_check
+from pytest_mps.audit.checks.registry import make_check
 from pytest_mps.audit.records import CheckOutcome, ImageRecord
 from pytest_mps.errors import MPSInputError
 

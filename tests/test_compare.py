@@ -12,7 +12,7 @@ from scipy import stats as scipy_stats
 from support import spot_detector
 
 from pytest_mps.audit import stats
-from pytest_mps.audit.comparison import locate, pair_summary
+from pytest_mps.audit.stats.location import locate, pair_summary
 
 
 def mask(shape, *pixels):
@@ -120,7 +120,7 @@ def test_two_paired_samples_use_wilcoxon_and_independent_ones_kruskal():
 def test_a_pair_check_names_its_models_unless_the_comparison_has_only_two():
     from types import SimpleNamespace
 
-    from pytest_mps.audit.checks import make_check
+    from pytest_mps.audit.checks.registry import make_check
 
     def comparison(*models):
         return SimpleNamespace(models=list(models), images=[], audit=lambda model: None)

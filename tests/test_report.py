@@ -32,7 +32,7 @@ from support import (
 )
 
 from pytest_mps.cli import main
-from pytest_mps.report.document import SCHEMA
+from pytest_mps.report.document import schema
 from pytest_mps.report.pictures import display_size
 from pytest_mps.report.selection import gallery
 
@@ -103,8 +103,8 @@ def load(path: Path) -> dict:
 
 def test_json_report_follows_its_schema(gate):
     report = load(gate / "report" / "mps-report.json")
-    jsonschema.validate(report, load(SCHEMA))
-    assert report["format"] == "pytest-mps-report" and report["version"] == 3
+    jsonschema.validate(report, schema())
+    assert report["format"] == "pytest-mps-report" and report["version"] == 4
     session = report["session"]
     assert session["device"] == "cpu" and session["providers"] == ["CPUExecutionProvider"]
     assert session["exitstatus"] == 1 and session["evaluations"] == 0  # all from the cache
@@ -322,7 +322,7 @@ def test_c(mps_audit):
     result = project.runpytest("-n", "2", "-p", "xdist", "--mps-report", "report")
     result.assert_outcomes(passed=4, failed=1, xfailed=1)
     report = load(project.path / "report" / "mps-report.json")
-    jsonschema.validate(report, load(SCHEMA))
+    jsonschema.validate(report, schema())
     audits = {audit["config"]["seed"]: audit for audit in report["audits"]}
     assert len(report["audits"]) == len(audits) == 2
     assert sorted((c["check"], c["verdict"]) for c in audits[0]["checks"]) == [

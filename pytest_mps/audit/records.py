@@ -129,8 +129,10 @@ class CheckOutcome:
     """What one check found, for the terminal summary and the JSON and HTML reports.
 
     ``message`` is the same text as the failing assertion's; ``images`` are the images it names.
-    ``baseline_ratios`` holds the saved ratios a baseline check compared with (for the plots;
-    not part of the check's JSON entry: the audit's entry carries them once).
+    A check may add to the report beyond its own entry (not part of that entry): ``annotations``
+    sets fields of the image entries it speaks of (image name -> fields, the check declaring
+    their defaults in ``image_fields``), ``contributes`` fields of the audit's entry (declared
+    in ``entry_fields``); the latest outcome that gives one wins.
     """
 
     check: str
@@ -140,44 +142,25 @@ class CheckOutcome:
     thresholds: dict[str, Any] = field(default_factory=dict)
     statistics: dict[str, Any] = field(default_factory=dict)
     images: list[str] = field(default_factory=list)
-    baseline_ratios: dict[str, float] | None = field(default=None, compare=False, repr=False)
+    annotations: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+    contributes: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        entry = dataclasses.asdict(self)
-        del entry["baseline_ratios"]
-        return jsonable(entry)
+        """The check's own entry of the report."""
+        return jsonable({name: getattr(self, name) for name in ENTRY})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckOutcome:
-        names = [f.name for f in dataclasses.fields(cls) if f.name != "baseline_ratios"]
-        return cls(**{name: data[name] for name in names})
+        return cls(**{name: data[name] for name in ENTRY})
+
+
+# The fields of an outcome that its report entry holds: what it adds elsewhere is left out.
+ENTRY = ("check", "passed", "message", "measured", "thresholds", "statistics", "images")
 
 
 def ratios(records: Sequence[ImageRecord]) -> np.ndarray:
     """The records' MPS ratios (0 for an empty MPS), in order."""
     return np.array([0.0 if r.default_class else r.ratio for r in records], dtype=np.float64)
-
-
-def mark_anomalies(
-    images: Sequence[dict[str, Any]], checks: Sequence[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Image entries with ``anomaly``, ``anomaly_p_value`` and ``anomaly_direction`` set from
-    the anomalies checks among ``checks`` (entries as `CheckOutcome.as_dict` gives them)."""
-    flags = {
-        entry["image"]: entry
-        for check in checks
-        if check["check"] == "anomalies"
-        for entry in check["measured"].get("images", [])
-    }
-    return [
-        {
-            **image,
-            "anomaly": image["path"] in flags,
-            "anomaly_p_value": flags.get(image["path"], {}).get("p_value"),
-            "anomaly_direction": flags.get(image["path"], {}).get("direction"),
-        }
-        for image in images
-    ]
 
 
 def jsonable(value: Any) -> Any:

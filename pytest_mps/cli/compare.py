@@ -258,7 +258,7 @@ class _Feed:
 def _write_compared_masks(comparison: Any, images: list[Path], folder: Path) -> None:
     """Each model's MPS of each image under ``folder/<model>/`` (see `_mask_names`): exactly
     the masks the Dice and Hausdorff figures compare."""
-    from pytest_mps.audit.comparison import location_sets
+    from pytest_mps.audit.stats.location import location_sets
     from pytest_mps.fileio import write_bytes_atomic
 
     names = _mask_names(images)
@@ -282,59 +282,34 @@ def _mask_names(images: list[Path]) -> list[str]:
 def _comparison_document(
     comparison: Any, models: dict[str, str], shown: dict[str, str], masks: Path | None
 ) -> dict[str, Any]:
-    """The comparison as the JSON file holds it; the tables print from it too. ``shown``:
-    each image's session name to the path as the user gave it."""
-    from pytest_mps.audit.comparison import pair_summary
+    """The comparison as the JSON file holds it (its report entry, in the file's own terms);
+    the tables print from it too. ``shown``: each image's session name to the path as the
+    user gave it."""
     from pytest_mps.audit.records import jsonable
 
-    pairs = []
-    for a, b in comparison.pairs():
-        locations = comparison.locations(a, b)
-        images = {shown[location.image]: location.as_dict() for location in locations}
-        pairs.append({"models": [a, b], **pair_summary(locations), "images": images})
+    entry = comparison.as_dict()
     return jsonable(
         {
             "models": [
-                {"name": name, "path": path, **_model_figures(comparison.audit(name))}
-                for name, path in models.items()
+                {"name": model["name"], "path": models[model["name"]], **_model_figures(model)}
+                for model in entry["models"]
             ],
-            "pairs": pairs,
-            "sizes": _size_tests(comparison),
+            "pairs": [
+                {**pair, "images": {shown[image]: found for image, found in pair["images"].items()}}
+                for pair in entry["pairs"]
+            ],
+            "sizes": comparison.size_tests(),
             "masks": None if masks is None else str(masks),
         }
     )
 
 
-def _model_figures(audit: Any) -> dict[str, Any]:
-    summary = audit.summary()
+def _model_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    """A model's figures under the names the JSON file gives them."""
     return {
-        "n": summary["n"],
-        "median_ratio": summary["median"],
-        "mean_ratio": summary["mean"],
-        "accuracy": summary["accuracy"],
-        "empty": summary["default_class"],
-    }
-
-
-def _size_tests(comparison: Any) -> dict[str, Any]:
-    """Do the models' MPS sizes differ: the paired test the study uses (Friedman, or Wilcoxon
-    for two models), Kruskal-Wallis, and Holm-corrected pairs (three models or more)."""
-    from pytest_mps.audit import stats
-    from pytest_mps.audit.checks.sizes_differ import MIN_IMAGES
-
-    models = comparison.models
-    samples = [comparison.audit(model).ratios for model in models]
-    found: dict[str, Any] = {"n": len(comparison.images), "medians": None, "paired": None}
-    found |= {"kruskal_wallis": None, "pairwise": [], "note": None}
-    try:
-        result = stats.compare_many(samples, paired=True, min_n=MIN_IMAGES)
-    except stats.InsufficientData:
-        return found | {"note": f"at least {MIN_IMAGES} images are needed to test sizes"}
-    statistic, p = result.kruskal
-    pairwise = result.pairs_named(models)
-    return found | {
-        "medians": dict(zip(models, result.medians, strict=True)),
-        "paired": {"test": result.test, "statistic": result.statistic, "p_value": result.p_value},
-        "kruskal_wallis": {"statistic": statistic, "p_value": p},
-        "pairwise": pairwise,
+        "n": figures["n"],
+        "median_ratio": figures["median"],
+        "mean_ratio": figures["mean"],
+        "accuracy": figures["accuracy"],
+        "empty": figures["default_class"],
     }

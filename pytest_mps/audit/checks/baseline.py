@@ -4,54 +4,35 @@ same images."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from pytest_mps.audit import arguments
-from pytest_mps.audit.baseline import (
-    Baseline,
-    Sets,
-    make_baseline,
-    read_baseline,
-    write_baseline,
-)
+from pytest_mps.audit.baseline import Baseline, make_baseline, read_baseline, write_baseline
 from pytest_mps.audit.checks.base import Audit, Check
-from pytest_mps.audit.checks.location_agreement import LOCATIONS, LocationAgreement
+from pytest_mps.audit.checks.baseline_notes import notes, owner
+from pytest_mps.audit.checks.location_agreement import LOCATIONS, Agreement, LocationAgreement
 from pytest_mps.audit.checks.paired import shift
 from pytest_mps.audit.records import CheckOutcome, ImageRecord, ratios
-from pytest_mps.audit.stats.location import REGION_SHARE
-from pytest_mps.audit.text import class_text, count_images, listing, ratio_text
+from pytest_mps.audit.stats.location import (
+    REGION_SHARE,
+    ImageLocation,
+    Sets,
+    locate_sets,
+    location_sets,
+)
+from pytest_mps.audit.text import count_images, listing, ratio_text
 from pytest_mps.errors import MPSInputError
-
-if TYPE_CHECKING:  # the comparison module imports the checks: loaded where used
-    from pytest_mps.audit.comparison import ImageLocation
 
 MIN_PAIRS = 3  # images shared with a baseline for a Wilcoxon test
 UPDATE_HINT = "Run pytest --mps-update-baselines to accept the new sizes."
-# Settings compared with a baseline's under their own note, and settings that never decide an
-# MPS (older baselines stored the batch size, which only the machine's speed chose; since
-# engine 0.4.1 the search width says only how many tests a model call carries).
-_NOTED_APART = ("engine_version", "model_sha256", "provider")
-_IRRELEVANT = ("batch_size", "extraction.search_width")
 THIS_RUN = "this run"  # how the location sentence names the run against the baseline
 
 
 @dataclasses.dataclass(frozen=True)
-class _Verdict:
-    """One part of the check's verdict (the sizes, or the location): its sentence, what it
-    measured and the images it names."""
-
-    passed: bool
-    text: str
-    measured: dict[str, Any]
-    images: list[str] = dataclasses.field(default_factory=list)
-    advised: bool = False  # the text already says how to fix a failure
-
-
 class BaselineCheck(Check):
     """Compare with a saved baseline of the same images, paired by path: the MPS ratios
     (Wilcoxon signed-rank on current minus baseline) and, with ``min_mean_dice`` or
@@ -75,39 +56,40 @@ class BaselineCheck(Check):
     check at a new path). A retrained model at the same path is the ordinary update.
     """
 
-    name = "baseline"
+    name: ClassVar[str] = "baseline"
+    # The audit's report entry keeps the saved run a comparison read, for the plots.
+    entry_fields: ClassVar[dict[str, Any]] = {"baseline": None}
+    path: str | os.PathLike[str]
+    max_median_shift: float | None = None
+    alpha: float = 0.05
+    min_mean_dice: float | None = None
+    max_median_hausdorff: float | None = None
+    on: str = "region"
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        max_median_shift: float | None = None,
-        alpha: float = 0.05,
-        min_mean_dice: float | None = None,
-        max_median_hausdorff: float | None = None,
-        on: str = "region",
-    ) -> None:
-        if not isinstance(path, str | os.PathLike):
-            raise ValueError(f"path must be a file name, not {path!r}")
-        self.path = os.fspath(path)
-        self.alpha = arguments.alpha(alpha)
-        self.max_median_shift = arguments.optional(
-            arguments.non_negative, max_median_shift, "max_median_shift"
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str | os.PathLike):
+            raise ValueError(f"path must be a file name, not {self.path!r}")
+        self.canonical(
+            path=os.fspath(self.path),
+            alpha=arguments.alpha(self.alpha),
+            max_median_shift=arguments.optional(
+                arguments.non_negative, self.max_median_shift, "max_median_shift"
+            ),
+            min_mean_dice=arguments.optional(
+                arguments.fraction, self.min_mean_dice, "min_mean_dice"
+            ),
+            max_median_hausdorff=arguments.optional(
+                arguments.non_negative, self.max_median_hausdorff, "max_median_hausdorff"
+            ),
+            on=arguments.one_of(self.on, "on", LOCATIONS),
         )
-        self.min_mean_dice = arguments.optional(arguments.fraction, min_mean_dice, "min_mean_dice")
-        self.max_median_hausdorff = arguments.optional(
-            arguments.non_negative, max_median_hausdorff, "max_median_hausdorff"
-        )
-        self.on = arguments.one_of(on, "on", LOCATIONS)
 
-    def thresholds(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "alpha": self.alpha,
-            "max_median_shift": self.max_median_shift,
-            "min_mean_dice": self.min_mean_dice,
-            "max_median_hausdorff": self.max_median_hausdorff,
-            "on": self.on,
-        }
+    @classmethod
+    def files_from(cls, arguments: dict[str, Any], base: Path) -> dict[str, Any]:
+        resolved = dict(arguments)
+        if isinstance(resolved.get("path"), str):
+            resolved["path"] = str(base / resolved["path"])
+        return resolved
 
     @property
     def bounds_location(self) -> bool:
@@ -118,8 +100,8 @@ class BaselineCheck(Check):
         if not target.exists():
             return self._write(audit, target)
         if audit.update_baselines:
-            owner = _other_model(audit, target)
-            return self._write(audit, target) if owner is None else self._keep(audit, target, owner)
+            other = _other_model(audit, target)
+            return self._write(audit, target) if other is None else self._keep(audit, target, other)
         return self._compare(audit, target)
 
     def _write(self, audit: Audit, target: Path) -> CheckOutcome:
@@ -152,15 +134,15 @@ class BaselineCheck(Check):
         measured = {"n": n, "written": True, "existed": existed}
         return self.outcome(audit.update_baselines, message, measured)
 
-    def _keep(self, audit: Audit, target: Path, owner: str) -> CheckOutcome:
+    def _keep(self, audit: Audit, target: Path, other: str) -> CheckOutcome:
         """Refuse to overwrite another model's baseline under --mps-update-baselines."""
         shown, this = audit.name_of(target), audit.name_of(audit.model)
         message = (
-            f"baseline: {shown} is the baseline of model {owner}, not of {this}, so "
+            f"baseline: {shown} is the baseline of model {other}, not of {this}, so "
             f"--mps-update-baselines left it as it was. To replace it on purpose, delete {shown} "
             f"and run again; to keep both, point this check at a new file."
         )
-        measured = {"n": len(audit.records), "written": False, "existed": True, "owner": owner}
+        measured = {"n": len(audit.records), "written": False, "existed": True, "owner": other}
         return self.outcome(False, message, measured)
 
     def _compare(self, audit: Audit, target: Path) -> CheckOutcome:
@@ -172,15 +154,15 @@ class BaselineCheck(Check):
         paired = sorted(current.keys() & saved.images.keys())
         new = sorted(current.keys() - saved.images.keys())
         gone = sorted(saved.images.keys() - current.keys())
-        notes = _notes(audit, saved, current, paired, new, gone)
+        noted = notes(audit, saved, current, paired, new, gone)
         # Accepting new sizes is only offered where --mps-update-baselines would write the file.
-        hint = "" if _owner(audit, saved) else f" {UPDATE_HINT}"
+        hint = "" if owner(audit, saved) else f" {UPDATE_HINT}"
         measured: dict[str, Any] = {"n": n, "pairs": len(paired), "new": new, "missing": gone}
-        compared = {"baseline_ratios": saved.ratios}
+        compared = {"contributes": {"baseline": {"path": self.path, "ratios": saved.ratios}}}
         if len(paired) < MIN_PAIRS:
             message = (
                 f"baseline: only {len(paired)} of {n} images pair with {shown}; at least "
-                f"{MIN_PAIRS} are needed to compare.{notes}{hint}"
+                f"{MIN_PAIRS} are needed to compare.{noted}{hint}"
             )
             return self.outcome(False, message, measured, **compared)
 
@@ -199,7 +181,8 @@ class BaselineCheck(Check):
         if self.bounds_location:
             location = self._location(audit, saved, {name: current[name] for name in paired}, shown)
             passed = passed and location.passed
-            advised = advised and (location.passed or location.advised)
+            no_masks = not saved.has_masks or saved.region_share is None  # says how to fix
+            advised = advised and (location.passed or no_masks)
             if judged.passed and not location.passed:  # lead with why it failed
                 sizes = message.removeprefix("baseline: ")
                 message = f"baseline:{location.text} Sizes: {sizes}"
@@ -207,7 +190,7 @@ class BaselineCheck(Check):
                 message += location.text
             measured |= location.measured
             images += [image for image in location.images if image not in images]
-        message += notes if advised else f"{notes}{hint}"
+        message += noted if advised else f"{noted}{hint}"
         return self.outcome(
             passed,
             message,
@@ -219,27 +202,28 @@ class BaselineCheck(Check):
 
     def _location(
         self, audit: Audit, saved: Baseline, paired: dict[str, ImageRecord], shown: str
-    ) -> _Verdict:
-        """Where this run's MPS lie against the baseline's, on the paired images: judged by
-        the location_agreement check, so that both read alike."""
+    ) -> Agreement:
+        """Where this run's MPS lie against the baseline's, on the paired images: judged as
+        the location_agreement check judges two models, so that both read alike."""
         if not saved.has_masks or saved.region_share is None:
-            text = self._no_masks(audit, saved, shown)
-            return _Verdict(False, text, {"located": 0}, advised=True)
+            return Agreement(False, self._no_masks(audit, saved, shown), {"located": 0})
         share = saved.region_share
         locations, left_out = _locate(audit, saved, paired, share)
         unlocated = f" Left out of the location: {listing(left_out)}." if left_out else ""
         measured: dict[str, Any] = {"located": len(locations), "left_out": left_out}
         if not locations:
             text = f" Location: no image has masks on both sides to compare.{unlocated}"
-            return _Verdict(False, text, measured)
-        judged = LocationAgreement(
+            return Agreement(False, text, measured)
+        bounds = LocationAgreement(
             THIS_RUN, shown, self.min_mean_dice, self.max_median_hausdorff, on=self.on
-        ).evaluate(_Located(locations, share))
-        text = judged.message.removeprefix(f"{LocationAgreement.name}: ")
+        )
+        judged = bounds.agree(locations, share)
         # The figures of both sets; "n" would clash with the run's image count.
         figures = {key: value for key, value in judged.measured.items() if key != "n"}
         measured |= figures | {"region_share": share}
-        return _Verdict(judged.passed, f" Location: {text}{unlocated}", measured, judged.images)
+        return Agreement(
+            judged.passed, f" Location: {judged.text}{unlocated}", measured, judged.images
+        )
 
     def _no_masks(self, audit: Audit, saved: Baseline, shown: str) -> str:
         """Why a baseline written before masks were kept cannot bound the location."""
@@ -248,8 +232,8 @@ class BaselineCheck(Check):
             for name in ("min_mean_dice", "max_median_hausdorff")
             if getattr(self, name) is not None
         ]
-        owner = _owner(audit, saved)
-        run = f" on a run of {owner}" if owner else ""
+        other = owner(audit, saved)
+        run = f" on a run of {other}" if other else ""
         return (
             f" Location: {shown} keeps no MPS masks (it was written before baselines kept them), "
             f"so {' and '.join(bounds)} cannot be checked; rewrite it with pytest "
@@ -257,32 +241,11 @@ class BaselineCheck(Check):
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class _Located:
-    """What `LocationAgreement` reads of a comparison, for this run against a baseline whose
-    locations are already worked out."""
-
-    located: list[ImageLocation]
-    region_share: float
-
-    @property
-    def images(self) -> list[str]:
-        return [location.image for location in self.located]
-
-    def audit(self, model: str) -> None:
-        """Both "models" are known: nothing to look up."""
-
-    def locations(self, first: str, second: str, share: float) -> list[ImageLocation]:
-        return self.located
-
-
 def _locate(
     audit: Audit, saved: Baseline, paired: dict[str, ImageRecord], share: float
 ) -> tuple[list[ImageLocation], list[str]]:
     """Per paired image, how this run's MPS and location region agree with the baseline's;
     and the images left out, each with the reason (no masks on one side, another size)."""
-    from pytest_mps.audit.comparison import locate_sets
-
     now = _current_sets(audit, share, paired)
     locations: list[ImageLocation] = []
     left_out: list[str] = []
@@ -303,8 +266,6 @@ def _current_sets(
 ) -> dict[str, Sets]:
     """This run's MPS mask and location region per image name (of ``records``, default all),
     for the images whose explanation the audit keeps."""
-    from pytest_mps.audit.comparison import location_sets
-
     # Explanations are keyed by record path; an audit built by hand may keep none.
     explanations = audit.explanations
     chosen = records if records is not None else {audit.name_of(r.path): r for r in audit.records}
@@ -319,85 +280,10 @@ def _grid(mask: np.ndarray) -> str:
     return f"{mask.shape[0]}x{mask.shape[1]}"
 
 
-def _owner(audit: Audit, saved: Baseline) -> str | None:
-    """The model a baseline was written for when it is not this audit's, else None."""
-    return saved.model_path if saved.model_path != audit.name_of(audit.model) else None
-
-
 def _other_model(audit: Audit, target: Path) -> str | None:
-    """`_owner` of the baseline file ``target``; None for a file that cannot be read as a
+    """`owner` of the baseline file ``target``; None for a file that cannot be read as a
     baseline, which --mps-update-baselines replaces as before."""
     try:
-        return _owner(audit, read_baseline(target))
+        return owner(audit, read_baseline(target))
     except MPSInputError:
         return None
-
-
-def _notes(
-    audit: Audit,
-    saved: Baseline,
-    current: dict[str, ImageRecord],
-    paired: list[str],
-    new: list[str],
-    gone: list[str],
-) -> str:
-    """What differs between the baseline's run and this one, as one "Note: ..." sentence."""
-    notes = []
-    if _owner(audit, saved):
-        notes.append(
-            f"baseline was made with model {saved.model_path} ({saved.model_sha256[:12]}…), "
-            f"now {audit.name_of(audit.model)} ({audit.model_sha256[:12]}…)"
-        )
-    elif saved.model_sha256 != audit.model_sha256:
-        notes.append(
-            f"baseline was made with model {saved.model_sha256[:12]}…, "
-            f"now {audit.model_sha256[:12]}…"
-        )
-    if saved.engine_version != audit.engine_version:
-        notes.append(f"engine version {saved.engine_version} then, {audit.engine_version} now")
-    if saved.provider != audit.provider:
-        notes.append(f"provider {saved.provider} then, {audit.provider} now")
-    changed = _setting_changes(saved.settings, audit.settings)
-    if changed:
-        notes.append(f"settings differ: {listing(changed)}")
-    if new:
-        notes.append(f"{count_images(len(new))} not in the baseline: {listing(new)}")
-    if gone:
-        notes.append(f"baseline has {count_images(len(gone))} not in this run: {listing(gone)}")
-    labels = {r.target: r.target_label for r in audit.records if r.target_label}
-    moved = [
-        f"{name} {class_text(then, labels.get(then))} → {class_text(now, labels.get(now))}"
-        for name in paired
-        for then, now in [(saved.images[name].target, current[name].target)]
-        if then != now
-    ]
-    if moved:
-        notes.append(f"{count_images(len(moved))} changed top-1 class: {listing(moved)}")
-    return f" Note: {'; '.join(notes)}." if notes else ""
-
-
-def _setting_changes(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """``key old → new`` for each setting (nested keys dotted) that differs."""
-    left_out = (*_NOTED_APART, *_IRRELEVANT)
-
-    def compared(settings: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in _flatten(settings).items() if k not in left_out}
-
-    # The baseline holds JSON; round-trip ours so tuples compare equal to lists.
-    old, new = compared(then), compared(json.loads(json.dumps(now)))
-    missing = "(none)"
-    return [
-        f"{key} {old.get(key, missing)} → {new.get(key, missing)}"
-        for key in sorted(old.keys() | new.keys())
-        if old.get(key, missing) != new.get(key, missing)
-    ]
-
-
-def _flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat |= _flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -16,43 +18,39 @@ from pytest_mps.audit.text import SHOWN, percent, ratio_text, size_text
 Statistic = Callable[[np.ndarray], float]
 
 
+@dataclass(frozen=True, kw_only=True)
 class Concentration(Check):
     """Bounds on the mean, median and chosen quantiles of the MPS ratio, and on the share of
     images below ``floor`` (at most ``max_below_floor``, default 0): a model that classifies
     from a few percent of the pixels is over-interpreting."""
 
-    name = "concentration"
+    name: ClassVar[str] = "concentration"
+    mean_between: Interval | None = None
+    median_between: Interval | None = None
+    quantiles: Mapping[float, Interval] | None = None
+    floor: float | None = None
+    max_below_floor: float | None = None
 
-    def __init__(
-        self,
-        *,
-        mean_between: Interval | None = None,
-        median_between: Interval | None = None,
-        quantiles: Mapping[float, Interval] | None = None,
-        floor: float | None = None,
-        max_below_floor: float | None = None,
-    ) -> None:
-        self.given = (mean_between, median_between, quantiles)
-        self.bounds = _bounds(mean_between, median_between, quantiles)
-        if max_below_floor is not None and floor is None:
+    def __post_init__(self) -> None:
+        bounds = self.bounds  # validates the intervals
+        if self.max_below_floor is not None and self.floor is None:
             raise ValueError("max_below_floor needs a floor")
-        if not self.bounds and floor is None:
+        if not bounds and self.floor is None:
             raise ValueError(
                 "check_concentration needs a bound: mean_between, median_between, quantiles "
                 "or floor"
             )
-        self.allowed = arguments.fraction(max_below_floor or 0.0, "max_below_floor")
-        self.floor = None if floor is None else arguments.fraction(floor, "floor")
+        allowed = arguments.fraction(self.max_below_floor or 0.0, "max_below_floor")
+        self.canonical(
+            quantiles=dict(self.quantiles or {}),
+            floor=None if self.floor is None else arguments.fraction(self.floor, "floor"),
+            max_below_floor=allowed if self.floor is not None else None,
+        )
 
-    def thresholds(self) -> dict[str, Any]:
-        mean_between, median_between, quantiles = self.given
-        return {
-            "mean_between": mean_between,
-            "median_between": median_between,
-            "quantiles": {str(q): b for q, b in (quantiles or {}).items()},
-            "floor": self.floor,
-            "max_below_floor": self.allowed if self.floor is not None else None,
-        }
+    @functools.cached_property
+    def bounds(self) -> dict[str, tuple[Statistic, Interval]]:
+        """Label -> (statistic of the ratios, validated interval) for each bound given."""
+        return _bounds(self.mean_between, self.median_between, self.quantiles)
 
     def judge(self, audit: Audit) -> CheckOutcome:
         values = ratios(audit.records)
@@ -91,11 +89,11 @@ class Concentration(Check):
             share = below / values.size
             measured |= {"below_floor": below, "share_below_floor": share}
             text = f"{below} of {values.size} images ({percent(share)}) below floor {self.floor:g}"
-            if share > self.allowed:
-                problems.append(f"{text}, more than the allowed {percent(self.allowed)}")
+            if share > self.max_below_floor:
+                problems.append(f"{text}, more than the allowed {percent(self.max_below_floor)}")
                 low = True
             else:
-                fine.append(f"{text} (allowed {percent(self.allowed)})")
+                fine.append(f"{text} (allowed {percent(self.max_below_floor)})")
         return problems, fine, low, measured
 
 

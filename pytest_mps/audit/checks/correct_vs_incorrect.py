@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import ClassVar
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.checks.base import Audit, Check
@@ -14,6 +14,7 @@ from pytest_mps.choices import DIRECTIONS
 MIN_GROUP = 3  # images per group for a Mann-Whitney test
 
 
+@dataclasses.dataclass(frozen=True)
 class CorrectVsIncorrect(Check):
     """Misclassified images should differ in MPS size from correct ones (Mann-Whitney U).
 
@@ -21,17 +22,17 @@ class CorrectVsIncorrect(Check):
     stated ``direction`` (in absolute value for ``"different"``).
     """
 
-    name = "correct_vs_incorrect"
+    name: ClassVar[str] = "correct_vs_incorrect"
+    direction: str = "incorrect_larger"
+    alpha: float = 0.05
+    min_effect: float = 0.0
 
-    def __init__(
-        self, direction: str = "incorrect_larger", alpha: float = 0.05, min_effect: float = 0.0
-    ) -> None:
-        self.direction = arguments.one_of(direction, "direction", DIRECTIONS)
-        self.alpha = arguments.alpha(alpha)
-        self.min_effect = arguments.non_negative(min_effect, "min_effect")
-
-    def thresholds(self) -> dict[str, Any]:
-        return {"direction": self.direction, "alpha": self.alpha, "min_effect": self.min_effect}
+    def __post_init__(self) -> None:
+        self.canonical(
+            direction=arguments.one_of(self.direction, "direction", DIRECTIONS),
+            alpha=arguments.alpha(self.alpha),
+            min_effect=arguments.non_negative(self.min_effect, "min_effect"),
+        )
 
     def judge(self, audit: Audit) -> CheckOutcome:
         from pytest_mps.audit import stats  # SciPy: loaded by the first check that runs

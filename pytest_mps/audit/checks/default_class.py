@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.checks.base import Audit, Check
@@ -10,18 +11,17 @@ from pytest_mps.audit.records import CheckOutcome
 from pytest_mps.audit.text import listing, share_within
 
 
+@dataclass(frozen=True)
 class DefaultClass(Check):
     """At most ``max_fraction`` of the images may have an empty MPS: the input with every pixel
     at the fill (the ``baseline`` engine option) already gives their class, the model's
     "default class", so their MPS size says nothing about what the model looks at."""
 
-    name = "default_class"
+    name: ClassVar[str] = "default_class"
+    max_fraction: float = 0.05
 
-    def __init__(self, max_fraction: float = 0.05) -> None:
-        self.max_fraction = arguments.fraction(max_fraction, "max_fraction")
-
-    def thresholds(self) -> dict[str, Any]:
-        return {"max_fraction": self.max_fraction}
+    def __post_init__(self) -> None:
+        self.canonical(max_fraction=arguments.fraction(self.max_fraction, "max_fraction"))
 
     def judge(self, audit: Audit) -> CheckOutcome:
         empty = [record for record in audit.records if record.default_class]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -11,9 +12,8 @@ from pytest_mps.audit.checks.base import Audit, Check
 from pytest_mps.audit.records import CheckOutcome, ImageRecord
 from pytest_mps.audit.text import SHOWN, count_images, listing, percent
 
-BOUNDS = ("min_inside", "max_outside", "min_pointing", "min_relevance_mass", "min_relevance_rank")
 
-
+@dataclass(frozen=True)
 class Localisation(Check):
     """Against the audit's object masks (``masks=`` / ``masks:``): bounds on the mean share of
     MPS pixels inside the object (``min_inside``), the share of images whose MPS lies wholly
@@ -25,26 +25,23 @@ class Localisation(Check):
     default class) is reported apart, never as 0% inside.
     """
 
-    name = "localisation"
+    name: ClassVar[str] = "localisation"
+    min_inside: float | None = None
+    max_outside: float | None = None
+    min_pointing: float | None = None
+    min_relevance_mass: float | None = None
+    min_relevance_rank: float | None = None
 
-    def __init__(
-        self,
-        min_inside: float | None = None,
-        max_outside: float | None = None,
-        min_pointing: float | None = None,
-        min_relevance_mass: float | None = None,
-        min_relevance_rank: float | None = None,
-    ) -> None:
-        given = (min_inside, max_outside, min_pointing, min_relevance_mass, min_relevance_rank)
-        if all(value is None for value in given):
-            raise ValueError(f"give at least one of {', '.join(BOUNDS)}")
-        self.bounds = {
-            name: None if value is None else arguments.fraction(value, name)
-            for name, value in zip(BOUNDS, given, strict=True)
-        }
-
-    def thresholds(self) -> dict[str, Any]:
-        return dict(self.bounds)
+    def __post_init__(self) -> None:
+        bounds = self.thresholds()
+        if all(value is None for value in bounds.values()):
+            raise ValueError(f"give at least one of {', '.join(bounds)}")
+        self.canonical(
+            **{
+                name: arguments.optional(arguments.fraction, value, name)
+                for name, value in bounds.items()
+            }
+        )
 
     def judge(self, audit: Audit) -> CheckOutcome:
         records = audit.records
@@ -86,7 +83,7 @@ class Localisation(Check):
             ("min_relevance_rank", "mean_relevance_rank", "mean relevance rank", -1),
         )
         for bound, figure, what, sign in checks:
-            limit, value = self.bounds[bound], measured[figure]
+            limit, value = getattr(self, bound), measured[figure]
             if limit is None or value is None:
                 continue
             if (value - limit) * sign > 0:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from pytest_mps.audit.records import CheckOutcome, ratios
 MIN_PAIRS = 3  # images for a Wilcoxon test
 
 
+@dataclasses.dataclass(frozen=True)
 class SizeShift(ComparisonCheck):
     """``candidate``'s MPS ratios against ``reference``'s, image by image (Wilcoxon signed-rank
     on candidate minus reference, median shift with a bootstrap CI). Passes when the shift is
@@ -22,32 +23,21 @@ class SizeShift(ComparisonCheck):
     Given neither model, a comparison's only two: the first the reference.
     """
 
-    name = "size_shift"
-    pair = True
+    name: ClassVar[str] = "size_shift"
+    model_fields: ClassVar[tuple[str, str]] = ("reference", "candidate")
+    reference: str | None = None
+    candidate: str | None = None
+    max_median_shift: float | None = None
+    alpha: float = 0.05
 
-    def __init__(
-        self,
-        reference: str | None = None,
-        candidate: str | None = None,
-        max_median_shift: float | None = None,
-        alpha: float = 0.05,
-    ) -> None:
-        self.models = arguments.model_pair(reference, candidate, ("reference", "candidate"))
-        self.alpha = arguments.alpha(alpha)
-        self.max_median_shift = (
-            None
-            if max_median_shift is None
-            else arguments.non_negative(max_median_shift, "max_median_shift")
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.canonical(
+            alpha=arguments.alpha(self.alpha),
+            max_median_shift=arguments.optional(
+                arguments.non_negative, self.max_median_shift, "max_median_shift"
+            ),
         )
-
-    def thresholds(self) -> dict[str, Any]:
-        reference, candidate = self.models or (None, None)
-        return {
-            "reference": reference,
-            "candidate": candidate,
-            "alpha": self.alpha,
-            "max_median_shift": self.max_median_shift,
-        }
 
     def judge(self, comparison: Any) -> CheckOutcome:
         reference, candidate = self.models

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.checks.base import ComparisonCheck
@@ -16,23 +19,24 @@ SIZE_TESTS = ("friedman", "kruskal")
 TEST_NAMES = {"friedman": "Friedman", "kruskal": "Kruskal-Wallis", "wilcoxon": "Wilcoxon"}
 
 
+@dataclasses.dataclass(frozen=True)
 class SizesDiffer(ComparisonCheck):
     """The study's test across all models: Friedman (paired: the same images; with two models,
     Wilcoxon signed-rank) or Kruskal-Wallis, with Holm-corrected pairwise tests when there are
     three models or more. ``direction="different"`` passes when the sizes differ at ``alpha``;
     ``"same"`` passes when they do not."""
 
-    name = "sizes_differ"
+    name: ClassVar[str] = "sizes_differ"
+    direction: str = "different"
+    alpha: float = 0.05
+    test: str = "friedman"
 
-    def __init__(
-        self, direction: str = "different", alpha: float = 0.05, test: str = "friedman"
-    ) -> None:
-        self.direction = arguments.one_of(direction, "direction", SIZE_DIRECTIONS)
-        self.alpha = arguments.alpha(alpha)
-        self.test = arguments.one_of(test, "test", SIZE_TESTS)
-
-    def thresholds(self) -> dict[str, Any]:
-        return {"direction": self.direction, "alpha": self.alpha, "test": self.test}
+    def __post_init__(self) -> None:
+        self.canonical(
+            direction=arguments.one_of(self.direction, "direction", SIZE_DIRECTIONS),
+            alpha=arguments.alpha(self.alpha),
+            test=arguments.one_of(self.test, "test", SIZE_TESTS),
+        )
 
     def judge(self, comparison: Any) -> CheckOutcome:
         from pytest_mps.audit import stats  # SciPy: loaded by the first check that runs
@@ -74,3 +78,24 @@ class SizesDiffer(ComparisonCheck):
             key: value for key, value in dataclasses.asdict(result).items() if key != "pairwise"
         }
         return self.outcome(passed, message, measured, statistics=statistics)
+
+
+def size_tests(models: list[str], samples: Sequence[np.ndarray]) -> dict[str, Any]:
+    """The size tests over the models' ratios of the same images, as ``pytest-mps compare``
+    reports them: the paired test (Friedman, or Wilcoxon for two models), Kruskal-Wallis and
+    the Holm-corrected pairs; with too few images, a ``note`` in their place."""
+    from pytest_mps.audit import stats
+
+    found: dict[str, Any] = {"n": len(samples[0]), "medians": None, "paired": None}
+    found |= {"kruskal_wallis": None, "pairwise": [], "note": None}
+    try:
+        result = stats.compare_many(samples, paired=True, min_n=MIN_IMAGES)
+    except stats.InsufficientData:
+        return found | {"note": f"at least {MIN_IMAGES} images are needed to test sizes"}
+    statistic, p = result.kruskal
+    return found | {
+        "medians": dict(zip(models, result.medians, strict=True)),
+        "paired": {"test": result.test, "statistic": result.statistic, "p_value": result.p_value},
+        "kruskal_wallis": {"statistic": statistic, "p_value": p},
+        "pairwise": result.pairs_named(models),
+    }
