@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -65,6 +65,16 @@ class Check:
         """Store validated arguments in their canonical form (the dataclass is frozen)."""
         for name, value in values.items():
             object.__setattr__(self, name, value)
+
+    def canonical_if_given(self, **validators: Callable[[Any, str], Any]) -> None:
+        """`canonical` for arguments that may be left out (None): each one given is validated
+        by its validator, called with the value and the argument's name."""
+        self.canonical(
+            **{
+                name: arguments.optional(check, getattr(self, name), name)
+                for name, check in validators.items()
+            }
+        )
 
     def evaluate(self, audit: Audit) -> CheckOutcome:
         if not audit.records:

@@ -69,20 +69,13 @@ class BaselineCheck(Check):
     def __post_init__(self) -> None:
         if not isinstance(self.path, str | os.PathLike):
             raise ValueError(f"path must be a file name, not {self.path!r}")
-        self.canonical(
-            path=os.fspath(self.path),
-            alpha=arguments.alpha(self.alpha),
-            max_median_shift=arguments.optional(
-                arguments.non_negative, self.max_median_shift, "max_median_shift"
-            ),
-            min_mean_dice=arguments.optional(
-                arguments.fraction, self.min_mean_dice, "min_mean_dice"
-            ),
-            max_median_hausdorff=arguments.optional(
-                arguments.non_negative, self.max_median_hausdorff, "max_median_hausdorff"
-            ),
-            on=arguments.one_of(self.on, "on", LOCATIONS),
+        self.canonical(path=os.fspath(self.path), alpha=arguments.alpha(self.alpha))
+        self.canonical_if_given(
+            max_median_shift=arguments.non_negative,
+            min_mean_dice=arguments.fraction,
+            max_median_hausdorff=arguments.non_negative,
         )
+        self.canonical(on=arguments.one_of(self.on, "on", LOCATIONS))
 
     @classmethod
     def files_from(cls, arguments: dict[str, Any], base: Path) -> dict[str, Any]:

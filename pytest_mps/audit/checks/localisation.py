@@ -36,12 +36,7 @@ class Localisation(Check):
         bounds = self.thresholds()
         if all(value is None for value in bounds.values()):
             raise ValueError(f"give at least one of {', '.join(bounds)}")
-        self.canonical(
-            **{
-                name: arguments.optional(arguments.fraction, value, name)
-                for name, value in bounds.items()
-            }
-        )
+        self.canonical_if_given(**dict.fromkeys(bounds, arguments.fraction))
 
     def judge(self, audit: Audit) -> CheckOutcome:
         records = audit.records

@@ -53,23 +53,15 @@ class LocationAgreement(ComparisonCheck):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.canonical(
-            min_mean_dice=arguments.optional(
-                arguments.fraction, self.min_mean_dice, "min_mean_dice"
-            ),
-            max_median_hausdorff=arguments.optional(
-                arguments.non_negative, self.max_median_hausdorff, "max_median_hausdorff"
-            ),
-            max_no_overlap=arguments.optional(
-                arguments.fraction, self.max_no_overlap, "max_no_overlap"
-            ),
+        self.canonical_if_given(
+            min_mean_dice=arguments.fraction,
+            max_median_hausdorff=arguments.non_negative,
+            max_no_overlap=arguments.fraction,
         )
         if (self.min_mean_dice, self.max_median_hausdorff, self.max_no_overlap) == (None,) * 3:
             raise ValueError("give min_mean_dice, max_median_hausdorff or max_no_overlap")
-        self.canonical(
-            on=arguments.one_of(self.on, "on", LOCATIONS),
-            region_share=arguments.optional(arguments.fraction, self.region_share, "region_share"),
-        )
+        self.canonical(on=arguments.one_of(self.on, "on", LOCATIONS))
+        self.canonical_if_given(region_share=arguments.fraction)
         if self.region_share == 0:
             raise ValueError("region_share must be above 0")
 

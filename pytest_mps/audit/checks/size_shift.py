@@ -32,12 +32,8 @@ class SizeShift(ComparisonCheck):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.canonical(
-            alpha=arguments.alpha(self.alpha),
-            max_median_shift=arguments.optional(
-                arguments.non_negative, self.max_median_shift, "max_median_shift"
-            ),
-        )
+        self.canonical(alpha=arguments.alpha(self.alpha))
+        self.canonical_if_given(max_median_shift=arguments.non_negative)
 
     def judge(self, comparison: Any) -> CheckOutcome:
         reference, candidate = self.models
