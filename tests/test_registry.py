@@ -15,8 +15,7 @@ import pytest
 from pytest_mps.audit import arguments
 from pytest_mps.audit.audit import Audit
 from pytest_mps.audit.checks import registry
-from pytest_mps.audit.checks.base import Check
-from pytest_mps.audit.records import CheckOutcome
+from pytest_mps.audit.checks.base import Check, Figures, Judged
 from pytest_mps.report.document import schema
 
 
@@ -34,13 +33,20 @@ class MostlyLarge(Check):
             min_share=arguments.fraction(self.min_share, "min_share"),
         )
 
-    def judge(self, audit: Any) -> CheckOutcome:
+    def judge(self, audit: Any) -> Judged:
         large = [audit.name_of(r.path) for r in audit.records if r.ratio >= self.ratio]
-        share = len(large) / len(audit.records)
-        message = (
-            f"mostly_large: {len(large)} of {len(audit.records)} images at {self.ratio:g} or more."
-        )
-        return self.outcome(share >= self.min_share, message, {"share": share}, images=large)
+        found = Share(len(large), len(audit.records))
+        return Judged(found.large / found.n >= self.min_share, found, large)
+
+    def explain(self, judged: Judged) -> str:
+        found = judged.figures
+        return f"mostly_large: {found.large} of {found.n} images at {self.ratio:g} or more."
+
+
+@dataclass(frozen=True)
+class Share(Figures):
+    large: int
+    n: int
 
 
 @pytest.fixture
@@ -85,5 +91,6 @@ def test_a_registered_check_runs_in_python_and_yaml_and_reaches_the_reports(proj
     (audit,) = report["audits"]
     assert [check["check"] for check in audit["checks"]] == ["mostly_large", "mostly_large"]
     assert audit["checks"][0]["thresholds"] == {"ratio": 0.001, "min_share": 0.5}
+    assert audit["checks"][0]["measured"] == {"large": 11, "n": 11}
     page = (project.path / "report" / "index.html").read_text(encoding="utf-8")
     assert "<strong>mostly_large</strong> mostly_large: 11 of 11 images" in page

@@ -36,11 +36,52 @@ class Audit(Protocol):
     def resolve(self, path: str | Path) -> Path: ...
 
 
+class Figures:
+    """What a check measured, a frozen dataclass of the check's own: `measured` is what its
+    report entry holds, every field but those in ``unreported`` (kept for the message)."""
+
+    unreported: ClassVar[tuple[str, ...]] = ()
+
+    def measured(self) -> dict[str, Any]:
+        return {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)  # type: ignore[arg-type]
+            if field.name not in self.unreported
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class NoImages(Figures):
+    """An audit or a comparison (``what``) with no images: nothing to measure."""
+
+    what: str
+
+    def measured(self) -> dict[str, Any]:
+        return {"n": 0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Judged:
+    """A check's decision, the typed outcome the message is made from: whether it passed,
+    its measured `Figures`, the images it names, its test statistics, and what it adds to the
+    report beyond its entry (`CheckOutcome.annotations`, ``contributes``)."""
+
+    passed: bool
+    figures: Figures
+    images: list[str] = dataclasses.field(default_factory=list)
+    statistics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    annotations: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    contributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+NO_IMAGES = Judged(False, NoImages("audit"))
+
+
 class Check:
     """One release gate, a frozen dataclass whose fields are the check's keyword arguments
     (the same in Python and YAML): ``__post_init__`` raises `ValueError` for a bad one, before
     any image is looked at, and stores each in its canonical form; `evaluate` judges an audit
-    and returns the outcome, passed or not.
+    and returns the outcome, passed or not: `judge` decides, `explain` says it in English.
 
     A check that adds to the report beyond its entry declares the fields and their defaults:
     ``image_fields`` of every image entry, ``entry_fields`` of the audit's entry (see
@@ -77,21 +118,33 @@ class Check:
         )
 
     def evaluate(self, audit: Audit) -> CheckOutcome:
-        if not audit.records:
-            return self.failed(f"{self.name}: the audit has no images.", {"n": 0})
-        return self.judge(audit)
+        return self.outcome(self.judge(audit) if audit.records else NO_IMAGES)
 
-    def judge(self, audit: Audit) -> CheckOutcome:
-        """The verdict on an audit that has images."""
+    def judge(self, audit: Audit) -> Judged:
+        """The decision on an audit that has images: pure, no sentence made."""
         raise NotImplementedError
 
-    def outcome(
-        self, passed: bool, message: str, measured: dict[str, Any], **more: Any
-    ) -> CheckOutcome:
-        return CheckOutcome(self.name, passed, message, measured, self.thresholds(), **more)
+    def explain(self, judged: Judged) -> str:
+        """The message of a decision, made from it alone: formats, decides nothing."""
+        raise NotImplementedError
 
-    def failed(self, message: str, measured: dict[str, Any]) -> CheckOutcome:
-        return self.outcome(False, message, measured)
+    def outcome(self, judged: Judged) -> CheckOutcome:
+        """The outcome of a decision, its message included."""
+        if isinstance(judged.figures, NoImages):
+            message = f"{self.name}: the {judged.figures.what} has no images."
+        else:
+            message = self.explain(judged)
+        return CheckOutcome(
+            self.name,
+            judged.passed,
+            message,
+            judged.figures.measured(),
+            self.thresholds(),
+            judged.statistics,
+            judged.images,
+            judged.annotations,
+            judged.contributes,
+        )
 
 
 class ComparisonCheck(Check):
@@ -128,5 +181,5 @@ class ComparisonCheck(Check):
         for model in check.models:
             comparison.audit(model)  # ValueError naming the models for an unknown name
         if not comparison.images:
-            return check.failed(f"{self.name}: the comparison has no images.", {"n": 0})
-        return check.judge(comparison)
+            return check.outcome(Judged(False, NoImages("comparison")))
+        return check.outcome(check.judge(comparison))

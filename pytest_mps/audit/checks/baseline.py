@@ -12,11 +12,11 @@ import numpy as np
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.baseline import Baseline, make_baseline, read_baseline, write_baseline
-from pytest_mps.audit.checks.base import Audit, Check
-from pytest_mps.audit.checks.baseline_notes import notes, owner
-from pytest_mps.audit.checks.location_agreement import LOCATIONS, Agreement, LocationAgreement
-from pytest_mps.audit.checks.paired import shift
-from pytest_mps.audit.records import CheckOutcome, ImageRecord, ratios
+from pytest_mps.audit.checks.base import Audit, Check, Figures, Judged
+from pytest_mps.audit.checks.baseline_notes import ThisRun, no_masks_text, notes, owner
+from pytest_mps.audit.checks.location_agreement import LOCATIONS, LocationAgreement
+from pytest_mps.audit.checks.paired import Shift, shift
+from pytest_mps.audit.records import ImageRecord, ratios
 from pytest_mps.audit.stats.location import (
     REGION_SHARE,
     ImageLocation,
@@ -88,7 +88,7 @@ class BaselineCheck(Check):
     def bounds_location(self) -> bool:
         return self.min_mean_dice is not None or self.max_median_hausdorff is not None
 
-    def judge(self, audit: Audit) -> CheckOutcome:
+    def judge(self, audit: Audit) -> Judged:
         target = audit.resolve(self.path)
         if not target.exists():
             return self._write(audit, target)
@@ -97,7 +97,15 @@ class BaselineCheck(Check):
             return self._write(audit, target) if other is None else self._keep(audit, target, other)
         return self._compare(audit, target)
 
-    def _write(self, audit: Audit, target: Path) -> CheckOutcome:
+    def explain(self, judged: Judged) -> str:
+        found = judged.figures
+        if isinstance(found, Written):
+            return found.text()
+        if isinstance(found, Kept):
+            return found.text()
+        return self._compared_text(found, judged.passed)
+
+    def _write(self, audit: Audit, target: Path) -> Judged:
         """Write this run as the baseline: a pass when asked to update, else a failure."""
         existed = target.exists()
         saved = make_baseline(
@@ -111,127 +119,231 @@ class BaselineCheck(Check):
             region_share=REGION_SHARE,
         )
         write_baseline(target, saved)
-        shown, n = audit.name_of(target), len(audit.records)
-        if audit.update_baselines:
-            message = (
-                f"baseline: wrote {shown} with {count_images(n)} (--mps-update-baselines); "
-                f"later runs compare against it."
-            )
-        else:
-            median = ratio_text(float(np.median(ratios(audit.records))))
-            message = (
-                f"baseline: {shown} did not exist, so it was written with {count_images(n)} "
-                f"(median MPS ratio {median}). The next run will compare against it; commit it "
-                f"with your tests."
-            )
-        measured = {"n": n, "written": True, "existed": existed}
-        return self.outcome(audit.update_baselines, message, measured)
+        median = float(np.median(ratios(audit.records)))
+        found = Written(
+            len(audit.records), existed, audit.name_of(target), audit.update_baselines, median
+        )
+        return Judged(audit.update_baselines, found)
 
-    def _keep(self, audit: Audit, target: Path, other: str) -> CheckOutcome:
+    def _keep(self, audit: Audit, target: Path, other: str) -> Judged:
         """Refuse to overwrite another model's baseline under --mps-update-baselines."""
         shown, this = audit.name_of(target), audit.name_of(audit.model)
-        message = (
-            f"baseline: {shown} is the baseline of model {other}, not of {this}, so "
-            f"--mps-update-baselines left it as it was. To replace it on purpose, delete {shown} "
-            f"and run again; to keep both, point this check at a new file."
-        )
-        measured = {"n": len(audit.records), "written": False, "existed": True, "owner": other}
-        return self.outcome(False, message, measured)
+        return Judged(False, Kept(len(audit.records), shown, this, other))
 
-    def _compare(self, audit: Audit, target: Path) -> CheckOutcome:
+    def _compare(self, audit: Audit, target: Path) -> Judged:
         """Pair this run's images with the baseline's and test the ratio changes (and, when
         bounded, the locations)."""
         saved = read_baseline(target)
-        shown, n = audit.name_of(target), len(audit.records)
         current = {audit.name_of(r.path): r for r in audit.records}
         paired = sorted(current.keys() & saved.images.keys())
-        new = sorted(current.keys() - saved.images.keys())
-        gone = sorted(saved.images.keys() - current.keys())
-        noted = notes(audit, saved, current, paired, new, gone)
-        # Accepting new sizes is only offered where --mps-update-baselines would write the file.
-        hint = "" if owner(audit, saved) else f" {UPDATE_HINT}"
-        measured: dict[str, Any] = {"n": n, "pairs": len(paired), "new": new, "missing": gone}
-        compared = {"contributes": {"baseline": {"path": self.path, "ratios": saved.ratios}}}
+        found = Compared(
+            n=len(audit.records),
+            shown=audit.name_of(target),
+            paired=paired,
+            new=sorted(current.keys() - saved.images.keys()),
+            missing=sorted(saved.images.keys() - current.keys()),
+            run=ThisRun.of(audit),
+            saved=saved,
+        )
+        compared = {"baseline": {"path": self.path, "ratios": saved.ratios}}
         if len(paired) < MIN_PAIRS:
-            message = (
-                f"baseline: only {len(paired)} of {n} images pair with {shown}; at least "
-                f"{MIN_PAIRS} are needed to compare.{noted}{hint}"
-            )
-            return self.outcome(False, message, measured, **compared)
-
+            return Judged(False, found, contributes=compared)
         now = ratios([current[name] for name in paired])
         then = np.array([saved.images[name].ratio for name in paired])
         judged = shift(now, then, self.alpha, self.max_median_shift, MIN_PAIRS)
-        result = judged.result
+        found = dataclasses.replace(found, shift=judged, now=now, then=then)
+        images = judged.named(now, then, paired)
+        passed = judged.passed
+        if self.bounds_location:
+            location = self._location(
+                audit, saved, {name: current[name] for name in paired}, found.shown
+            )
+            found = dataclasses.replace(found, location=location)
+            passed = passed and location.passed
+            images += [image for image in location.images if image not in images]
+        statistics = dataclasses.asdict(judged.result)
+        return Judged(passed, found, images, statistics, contributes=compared)
+
+    def _location(
+        self, audit: Audit, saved: Baseline, paired: dict[str, ImageRecord], shown: str
+    ) -> BaselineLocation:
+        """Where this run's MPS lie against the baseline's, on the paired images: judged as
+        the location_agreement check judges two models, so that both read alike."""
+        if not saved.has_masks or saved.region_share is None:
+            return BaselineLocation(masks=False)
+        share = saved.region_share
+        locations, left_out = _locate(audit, saved, paired, share)
+        if not locations:
+            return BaselineLocation(left_out=left_out)
+        bounds = self._bounds(shown)
+        return BaselineLocation(
+            left_out=left_out,
+            located=len(locations),
+            share=share,
+            agreement=bounds.agree(locations, share),
+        )
+
+    def _bounds(self, shown: str) -> LocationAgreement:
+        """The location bounds, as the location_agreement check between this run and the
+        baseline ``shown``."""
+        return LocationAgreement(
+            THIS_RUN, shown, self.min_mean_dice, self.max_median_hausdorff, on=self.on
+        )
+
+    def _compared_text(self, found: Compared, passed: bool) -> str:
+        """The message of a comparison with the baseline."""
+        noted = notes(found.run, found.saved, found.paired, found.new, found.missing)
+        # Accepting new sizes is only offered where --mps-update-baselines would write the file.
+        hint = "" if owner(found.run.model, found.saved) else f" {UPDATE_HINT}"
+        if found.shift is None:
+            return (
+                f"baseline: only {len(found.paired)} of {found.n} images pair with {found.shown}; "
+                f"at least {MIN_PAIRS} are needed to compare.{noted}{hint}"
+            )
+        shown = found.shown
         headlines = (
             f"MPS ratios match {shown}",
             f"MPS ratios shifted significantly from {shown}",
             f"median MPS ratio moved by more than {{limit}} from {shown}",
         )
-        message, images = judged.message("baseline", headlines, "pairs", now, then, paired)
-        measured["median_shift"] = result.median_shift
-        passed = advised = judged.passed
-        if self.bounds_location:
-            location = self._location(audit, saved, {name: current[name] for name in paired}, shown)
-            passed = passed and location.passed
-            no_masks = not saved.has_masks or saved.region_share is None  # says how to fix
-            advised = advised and (location.passed or no_masks)
-            if judged.passed and not location.passed:  # lead with why it failed
-                sizes = message.removeprefix("baseline: ")
-                message = f"baseline:{location.text} Sizes: {sizes}"
+        message = found.shift.message(
+            "baseline", headlines, "pairs", found.now, found.then, found.paired
+        )
+        advised = found.shift.passed
+        location = found.location
+        if location is not None:
+            text = self._location_text(location, found)
+            advised = advised and (location.passed or not location.masks)
+            if found.shift.passed and not location.passed:  # lead with why it failed
+                message = f"baseline:{text} Sizes: {message.removeprefix('baseline: ')}"
             else:
-                message += location.text
-            measured |= location.measured
-            images += [image for image in location.images if image not in images]
-        message += noted if advised else f"{noted}{hint}"
-        return self.outcome(
-            passed,
-            message,
-            measured,
-            statistics=dataclasses.asdict(result),
-            images=images,
-            **compared,
-        )
+                message += text
+        return message + (noted if advised else f"{noted}{hint}")
 
-    def _location(
-        self, audit: Audit, saved: Baseline, paired: dict[str, ImageRecord], shown: str
-    ) -> Agreement:
-        """Where this run's MPS lie against the baseline's, on the paired images: judged as
-        the location_agreement check judges two models, so that both read alike."""
-        if not saved.has_masks or saved.region_share is None:
-            return Agreement(False, self._no_masks(audit, saved, shown), {"located": 0})
-        share = saved.region_share
-        locations, left_out = _locate(audit, saved, paired, share)
+    def _location_text(self, location: BaselineLocation, found: Compared) -> str:
+        if not location.masks:
+            bounds = [
+                name
+                for name in ("min_mean_dice", "max_median_hausdorff")
+                if getattr(self, name) is not None
+            ]
+            return no_masks_text(found.shown, bounds, owner(found.run.model, found.saved))
+        left_out = location.left_out
         unlocated = f" Left out of the location: {listing(left_out)}." if left_out else ""
-        measured: dict[str, Any] = {"located": len(locations), "left_out": left_out}
-        if not locations:
-            text = f" Location: no image has masks on both sides to compare.{unlocated}"
-            return Agreement(False, text, measured)
-        bounds = LocationAgreement(
-            THIS_RUN, shown, self.min_mean_dice, self.max_median_hausdorff, on=self.on
-        )
-        judged = bounds.agree(locations, share)
-        # The figures of both sets; "n" would clash with the run's image count.
-        figures = {key: value for key, value in judged.measured.items() if key != "n"}
-        measured |= figures | {"region_share": share}
-        return Agreement(
-            judged.passed, f" Location: {judged.text}{unlocated}", measured, judged.images
+        if location.agreement is None:
+            return f" Location: no image has masks on both sides to compare.{unlocated}"
+        return f" Location: {self._bounds(found.shown).sentence(location.agreement)}{unlocated}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Written(Figures):
+    """The baseline was written: ``updated`` on request, else because it did not exist."""
+
+    n: int
+    existed: bool
+    shown: str
+    updated: bool
+    median: float
+
+    def measured(self) -> dict[str, Any]:
+        return {"n": self.n, "written": True, "existed": self.existed}
+
+    def text(self) -> str:
+        shown, n = self.shown, self.n
+        if self.updated:
+            return (
+                f"baseline: wrote {shown} with {count_images(n)} (--mps-update-baselines); "
+                f"later runs compare against it."
+            )
+        return (
+            f"baseline: {shown} did not exist, so it was written with {count_images(n)} "
+            f"(median MPS ratio {ratio_text(self.median)}). The next run will compare against "
+            f"it; commit it with your tests."
         )
 
-    def _no_masks(self, audit: Audit, saved: Baseline, shown: str) -> str:
-        """Why a baseline written before masks were kept cannot bound the location."""
-        bounds = [
-            name
-            for name in ("min_mean_dice", "max_median_hausdorff")
-            if getattr(self, name) is not None
-        ]
-        other = owner(audit, saved)
-        run = f" on a run of {other}" if other else ""
+
+@dataclasses.dataclass(frozen=True)
+class Kept(Figures):
+    """Another model's baseline, left as it was under --mps-update-baselines."""
+
+    n: int
+    shown: str
+    this: str
+    owner: str
+
+    def measured(self) -> dict[str, Any]:
+        return {"n": self.n, "written": False, "existed": True, "owner": self.owner}
+
+    def text(self) -> str:
+        shown = self.shown
         return (
-            f" Location: {shown} keeps no MPS masks (it was written before baselines kept them), "
-            f"so {' and '.join(bounds)} cannot be checked; rewrite it with pytest "
-            f"--mps-update-baselines{run}."
+            f"baseline: {shown} is the baseline of model {self.owner}, not of {self.this}, so "
+            f"--mps-update-baselines left it as it was. To replace it on purpose, delete {shown} "
+            f"and run again; to keep both, point this check at a new file."
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineLocation:
+    """Where this run's MPS lie against the baseline's: whether the baseline keeps masks, the
+    images left out (with why), and the location bounds' decision on the others."""
+
+    masks: bool = True
+    left_out: list[str] = dataclasses.field(default_factory=list)
+    located: int = 0
+    share: float | None = None
+    agreement: Judged | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.agreement is not None and self.agreement.passed
+
+    @property
+    def images(self) -> list[str]:
+        return [] if self.agreement is None else self.agreement.images
+
+    def measured(self) -> dict[str, Any]:
+        if not self.masks:
+            return {"located": 0}
+        measured: dict[str, Any] = {"located": self.located, "left_out": self.left_out}
+        if self.agreement is None:
+            return measured
+        # The figures of both sets; "n" would clash with the run's image count.
+        figures = self.agreement.figures.measured()
+        return (
+            measured | {k: v for k, v in figures.items() if k != "n"} | {"region_share": self.share}
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Compared(Figures):
+    """This run paired with a saved one: the images on both sides, on one side only, this
+    run and the saved one (for the notes), the sizes' shift and, when bounded, the location
+    (no shift with too few pairs)."""
+
+    n: int
+    shown: str
+    paired: list[str]
+    new: list[str]
+    missing: list[str]
+    run: ThisRun
+    saved: Baseline
+    shift: Shift | None = None
+    now: Any = None  # np.ndarray: this run's ratios of the paired images
+    then: Any = None  # the baseline's
+    location: BaselineLocation | None = None
+
+    def measured(self) -> dict[str, Any]:
+        measured: dict[str, Any] = {
+            "n": self.n,
+            "pairs": len(self.paired),
+            "new": self.new,
+            "missing": self.missing,
+        }
+        if self.shift is None:
+            return measured
+        measured["median_shift"] = self.shift.result.median_shift
+        return measured if self.location is None else measured | self.location.measured()
 
 
 def _locate(
@@ -277,6 +389,6 @@ def _other_model(audit: Audit, target: Path) -> str | None:
     """`owner` of the baseline file ``target``; None for a file that cannot be read as a
     baseline, which --mps-update-baselines replaces as before."""
     try:
-        return owner(audit, read_baseline(target))
+        return owner(audit.name_of(audit.model), read_baseline(target))
     except MPSInputError:
         return None

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pytest_mps.audit import arguments
-from pytest_mps.audit.checks.base import ComparisonCheck
-from pytest_mps.audit.records import CheckOutcome, ratios
+from pytest_mps.audit.checks.base import ComparisonCheck, Figures, Judged
+from pytest_mps.audit.records import ratios
 from pytest_mps.audit.text import listing, p_value, ratio_text
 
 MIN_IMAGES = 3
@@ -38,46 +38,67 @@ class SizesDiffer(ComparisonCheck):
             test=arguments.one_of(self.test, "test", SIZE_TESTS),
         )
 
-    def judge(self, comparison: Any) -> CheckOutcome:
+    def judge(self, comparison: Any) -> Judged:
         from pytest_mps.audit import stats  # SciPy: loaded by the first check that runs
 
         models = comparison.models
         n = len(comparison.images)
         if n < MIN_IMAGES:
-            return self.failed(
-                f"sizes_differ: {n} images; at least {MIN_IMAGES} are needed.", {"n": n}
-            )
+            return Judged(False, Sizes(n, models))
         samples = [ratios(comparison.audit(model).records) for model in models]
         result = stats.compare_many(samples, paired=self.test == "friedman", min_n=MIN_IMAGES)
         differ = result.p_value < self.alpha
-        passed = differ == (self.direction == "different")
-        medians = ", ".join(
-            f"{model} {ratio_text(median)}"
-            for model, median in zip(models, result.medians, strict=True)
-        )
-        verdict = "differ" if differ else "do not differ significantly"
-        message = (
-            f"sizes_differ: MPS sizes {verdict} between {len(models)} models "
-            f"({TEST_NAMES[result.test]} statistic {result.statistic:.3g}, "
-            f"p={p_value(result.p_value)} {'<' if differ else '≥'} alpha {self.alpha:g}; "
-            f"n={n} images; median MPS ratio {medians}); expected: {self.direction}."
-        )
-        pairwise = result.pairs_named(models)
-        if pairwise:
-            listed = [
-                f"{' vs '.join(pair['models'])} p={p_value(pair['p_adjusted'])}"
-                for pair in sorted(pairwise, key=lambda pair: pair["p_adjusted"])
-            ]
-            message += f" Pairwise (Holm-corrected): {listing(listed)}."
-        measured = {
-            "n": n,
-            "medians": dict(zip(models, result.medians, strict=True)),
-            "pairwise": pairwise,
-        }
         statistics = {
             key: value for key, value in dataclasses.asdict(result).items() if key != "pairwise"
         }
-        return self.outcome(passed, message, measured, statistics=statistics)
+        found = Sizes(n, models, result, differ)
+        return Judged(differ == (self.direction == "different"), found, statistics=statistics)
+
+    def explain(self, judged: Judged) -> str:
+        found = judged.figures
+        n, models, result = found.n, found.models, found.result
+        if result is None:
+            return f"sizes_differ: {n} images; at least {MIN_IMAGES} are needed."
+        medians = ", ".join(
+            f"{model} {ratio_text(median)}" for model, median in found.medians.items()
+        )
+        verdict = "differ" if found.differ else "do not differ significantly"
+        message = (
+            f"sizes_differ: MPS sizes {verdict} between {len(models)} models "
+            f"({TEST_NAMES[result.test]} statistic {result.statistic:.3g}, "
+            f"p={p_value(result.p_value)} {'<' if found.differ else '≥'} alpha {self.alpha:g}; "
+            f"n={n} images; median MPS ratio {medians}); expected: {self.direction}."
+        )
+        if found.pairwise:
+            listed = [
+                f"{' vs '.join(pair['models'])} p={p_value(pair['p_adjusted'])}"
+                for pair in sorted(found.pairwise, key=lambda pair: pair["p_adjusted"])
+            ]
+            message += f" Pairwise (Holm-corrected): {listing(listed)}."
+        return message
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes(Figures):
+    """The models' sizes tested against each other (no result with too few images)."""
+
+    n: int
+    models: list[str]
+    result: Any = None  # stats.ManyComparison
+    differ: bool = False
+
+    @property
+    def medians(self) -> dict[str, float]:
+        return dict(zip(self.models, self.result.medians, strict=True))
+
+    @property
+    def pairwise(self) -> list[dict[str, Any]]:
+        return self.result.pairs_named(self.models)
+
+    def measured(self) -> dict[str, Any]:
+        if self.result is None:
+            return {"n": self.n}
+        return {"n": self.n, "medians": self.medians, "pairwise": self.pairwise}
 
 
 def size_tests(models: list[str], samples: Sequence[np.ndarray]) -> dict[str, Any]:
