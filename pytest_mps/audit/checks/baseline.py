@@ -12,10 +12,19 @@ import numpy as np
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.baseline import Baseline, make_baseline, read_baseline, write_baseline
-from pytest_mps.audit.checks.base import Audit, Check, Figures, Judged
-from pytest_mps.audit.checks.baseline_notes import ThisRun, no_masks_text, notes, owner
+from pytest_mps.audit.checks.base import Audit, Check, Judged
+from pytest_mps.audit.checks.baseline_figures import (
+    BaselineLocation,
+    Compared,
+    Kept,
+    ThisRun,
+    Written,
+    no_masks_text,
+    notes,
+    owner,
+)
 from pytest_mps.audit.checks.location_agreement import LOCATIONS, LocationAgreement
-from pytest_mps.audit.checks.paired import Shift, shift
+from pytest_mps.audit.checks.paired import shift
 from pytest_mps.audit.records import ImageRecord, ratios
 from pytest_mps.audit.stats.location import (
     REGION_SHARE,
@@ -24,7 +33,7 @@ from pytest_mps.audit.stats.location import (
     locate_sets,
     location_sets,
 )
-from pytest_mps.audit.text import count_images, listing, ratio_text
+from pytest_mps.audit.text import listing
 from pytest_mps.errors import MPSInputError
 
 MIN_PAIRS = 3  # images shared with a baseline for a Wilcoxon test
@@ -233,117 +242,6 @@ class BaselineCheck(Check):
         if location.agreement is None:
             return f" Location: no image has masks on both sides to compare.{unlocated}"
         return f" Location: {self._bounds(found.shown).sentence(location.agreement)}{unlocated}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Written(Figures):
-    """The baseline was written: ``updated`` on request, else because it did not exist."""
-
-    n: int
-    existed: bool
-    shown: str
-    updated: bool
-    median: float
-
-    def measured(self) -> dict[str, Any]:
-        return {"n": self.n, "written": True, "existed": self.existed}
-
-    def text(self) -> str:
-        shown, n = self.shown, self.n
-        if self.updated:
-            return (
-                f"baseline: wrote {shown} with {count_images(n)} (--mps-update-baselines); "
-                f"later runs compare against it."
-            )
-        return (
-            f"baseline: {shown} did not exist, so it was written with {count_images(n)} "
-            f"(median MPS ratio {ratio_text(self.median)}). The next run will compare against "
-            f"it; commit it with your tests."
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class Kept(Figures):
-    """Another model's baseline, left as it was under --mps-update-baselines."""
-
-    n: int
-    shown: str
-    this: str
-    owner: str
-
-    def measured(self) -> dict[str, Any]:
-        return {"n": self.n, "written": False, "existed": True, "owner": self.owner}
-
-    def text(self) -> str:
-        shown = self.shown
-        return (
-            f"baseline: {shown} is the baseline of model {self.owner}, not of {self.this}, so "
-            f"--mps-update-baselines left it as it was. To replace it on purpose, delete {shown} "
-            f"and run again; to keep both, point this check at a new file."
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class BaselineLocation:
-    """Where this run's MPS lie against the baseline's: whether the baseline keeps masks, the
-    images left out (with why), and the location bounds' decision on the others."""
-
-    masks: bool = True
-    left_out: list[str] = dataclasses.field(default_factory=list)
-    located: int = 0
-    share: float | None = None
-    agreement: Judged | None = None
-
-    @property
-    def passed(self) -> bool:
-        return self.agreement is not None and self.agreement.passed
-
-    @property
-    def images(self) -> list[str]:
-        return [] if self.agreement is None else self.agreement.images
-
-    def measured(self) -> dict[str, Any]:
-        if not self.masks:
-            return {"located": 0}
-        measured: dict[str, Any] = {"located": self.located, "left_out": self.left_out}
-        if self.agreement is None:
-            return measured
-        # The figures of both sets; "n" would clash with the run's image count.
-        figures = self.agreement.figures.measured()
-        return (
-            measured | {k: v for k, v in figures.items() if k != "n"} | {"region_share": self.share}
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class Compared(Figures):
-    """This run paired with a saved one: the images on both sides, on one side only, this
-    run and the saved one (for the notes), the sizes' shift and, when bounded, the location
-    (no shift with too few pairs)."""
-
-    n: int
-    shown: str
-    paired: list[str]
-    new: list[str]
-    missing: list[str]
-    run: ThisRun
-    saved: Baseline
-    shift: Shift | None = None
-    now: Any = None  # np.ndarray: this run's ratios of the paired images
-    then: Any = None  # the baseline's
-    location: BaselineLocation | None = None
-
-    def measured(self) -> dict[str, Any]:
-        measured: dict[str, Any] = {
-            "n": self.n,
-            "pairs": len(self.paired),
-            "new": self.new,
-            "missing": self.missing,
-        }
-        if self.shift is None:
-            return measured
-        measured["median_shift"] = self.shift.result.median_shift
-        return measured if self.location is None else measured | self.location.measured()
 
 
 def _locate(

@@ -1,14 +1,16 @@
-"""What the baseline check says beyond its figures: how a baseline's run differs from this one."""
+"""What the baseline check measures and notes: its figures, this run as the notes compare it,
+and how a saved run differs from it."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_mps.audit.baseline import Baseline
-from pytest_mps.audit.checks.base import Audit
-from pytest_mps.audit.text import class_text, count_images, listing
+from pytest_mps.audit.checks.base import Audit, Figures, Judged
+from pytest_mps.audit.checks.paired import Shift
+from pytest_mps.audit.text import class_text, count_images, listing, ratio_text
 
 # Settings compared with a baseline's under their own note, and settings that never decide an
 # MPS (older baselines stored the batch size, which only the machine's speed chose; since
@@ -41,6 +43,117 @@ class ThisRun:
             targets={audit.name_of(r.path): r.target for r in audit.records},
             labels={r.target: r.target_label for r in audit.records if r.target_label},
         )
+
+
+@dataclass(frozen=True)
+class Written(Figures):
+    """The baseline was written: ``updated`` on request, else because it did not exist."""
+
+    n: int
+    existed: bool
+    shown: str
+    updated: bool
+    median: float
+
+    def measured(self) -> dict[str, Any]:
+        return {"n": self.n, "written": True, "existed": self.existed}
+
+    def text(self) -> str:
+        shown, n = self.shown, self.n
+        if self.updated:
+            return (
+                f"baseline: wrote {shown} with {count_images(n)} (--mps-update-baselines); "
+                f"later runs compare against it."
+            )
+        return (
+            f"baseline: {shown} did not exist, so it was written with {count_images(n)} "
+            f"(median MPS ratio {ratio_text(self.median)}). The next run will compare against "
+            f"it; commit it with your tests."
+        )
+
+
+@dataclass(frozen=True)
+class Kept(Figures):
+    """Another model's baseline, left as it was under --mps-update-baselines."""
+
+    n: int
+    shown: str
+    this: str
+    owner: str
+
+    def measured(self) -> dict[str, Any]:
+        return {"n": self.n, "written": False, "existed": True, "owner": self.owner}
+
+    def text(self) -> str:
+        shown = self.shown
+        return (
+            f"baseline: {shown} is the baseline of model {self.owner}, not of {self.this}, so "
+            f"--mps-update-baselines left it as it was. To replace it on purpose, delete {shown} "
+            f"and run again; to keep both, point this check at a new file."
+        )
+
+
+@dataclass(frozen=True)
+class BaselineLocation:
+    """Where this run's MPS lie against the baseline's: whether the baseline keeps masks, the
+    images left out (with why), and the location bounds' decision on the others."""
+
+    masks: bool = True
+    left_out: list[str] = field(default_factory=list)
+    located: int = 0
+    share: float | None = None
+    agreement: Judged | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.agreement is not None and self.agreement.passed
+
+    @property
+    def images(self) -> list[str]:
+        return [] if self.agreement is None else self.agreement.images
+
+    def measured(self) -> dict[str, Any]:
+        if not self.masks:
+            return {"located": 0}
+        measured: dict[str, Any] = {"located": self.located, "left_out": self.left_out}
+        if self.agreement is None:
+            return measured
+        # The figures of both sets; "n" would clash with the run's image count.
+        figures = self.agreement.figures.measured()
+        return (
+            measured | {k: v for k, v in figures.items() if k != "n"} | {"region_share": self.share}
+        )
+
+
+@dataclass(frozen=True)
+class Compared(Figures):
+    """This run paired with a saved one: the images on both sides, on one side only, this
+    run and the saved one (for the notes), the sizes' shift and, when bounded, the location
+    (no shift with too few pairs)."""
+
+    n: int
+    shown: str
+    paired: list[str]
+    new: list[str]
+    missing: list[str]
+    run: ThisRun
+    saved: Baseline
+    shift: Shift | None = None
+    now: Any = None  # np.ndarray: this run's ratios of the paired images
+    then: Any = None  # the baseline's
+    location: BaselineLocation | None = None
+
+    def measured(self) -> dict[str, Any]:
+        measured: dict[str, Any] = {
+            "n": self.n,
+            "pairs": len(self.paired),
+            "new": self.new,
+            "missing": self.missing,
+        }
+        if self.shift is None:
+            return measured
+        measured["median_shift"] = self.shift.result.median_shift
+        return measured if self.location is None else measured | self.location.measured()
 
 
 def owner(model: str, saved: Baseline) -> str | None:
