@@ -32,6 +32,7 @@ from support import (
 )
 
 from pytest_mps.cli import main
+from pytest_mps.engine.explainer import ENGINE_VERSION
 from pytest_mps.report.document import schema
 from pytest_mps.report.pictures import display_size
 from pytest_mps.report.selection import gallery
@@ -105,6 +106,9 @@ def test_json_report_follows_its_schema(gate):
     report = load(gate / "report" / "mps-report.json")
     jsonschema.validate(report, schema())
     assert report["format"] == "pytest-mps-report" and report["version"] == 4
+    assert (
+        report["audits"][0]["engine_version"] == ENGINE_VERSION
+    )  # the engine's, not the package's
     session = report["session"]
     assert session["device"] == "cpu" and session["providers"] == ["CPUExecutionProvider"]
     assert session["exitstatus"] == 1 and session["evaluations"] == 0  # all from the cache

@@ -108,9 +108,7 @@ class BaselineCheck(Check):
 
     def explain(self, judged: Judged) -> str:
         found = judged.figures
-        if isinstance(found, Written):
-            return found.text()
-        if isinstance(found, Kept):
+        if isinstance(found, Written | Kept):
             return found.text()
         return self._compared_text(found, judged.passed)
 
