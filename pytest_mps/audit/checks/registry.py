@@ -42,6 +42,7 @@ _TARGETS: dict[str, list[type]] = {AUDIT: [], COMPARISON: []}  # classes given t
 
 
 def scope(kind: type[Check]) -> str:
+    """What ``kind`` judges: `AUDIT` or `COMPARISON`."""
     return COMPARISON if issubclass(kind, ComparisonCheck) else AUDIT
 
 
@@ -52,7 +53,7 @@ def register(kind: type[Check]) -> type[Check]:
         raise ValueError(f"a check named {kind.name!r} is registered already")
     _KINDS[kind.name] = kind
     for target in _TARGETS[scope(kind)]:
-        setattr(target, f"check_{kind.name}", check_method(kind))
+        _give(target, kind)
     return kind
 
 
@@ -68,7 +69,11 @@ def attach(target: type, judges: str) -> None:
     a ``check_*`` method per check of its scope: now, and for checks registered later."""
     _TARGETS[judges].append(target)
     for kind in checks(judges).values():
-        setattr(target, f"check_{kind.name}", check_method(kind))
+        _give(target, kind)
+
+
+def _give(target: type, kind: type[Check]) -> None:
+    setattr(target, f"check_{kind.name}", check_method(kind))
 
 
 def checks(judges: str | None = None) -> dict[str, type[Check]]:
@@ -77,6 +82,7 @@ def checks(judges: str | None = None) -> dict[str, type[Check]]:
 
 
 def names(judges: str | None = None) -> tuple[str, ...]:
+    """The registered checks' names (of one scope, or all), in the order registered."""
     return tuple(checks(judges))
 
 
@@ -107,5 +113,5 @@ def entry_fields() -> dict[str, Any]:
     return {key: value for kind in _KINDS.values() for key, value in kind.entry_fields.items()}
 
 
-for kind in BUILT_IN:
-    register(kind)
+for built_in in BUILT_IN:
+    register(built_in)
