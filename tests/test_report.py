@@ -432,3 +432,26 @@ def test_the_gallery_shows_each_flagged_image_beside_a_typical_one_of_its_class(
     assert shown[0] == (image("odd", 0.5), ["flagged", "largest MPS"])
     typical, reasons = shown[1]
     assert typical["path"] == "c2" and reasons[0] == "typical of class cat"  # the median cat
+
+
+def test_merged_payloads_hold_each_check_once_and_what_every_process_flagged():
+    from pytest_mps.report.summary import merge_audit_reports
+
+    def image(path, **notes):
+        return {"path": path, "anomaly": False, "anomaly_p_value": None,
+                "anomaly_direction": None, **notes}  # fmt: skip
+
+    def payload(checks, flagged, images, baseline=None):
+        audit = {"id": "a" * 16, "name": "m", "checks": checks, "flagged": flagged,
+                 "baseline": baseline, "images": images}  # fmt: skip
+        return {"audits": [audit], "evaluations": 1, "padded_evaluations": 1, "fallbacks": []}
+
+    same = {"check": "concentration", "message": "run by two tests"}
+    flag = image("y", anomaly=True, anomaly_p_value=0.01, anomaly_direction="larger")
+    first = payload([same, same], [], [image("x"), image("y")])
+    second = payload([same, {"check": "anomalies"}], ["y"], [image("x"), flag], {"path": "b"})
+    (merged,), counts = merge_audit_reports([first, second])
+    assert merged["checks"] == [same, {"check": "anomalies"}]
+    assert merged["flagged"] == ["y"] and merged["baseline"] == {"path": "b"}
+    assert merged["images"] == [image("x"), flag] and counts["evaluations"] == 2
+    assert first["audits"][0]["images"][1] == image("y")  # the payloads stay as sent

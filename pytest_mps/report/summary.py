@@ -67,10 +67,11 @@ def merge_audit_reports(
     merged: dict[str, dict[str, Any]] = {}
     for payload in payloads:
         for audit in payload["audits"]:
-            if audit["id"] in merged:
-                _merge_audit(merged[audit["id"]], audit)
-            else:
-                merged[audit["id"]] = {**audit, "checks": list(audit["checks"])}
+            if audit["id"] not in merged:
+                added = registry.entry_fields()
+                images = [dict(image) for image in audit["images"]]  # the payload stays as sent
+                merged[audit["id"]] = {**audit, "checks": [], **added, "images": images}
+            _merge_audit(merged[audit["id"]], audit)
     audits = sorted(merged.values(), key=lambda audit: (audit["name"], audit["id"]))
     counts: dict[str, Any] = {
         key: sum(payload[key] for payload in payloads)
@@ -81,9 +82,10 @@ def merge_audit_reports(
 
 
 def _merge_audit(current: dict[str, Any], other: dict[str, Any]) -> None:
-    """Another process's entry of the same audit into ``current``: its new checks (a check run
-    by several tests: once), and what its checks added (lists joined, else the first given;
-    an image's notes where it has some)."""
+    """A process's entry of an audit into ``current`` (which starts with no checks and the
+    checks' defaults): its new checks (a check run by several tests: once), and what its
+    checks added (lists joined, new items only; else the first given; an image's notes where
+    it has some)."""
     _extend_new(current["checks"], other["checks"])
     for key, default in registry.entry_fields().items():
         if isinstance(default, list):
