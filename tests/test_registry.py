@@ -15,7 +15,8 @@ import pytest
 from pytest_mps.audit import arguments
 from pytest_mps.audit.audit import Audit
 from pytest_mps.audit.checks import registry
-from pytest_mps.audit.checks.base import Check, Figures, Judged
+from pytest_mps.audit.checks.base import Check
+from pytest_mps.audit.records import Figures, Judged
 from pytest_mps.report.document import schema
 
 

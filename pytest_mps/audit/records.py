@@ -1,4 +1,5 @@
-"""Plain per-image results and per-check outcomes of an audit, as JSON-ready data."""
+"""Plain per-image results of an audit, and what a check finds: its decision (`Judged`, with
+the check's `Figures`) and its outcome (`CheckOutcome`), as JSON-ready data."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -124,6 +125,44 @@ class ImageRecord:
         return cls(**fields)
 
 
+class Figures:
+    """What a check measured, a frozen dataclass of the check's own: `measured` is what its
+    report entry holds, every field but those in ``unreported`` (kept for the message)."""
+
+    unreported: ClassVar[tuple[str, ...]] = ()
+
+    def measured(self) -> dict[str, Any]:
+        return {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)  # type: ignore[arg-type]
+            if field.name not in self.unreported
+        }
+
+
+@dataclass(frozen=True)
+class NoImages(Figures):
+    """An audit or a comparison (``what``) with no images: nothing to measure."""
+
+    what: str
+
+    def measured(self) -> dict[str, Any]:
+        return {"n": 0}
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A check's decision, the typed outcome the message is made from: whether it passed,
+    its measured `Figures`, the images it names, its test statistics, and what it adds to the
+    report beyond its entry (`CheckOutcome.annotations`, ``contributes``)."""
+
+    passed: bool
+    figures: Figures
+    images: list[str] = field(default_factory=list)
+    statistics: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    contributes: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class CheckOutcome:
     """What one check found, for the terminal summary and the JSON and HTML reports.
@@ -144,6 +183,23 @@ class CheckOutcome:
     images: list[str] = field(default_factory=list)
     annotations: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
     contributes: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(
+        cls, check: str, judged: Judged, message: str, thresholds: dict[str, Any]
+    ) -> CheckOutcome:
+        """The outcome of the check ``check``'s decision, in the ``message`` made of it."""
+        return cls(
+            check,
+            judged.passed,
+            message,
+            judged.figures.measured(),
+            thresholds,
+            judged.statistics,
+            judged.images,
+            judged.annotations,
+            judged.contributes,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The check's own entry of the report."""

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_mps.audit.payload import audit_entry, check_entry
+from pytest_mps.audit.payload import audit_entry, check_entry, verdict
 from pytest_mps.audit.records import CheckOutcome
 
 Used = Sequence[tuple[Any, Sequence[CheckOutcome]]]  # (audit, the outcomes this test produced)
@@ -27,7 +27,7 @@ def junit_properties(used: Used) -> list[tuple[str, str]]:
             prefix = f"mps.{outcome.check}" + (f"[{count}]" if count > 1 else "")
             entry = check_entry(outcome)
             properties.append((f"{prefix}.audit", audit.name))
-            properties.append((f"{prefix}.verdict", "pass" if entry["passed"] else "fail"))
+            properties.append((f"{prefix}.verdict", verdict(entry["passed"], None)))
             for part in ("measured", "thresholds", "statistics"):
                 for key, value in entry[part].items():
                     properties.append((f"{prefix}.{part}.{key}", _text(value)))

@@ -14,8 +14,8 @@ import numpy as np
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.baseline import read_baseline
-from pytest_mps.audit.checks.base import Audit, Check, Figures, Judged
-from pytest_mps.audit.records import ImageRecord
+from pytest_mps.audit.checks.base import Audit, Check
+from pytest_mps.audit.records import Figures, ImageRecord, Judged
 from pytest_mps.audit.text import count_images, listing, ratio_text, share_text
 from pytest_mps.choices import ANOMALY_DIRECTIONS, ANOMALY_REFERENCES
 

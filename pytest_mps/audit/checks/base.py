@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from pytest_mps.audit import arguments
-from pytest_mps.audit.records import CheckOutcome, ImageRecord
+from pytest_mps.audit.records import CheckOutcome, ImageRecord, Judged, NoImages
 
 
 class Audit(Protocol):
@@ -34,44 +34,6 @@ class Audit(Protocol):
     def name_of(self, path: str | Path) -> str: ...
 
     def resolve(self, path: str | Path) -> Path: ...
-
-
-class Figures:
-    """What a check measured, a frozen dataclass of the check's own: `measured` is what its
-    report entry holds, every field but those in ``unreported`` (kept for the message)."""
-
-    unreported: ClassVar[tuple[str, ...]] = ()
-
-    def measured(self) -> dict[str, Any]:
-        return {
-            field.name: getattr(self, field.name)
-            for field in dataclasses.fields(self)  # type: ignore[arg-type]
-            if field.name not in self.unreported
-        }
-
-
-@dataclasses.dataclass(frozen=True)
-class NoImages(Figures):
-    """An audit or a comparison (``what``) with no images: nothing to measure."""
-
-    what: str
-
-    def measured(self) -> dict[str, Any]:
-        return {"n": 0}
-
-
-@dataclasses.dataclass(frozen=True)
-class Judged:
-    """A check's decision, the typed outcome the message is made from: whether it passed,
-    its measured `Figures`, the images it names, its test statistics, and what it adds to the
-    report beyond its entry (`CheckOutcome.annotations`, ``contributes``)."""
-
-    passed: bool
-    figures: Figures
-    images: list[str] = dataclasses.field(default_factory=list)
-    statistics: dict[str, Any] = dataclasses.field(default_factory=dict)
-    annotations: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    contributes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 NO_IMAGES = Judged(False, NoImages("audit"))
@@ -134,17 +96,7 @@ class Check:
             message = f"{self.name}: the {judged.figures.what} has no images."
         else:
             message = self.explain(judged)
-        return CheckOutcome(
-            self.name,
-            judged.passed,
-            message,
-            judged.figures.measured(),
-            self.thresholds(),
-            judged.statistics,
-            judged.images,
-            judged.annotations,
-            judged.contributes,
-        )
+        return CheckOutcome.of(self.name, judged, message, self.thresholds())
 
 
 class ComparisonCheck(Check):

@@ -12,7 +12,7 @@ import numpy as np
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.baseline import Baseline, make_baseline, read_baseline, write_baseline
-from pytest_mps.audit.checks.base import Audit, Check, Judged
+from pytest_mps.audit.checks.base import Audit, Check
 from pytest_mps.audit.checks.baseline_figures import (
     BaselineLocation,
     Compared,
@@ -25,7 +25,7 @@ from pytest_mps.audit.checks.baseline_figures import (
 )
 from pytest_mps.audit.checks.location_agreement import LOCATIONS, LocationAgreement
 from pytest_mps.audit.checks.paired import shift
-from pytest_mps.audit.records import ImageRecord, ratios
+from pytest_mps.audit.records import ImageRecord, Judged, ratios
 from pytest_mps.audit.stats.location import (
     REGION_SHARE,
     ImageLocation,

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_mps.audit.baseline import Baseline
-from pytest_mps.audit.checks.base import Audit, Figures, Judged
+from pytest_mps.audit.checks.base import Audit
 from pytest_mps.audit.checks.paired import Shift
+from pytest_mps.audit.records import Figures, Judged
 from pytest_mps.audit.text import class_text, count_images, listing, ratio_text
 
 # Settings compared with a baseline's under their own note, and settings that never decide an

@@ -12,8 +12,8 @@ import numpy as np
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.arguments import Interval
-from pytest_mps.audit.checks.base import Audit, Check, Figures, Judged
-from pytest_mps.audit.records import ratios
+from pytest_mps.audit.checks.base import Audit, Check
+from pytest_mps.audit.records import Figures, Judged, ratios
 from pytest_mps.audit.text import SHOWN, percent, ratio_text, size_text
 
 Statistic = Callable[[np.ndarray], float]

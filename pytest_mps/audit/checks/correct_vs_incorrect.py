@@ -6,8 +6,8 @@ import dataclasses
 from typing import Any, ClassVar
 
 from pytest_mps.audit import arguments
-from pytest_mps.audit.checks.base import Audit, Check, Figures, Judged
-from pytest_mps.audit.records import ratios
+from pytest_mps.audit.checks.base import Audit, Check
+from pytest_mps.audit.records import Figures, Judged, ratios
 from pytest_mps.audit.text import count_images, p_value, ratio_text
 from pytest_mps.choices import DIRECTIONS
 

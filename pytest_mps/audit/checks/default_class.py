@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from pytest_mps.audit import arguments
-from pytest_mps.audit.checks.base import Audit, Check, Figures, Judged
+from pytest_mps.audit.checks.base import Audit, Check
+from pytest_mps.audit.records import Figures, Judged
 from pytest_mps.audit.text import listing, share_text
 
 

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pytest_mps.audit import arguments
-from pytest_mps.audit.checks.base import Audit, Check, Figures, Judged
-from pytest_mps.audit.records import ImageRecord
+from pytest_mps.audit.checks.base import Audit, Check
+from pytest_mps.audit.records import Figures, ImageRecord, Judged
 from pytest_mps.audit.text import SHOWN, count_images, listing, percent
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pytest_mps.audit import arguments
-from pytest_mps.audit.checks.base import ComparisonCheck, Figures, Judged
+from pytest_mps.audit.checks.base import ComparisonCheck
+from pytest_mps.audit.records import Figures, Judged
 from pytest_mps.audit.stats.location import ImageLocation, pair_summary
 from pytest_mps.audit.text import SHOWN, listing, percent
 

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pytest_mps.audit import arguments
-from pytest_mps.audit.checks.base import ComparisonCheck, Figures, Judged
+from pytest_mps.audit.checks.base import ComparisonCheck
 from pytest_mps.audit.checks.paired import Shift, shift
-from pytest_mps.audit.records import ratios
+from pytest_mps.audit.records import Figures, Judged, ratios
 
 MIN_PAIRS = 3  # images for a Wilcoxon test
 

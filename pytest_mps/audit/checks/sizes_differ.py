@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pytest_mps.audit import arguments
-from pytest_mps.audit.checks.base import ComparisonCheck, Figures, Judged
-from pytest_mps.audit.records import ratios
+from pytest_mps.audit.checks.base import ComparisonCheck
+from pytest_mps.audit.records import Figures, Judged, ratios
 from pytest_mps.audit.text import listing, p_value, ratio_text
 
 MIN_IMAGES = 3
