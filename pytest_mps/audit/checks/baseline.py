@@ -110,7 +110,7 @@ class BaselineCheck(Check):
         found = judged.figures
         if isinstance(found, Written | Kept):
             return found.text()
-        return self._compared_text(found, judged.passed)
+        return self._compared_text(found)
 
     def _write(self, audit: Audit, target: Path) -> Judged:
         """Write this run as the baseline: a pass when asked to update, else a failure."""
@@ -197,7 +197,7 @@ class BaselineCheck(Check):
             THIS_RUN, shown, self.min_mean_dice, self.max_median_hausdorff, on=self.on
         )
 
-    def _compared_text(self, found: Compared, passed: bool) -> str:
+    def _compared_text(self, found: Compared) -> str:
         """The message of a comparison with the baseline."""
         noted = notes(found.run, found.saved, found.paired, found.new, found.missing)
         # Accepting new sizes is only offered where --mps-update-baselines would write the file.
@@ -228,6 +228,7 @@ class BaselineCheck(Check):
         return message + (noted if advised else f"{noted}{hint}")
 
     def _location_text(self, location: BaselineLocation, found: Compared) -> str:
+        """The sentence on where this run's MPS lie against the baseline's."""
         if not location.masks:
             bounds = [
                 name
