@@ -16,15 +16,6 @@ def is_device(value: object) -> bool:
 
 
 PRESETS = ("default", "rex")
-CHECKS = (
-    "concentration",
-    "correct_vs_incorrect",
-    "anomalies",
-    "baseline",
-    "default_class",
-    "localisation",
-)
-COMPARISON_CHECKS = ("size_shift", "sizes_differ", "location_agreement")  # between models
 DIRECTIONS = ("incorrect_larger", "correct_larger", "different")
 ANOMALY_REFERENCES = ("correct", "all")  # or a baseline file
 ANOMALY_DIRECTIONS = ("both", "larger", "smaller")

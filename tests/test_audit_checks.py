@@ -13,7 +13,7 @@ import pytest
 
 from pytest_mps.audit.audit import Audit, MPSCheckFailed
 from pytest_mps.audit.baseline import make_baseline, write_baseline
-from pytest_mps.audit.checks import make_check
+from pytest_mps.audit.checks.registry import make_check
 from pytest_mps.audit.records import CheckOutcome, ImageRecord
 from pytest_mps.errors import MPSInputError
 
@@ -75,6 +75,17 @@ def test_records_and_outcomes_round_trip_through_json(tmp_path):
     assert ImageRecord.from_dict(json.loads(json.dumps(rec.as_dict()))) == rec
     outcome = CheckOutcome("anomalies", False, "msg", {"n": 3}, {"max_fraction": 0.0}, {}, ["a"])
     assert CheckOutcome.from_dict(json.loads(json.dumps(outcome.as_dict()))) == outcome
+
+
+def test_an_audit_whose_settings_name_no_engine_reports_the_running_engines_version(tmp_path):
+    from pytest_mps.engine.explainer import ENGINE_VERSION
+    from pytest_mps.versions import ENGINE_VERSION as READ_WITHOUT_THE_ENGINE
+
+    assert READ_WITHOUT_THE_ENGINE == ENGINE_VERSION
+    records = [record(tmp_path, "a.jpg", 0.1, True)]
+    audit = Audit("a", "m.onnx", "a" * 64, "CPU", {"seed": 0}, records, rootdir=tmp_path)
+    assert audit.engine_version == audit.as_dict()["engine_version"] == ENGINE_VERSION
+    assert labelled(tmp_path).as_dict()["engine_version"] == "0.1.0"  # what its settings say
 
 
 def test_record_from_an_explanation_judges_the_label():

@@ -18,8 +18,8 @@ from support import FASHION, baseline_file
 from pytest_mps.audit.audit import Audit, MPSCheckFailed
 from pytest_mps.audit.baseline import decode_mask, encode_mask, read_baseline
 from pytest_mps.audit.checks.baseline import UPDATE_HINT
-from pytest_mps.audit.comparison import location_sets
 from pytest_mps.audit.records import ImageRecord
+from pytest_mps.audit.stats.location import location_sets
 from pytest_mps.errors import MPSInputError
 
 GRID = (10, 10)  # the location region (top 5%) of a 10 x 10 image is 5 pixels

@@ -12,7 +12,7 @@ from scipy import stats as scipy_stats
 from support import spot_detector
 
 from pytest_mps.audit import stats
-from pytest_mps.audit.comparison import locate, pair_summary
+from pytest_mps.audit.stats.location import locate, pair_summary
 
 
 def mask(shape, *pixels):
@@ -120,7 +120,7 @@ def test_two_paired_samples_use_wilcoxon_and_independent_ones_kruskal():
 def test_a_pair_check_names_its_models_unless_the_comparison_has_only_two():
     from types import SimpleNamespace
 
-    from pytest_mps.audit.checks import make_check
+    from pytest_mps.audit.checks.registry import make_check
 
     def comparison(*models):
         return SimpleNamespace(models=list(models), images=[], audit=lambda model: None)
@@ -168,15 +168,16 @@ def test_a_shift_beyond_its_bound_names_the_bound_and_the_images_that_moved():
     headlines = ("a matches", "a differs", "a is more than {limit} from b")
     now, then = np.array([0.3, 0.2, 0.1]), np.array([0.1, 0.1, 0.1])
     judged = Shift(result, alpha=0.05, limit=0.1)
-    message, named = judged.message("size_shift", headlines, "images", now, then, ["x", "y", "z"])
+    message = judged.message("size_shift", headlines, "images", now, then, ["x", "y", "z"])
+    named = judged.named(now, then, ["x", "y", "z"])
     assert message.startswith("size_shift: a is more than 0.1 from b (Wilcoxon W=3.0, p=")
     assert "allowed ±0.1" in message and "Largest changes: x" in message
     assert named == ["x", "y"]  # z did not change
     passing = Shift(result, alpha=0.05, limit=0.5)
-    assert passing.message("size_shift", headlines, "images", now, then, ["x", "y", "z"]) == (
-        f"size_shift: a matches {passing.figures('images')}.",
-        [],
-    )
+    assert (
+        passing.message("size_shift", headlines, "images", now, then, ["x", "y", "z"]),
+        passing.named(now, then, ["x", "y", "z"]),
+    ) == (f"size_shift: a matches {passing.figures('images')}.", [])
 
 
 def test_mps_compare_holds_an_audit_per_model_in_the_original_grid(two_models):

@@ -32,7 +32,8 @@ from support import (
 )
 
 from pytest_mps.cli import main
-from pytest_mps.report.document import SCHEMA
+from pytest_mps.engine.explainer import ENGINE_VERSION
+from pytest_mps.report.document import schema
 from pytest_mps.report.pictures import display_size
 from pytest_mps.report.selection import gallery
 
@@ -103,8 +104,11 @@ def load(path: Path) -> dict:
 
 def test_json_report_follows_its_schema(gate):
     report = load(gate / "report" / "mps-report.json")
-    jsonschema.validate(report, load(SCHEMA))
-    assert report["format"] == "pytest-mps-report" and report["version"] == 3
+    jsonschema.validate(report, schema())
+    assert report["format"] == "pytest-mps-report" and report["version"] == 4
+    assert (
+        report["audits"][0]["engine_version"] == ENGINE_VERSION
+    )  # the engine's, not the package's
     session = report["session"]
     assert session["device"] == "cpu" and session["providers"] == ["CPUExecutionProvider"]
     assert session["exitstatus"] == 1 and session["evaluations"] == 0  # all from the cache
@@ -322,7 +326,7 @@ def test_c(mps_audit):
     result = project.runpytest("-n", "2", "-p", "xdist", "--mps-report", "report")
     result.assert_outcomes(passed=4, failed=1, xfailed=1)
     report = load(project.path / "report" / "mps-report.json")
-    jsonschema.validate(report, load(SCHEMA))
+    jsonschema.validate(report, schema())
     audits = {audit["config"]["seed"]: audit for audit in report["audits"]}
     assert len(report["audits"]) == len(audits) == 2
     assert sorted((c["check"], c["verdict"]) for c in audits[0]["checks"]) == [
@@ -428,3 +432,26 @@ def test_the_gallery_shows_each_flagged_image_beside_a_typical_one_of_its_class(
     assert shown[0] == (image("odd", 0.5), ["flagged", "largest MPS"])
     typical, reasons = shown[1]
     assert typical["path"] == "c2" and reasons[0] == "typical of class cat"  # the median cat
+
+
+def test_merged_payloads_hold_each_check_once_and_what_every_process_flagged():
+    from pytest_mps.report.summary import merge_audit_reports
+
+    def image(path, **notes):
+        return {"path": path, "anomaly": False, "anomaly_p_value": None,
+                "anomaly_direction": None, **notes}  # fmt: skip
+
+    def payload(checks, flagged, images, baseline=None):
+        audit = {"id": "a" * 16, "name": "m", "checks": checks, "flagged": flagged,
+                 "baseline": baseline, "images": images}  # fmt: skip
+        return {"audits": [audit], "evaluations": 1, "padded_evaluations": 1, "fallbacks": []}
+
+    same = {"check": "concentration", "message": "run by two tests"}
+    flag = image("y", anomaly=True, anomaly_p_value=0.01, anomaly_direction="larger")
+    first = payload([same, same], [], [image("x"), image("y")])
+    second = payload([same, {"check": "anomalies"}], ["y"], [image("x"), flag], {"path": "b"})
+    (merged,), counts = merge_audit_reports([first, second])
+    assert merged["checks"] == [same, {"check": "anomalies"}]
+    assert merged["flagged"] == ["y"] and merged["baseline"] == {"path": "b"}
+    assert merged["images"] == [image("x"), flag] and counts["evaluations"] == 2
+    assert first["audits"][0]["images"][1] == image("y")  # the payloads stay as sent

@@ -15,7 +15,7 @@ from browser import assert_renders
 from support import FASHION, assert_cached_results_sufficient
 from test_report import load, run_pytest
 
-from pytest_mps.report.document import SCHEMA
+from pytest_mps.report.document import schema
 from pytest_mps.report.summary import ratio
 
 IMAGES = 6
@@ -116,7 +116,7 @@ def test_terminal_summary_shows_the_comparison_after_the_audits(compared):
 def test_json_report_holds_the_comparison(compared):
     folder, _ = compared
     report = load(folder / "report" / "mps-report.json")
-    jsonschema.validate(report, load(SCHEMA))
+    jsonschema.validate(report, schema())
     comparison = the_comparison(folder)
     expected = load(folder / "expected.json")
     added = ("verdict", "expected_failure")
@@ -138,7 +138,7 @@ def test_json_report_holds_the_comparison(compared):
 def test_json_schema_refuses_a_wrong_comparison(compared):
     folder, _ = compared
     report = load(folder / "report" / "mps-report.json")
-    schema = load(SCHEMA)
+    found = schema()
     comparison = the_comparison(folder)
     first, second = comparison["models"]
     for broken in (
@@ -147,9 +147,9 @@ def test_json_schema_refuses_a_wrong_comparison(compared):
         {**comparison, "models": [first]},
     ):
         with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate({**report, "comparisons": [broken]}, schema)
+            jsonschema.validate({**report, "comparisons": [broken]}, found)
     earlier = {key: value for key, value in report.items() if key != "comparisons"}
-    jsonschema.validate(earlier, schema)  # a report from before comparisons is still valid
+    jsonschema.validate(earlier, found)  # a report from before comparisons is still valid
 
 
 def test_html_report_has_the_comparison_section(compared):
@@ -222,7 +222,7 @@ def test_under_xdist_the_report_holds_each_comparison_once(pytester):
     assert {"[gw0]", "[gw1]"} <= set(re.findall(r"\[gw\d\]", output))  # both built it
     assert output.count("MPS comparison: cnn vs vit on data") == 1
     report = load(pytester.path / "report" / "mps-report.json")
-    jsonschema.validate(report, load(SCHEMA))
+    jsonschema.validate(report, schema())
     (comparison,) = report["comparisons"]
     assert len(report["audits"]) == 2
     assert sorted(c["check"] for c in comparison["checks"]) == [

@@ -16,7 +16,7 @@ from PIL import Image
 from support import SIZE, SQUARE, assert_cached_results_sufficient, red_mass_project
 from test_report import run_pytest
 
-from pytest_mps.report.document import SCHEMA
+from pytest_mps.report.document import schema
 from pytest_mps.report.pictures import OUTLINE, OUTLINE_WIDTH, REGION_OUTLINE, display_size
 
 UNMASKED = "faint.png"  # the one image without a mask
@@ -103,7 +103,7 @@ def test_the_terminal_summary_has_a_localisation_row_for_the_masked_audit_only(r
 def test_the_json_report_validates_and_carries_each_images_figures(run):
     folder, _ = run
     report = json.loads((folder / "report" / "mps-report.json").read_text(encoding="utf-8"))
-    jsonschema.validate(report, json.loads(SCHEMA.read_text(encoding="utf-8")))
+    jsonschema.validate(report, schema())
     images = by_name(audits(folder)["masked"])
     bright = images["bright0.png"]
     assert (bright["masked"], bright["object_share"], bright["touches_object"]) == (True, 1.0, True)

@@ -1,11 +1,12 @@
 """The Audit: one model's per-image MPS sizes, and the checks that turn them into release gates.
 
-A thin facade: the checks live in `pytest_mps.audit.checks`, one small unit each.
+A thin facade: the checks live in `pytest_mps.audit.checks` (one small unit each, named by its
+registry), running them in `pytest_mps.audit.runner`, the report entry in
+`pytest_mps.audit.payload`.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,101 +14,23 @@ from typing import Any
 
 import numpy as np
 
-from pytest_mps import __version__
-from pytest_mps.audit.checks import BY_NAME, Check
-from pytest_mps.audit.records import CheckOutcome, ImageRecord, jsonable, mark_anomalies, ratios
+from pytest_mps.audit import payload
+from pytest_mps.audit.checks import registry
+from pytest_mps.audit.records import ImageRecord, ratios
+from pytest_mps.audit.runner import CheckRunner, MPSCheckFailed
+from pytest_mps.versions import ENGINE_VERSION
 
 PathLike = str | os.PathLike[str]
-
-
-class MPSCheckFailed(AssertionError):
-    """One or more checks failed; ``outcomes`` holds everything they measured."""
-
-    def __init__(self, outcomes: Sequence[CheckOutcome]) -> None:
-        self.outcomes = list(outcomes)
-        self.outcome = self.outcomes[0]
-        if len(self.outcomes) == 1:
-            super().__init__(self.outcome.message)
-        else:
-            listed = "\n".join(f"- {outcome.message}" for outcome in self.outcomes)
-            super().__init__(f"{len(self.outcomes)} MPS checks failed:\n{listed}")
-
-
-def _hide_frames_of_failed_checks(excinfo: Any) -> bool:
-    """pytest leaves this module's frames out of a failed check's traceback: the message says
-    what failed, and the user's own line is what they need to see. Other errors keep them."""
-    return excinfo.errisinstance(MPSCheckFailed)
-
-
-__tracebackhide__ = _hide_frames_of_failed_checks
-
-
-def _check_method(kind: type[Check]) -> Any:
-    """``Audit.check_<name>``: builds the check from the arguments and runs it."""
-
-    def method(self: CheckRunner, *args: Any, **kwargs: Any) -> CheckOutcome:
-        return self.run_check(kind(*args, **kwargs))
-
-    parameters = list(inspect.signature(kind.__init__).parameters.values())
-    method.__signature__ = inspect.Signature(parameters, return_annotation=CheckOutcome)
-    method.__name__ = method.__qualname__ = f"check_{kind.name}"
-    method.__doc__ = kind.__doc__
-    return method
-
-
-class CheckRunner:
-    """What an audit and a comparison share: checks run against ``self``, their outcomes kept
-    in ``outcomes``, failures raised at once or at the end of an `all_checks` block."""
-
-    def __init__(self) -> None:
-        self.outcomes: list[CheckOutcome] = []
-        self._deferred: list[CheckOutcome] | None = None
-
-    def run_check(self, check: Any) -> CheckOutcome:
-        """Judge ``self`` with ``check``; record the outcome; return it when it passed, raise
-        `MPSCheckFailed` when not (or keep it for the end of an `all_checks` block)."""
-        outcome = check.evaluate(self)
-        self.outcomes.append(outcome)
-        if not outcome.passed:
-            if self._deferred is None:
-                raise MPSCheckFailed([outcome])
-            self._deferred.append(outcome)
-        return outcome
-
-    def all_checks(self) -> AllChecks:
-        """Run every check in the block, then fail once with all the failures::
-
-        with audit.all_checks():
-            audit.check_concentration(median_between=(0.01, 0.2))
-            audit.check_baseline("baselines/model.json")  # runs (and is written) either way
-        """
-        return AllChecks(self)
-
-
-class AllChecks:
-    """The block of `CheckRunner.all_checks`. A class, not a generator under contextlib: a
-    failure's traceback then ends at the user's block, with no frames of contextlib's."""
-
-    def __init__(self, runner: CheckRunner) -> None:
-        self.runner = runner
-        self.outer: list[CheckOutcome] | None = None
-
-    def __enter__(self) -> CheckRunner:
-        self.outer, self.runner._deferred = self.runner._deferred, []
-        return self.runner
-
-    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
-        failed, self.runner._deferred = self.runner._deferred, self.outer
-        if failed and kind is None:  # another error in the block goes first
-            raise MPSCheckFailed(failed)
+__all__ = ["Audit", "MPSCheckFailed"]
 
 
 class Audit(CheckRunner):
     """The MPS results of one model over a set of images, with the checks a release must pass.
 
-    Every ``check_*`` call appends a `CheckOutcome` to ``outcomes``, returns it when the check
-    passes and raises `MPSCheckFailed` when it fails (inside `all_checks`, at the end of the
-    block, once for all). Invalid arguments raise `ValueError`.
+    Every ``check_*`` call (one per registered check) appends a `CheckOutcome` to
+    ``outcomes``, returns it when the check passes and raises `MPSCheckFailed` when it fails
+    (inside `all_checks`, at the end of the block, once for all). Invalid arguments raise
+    `ValueError`.
     """
 
     def __init__(
@@ -141,13 +64,6 @@ class Audit(CheckRunner):
         self.object_masks = object_masks or {}
         super().__init__()
 
-    check_concentration = _check_method(BY_NAME["concentration"])
-    check_correct_vs_incorrect = _check_method(BY_NAME["correct_vs_incorrect"])
-    check_anomalies = _check_method(BY_NAME["anomalies"])
-    check_baseline = _check_method(BY_NAME["baseline"])
-    check_default_class = _check_method(BY_NAME["default_class"])
-    check_localisation = _check_method(BY_NAME["localisation"])
-
     # ------------------------------------------------------------------ measurements
 
     @property
@@ -172,15 +88,14 @@ class Audit(CheckRunner):
     @property
     def flagged(self) -> list[ImageRecord]:
         """The images the latest anomalies check flagged, most anomalous first."""
-        outcome = self._latest("anomalies")
-        if outcome is None:
-            return []
         by_name = {self.name_of(record.path): record for record in self.records}
-        return [by_name[entry["image"]] for entry in outcome.measured.get("images", [])]
+        return [by_name[name] for name in self.contributed("flagged", [])]
 
     @property
     def engine_version(self) -> str:
-        return str(self.settings.get("engine_version", __version__))
+        """The version of the engine that computed the MPS (the running one's, for an audit
+        whose settings do not say)."""
+        return str(self.settings.get("engine_version", ENGINE_VERSION))
 
     def summary(self) -> dict[str, Any]:
         """The ratio distribution, accuracy and cost of the audit, as plain data.
@@ -189,52 +104,12 @@ class Audit(CheckRunner):
         ``compute_seconds`` are what computing these MPS cost, whenever that was (``cached`` of
         them came from an earlier session); ``run_seconds`` is what this run spent on them.
         """
-        from pytest_mps.audit import stats  # SciPy: loaded by the first summary or check
-
-        s = stats.summarize(self.ratios)
-        return jsonable(
-            {
-                "n": s.n,
-                "mean": s.mean,
-                "median": s.median,
-                "q05": s.q05,
-                "q25": s.q25,
-                "q75": s.q75,
-                "q95": s.q95,
-                "accuracy": self.accuracy,
-                "median_correct": _median(self.correct),
-                "median_incorrect": _median(self.incorrect),
-                "queries": sum(r.queries for r in self.records),
-                "padded_queries": sum(r.padded_queries or r.queries for r in self.records),
-                "compute_seconds": sum(r.seconds for r in self.records),
-                "run_seconds": self.run_seconds,
-                "cached": sum(r.cached for r in self.records),
-                "default_class": sum(r.default_class for r in self.records),
-            }
-        )
+        return payload.audit_figures(self)
 
     def as_dict(self) -> dict[str, Any]:
-        """Everything the audit measured and concluded, as the reports show it: the entry of
-        ``mps-report.json``, the terminal summary and the pytest-html extras all read this."""
-        checks = [outcome.as_dict() for outcome in self.outcomes]
-        images = [{**r.as_dict(), "path": self.name_of(r.path)} for r in self.records]
-        compared = self._latest("baseline", compared=True)
-        return jsonable(
-            {
-                "id": self.identity,
-                "name": self.name,
-                "model": {"path": self.model, "sha256": self.model_sha256},
-                "provider": self.provider,
-                "config": self.settings,
-                "figures": self.summary(),
-                "checks": checks,
-                "flagged": [self.name_of(record.path) for record in self.flagged],
-                "baseline": None
-                if compared is None
-                else {"path": compared.thresholds["path"], "ratios": compared.baseline_ratios},
-                "images": mark_anomalies(images, checks),
-            }
-        )
+        """Everything the audit measured and concluded: its entry of ``mps-report.json``
+        (without the verdicts and pictures the report adds)."""
+        return payload.audit_entry(self)
 
     def name_of(self, path: PathLike) -> str:
         """``path`` relative to the rootdir when inside it, else as given with its ``..``
@@ -253,12 +128,5 @@ class Audit(CheckRunner):
         given = Path(path)
         return self.rootdir / given if self.rootdir is not None else given
 
-    def _latest(self, check: str, compared: bool = False) -> CheckOutcome | None:
-        for outcome in reversed(self.outcomes):
-            if outcome.check == check and (not compared or outcome.baseline_ratios is not None):
-                return outcome
-        return None
 
-
-def _median(records: Sequence[ImageRecord]) -> float | None:
-    return float(np.median(ratios(records))) if records else None
+registry.attach(Audit, registry.AUDIT)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from pytest_mps.audit.records import ImageRecord
+from pytest_mps.audit.stats.location import Sets
 from pytest_mps.errors import MPSInputError, first_line
 from pytest_mps.fileio import write_json_atomic
 
@@ -34,8 +35,6 @@ FORMAT = "pytest-mps-baseline"
 VERSION = 1
 _KIND_NAMES = {dict: "an object", str: "a string", int: "an integer"}
 _MASK = re.compile(r"(\d+)x(\d+):([A-Za-z0-9+/=]*)")
-
-Sets = tuple[np.ndarray, np.ndarray]  # an image's MPS mask and location region
 
 
 def encode_mask(mask: np.ndarray) -> str:

@@ -1,4 +1,5 @@
-"""Plain per-image results and per-check outcomes of an audit, as JSON-ready data."""
+"""Plain per-image results of an audit, and what a check finds: its decision (`Judged`, with
+the check's `Figures`) and its outcome (`CheckOutcome`), as JSON-ready data."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -124,13 +125,53 @@ class ImageRecord:
         return cls(**fields)
 
 
+class Figures:
+    """What a check measured, a frozen dataclass of the check's own: `measured` is what its
+    report entry holds, every field but those in ``unreported`` (kept for the message)."""
+
+    unreported: ClassVar[tuple[str, ...]] = ()
+
+    def measured(self) -> dict[str, Any]:
+        return {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)  # type: ignore[arg-type]
+            if field.name not in self.unreported
+        }
+
+
+@dataclass(frozen=True)
+class NoImages(Figures):
+    """An audit or a comparison (``what``) with no images: nothing to measure."""
+
+    what: str
+
+    def measured(self) -> dict[str, Any]:
+        return {"n": 0}
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A check's decision, the typed outcome the message is made from: whether it passed,
+    its measured `Figures`, the images it names, its test statistics, and what it adds to the
+    report beyond its entry (`CheckOutcome.annotations`, ``contributes``)."""
+
+    passed: bool
+    figures: Figures
+    images: list[str] = field(default_factory=list)
+    statistics: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    contributes: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class CheckOutcome:
     """What one check found, for the terminal summary and the JSON and HTML reports.
 
     ``message`` is the same text as the failing assertion's; ``images`` are the images it names.
-    ``baseline_ratios`` holds the saved ratios a baseline check compared with (for the plots;
-    not part of the check's JSON entry: the audit's entry carries them once).
+    A check may add to the report beyond its own entry (not part of that entry): ``annotations``
+    sets fields of the image entries it speaks of (image name -> fields, the check declaring
+    their defaults in ``image_fields``), ``contributes`` fields of the audit's entry (declared
+    in ``entry_fields``); the latest outcome that gives one wins.
     """
 
     check: str
@@ -140,44 +181,42 @@ class CheckOutcome:
     thresholds: dict[str, Any] = field(default_factory=dict)
     statistics: dict[str, Any] = field(default_factory=dict)
     images: list[str] = field(default_factory=list)
-    baseline_ratios: dict[str, float] | None = field(default=None, compare=False, repr=False)
+    annotations: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+    contributes: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(
+        cls, check: str, judged: Judged, message: str, thresholds: dict[str, Any]
+    ) -> CheckOutcome:
+        """The outcome of the check ``check``'s decision, in the ``message`` made of it."""
+        return cls(
+            check,
+            judged.passed,
+            message,
+            judged.figures.measured(),
+            thresholds,
+            judged.statistics,
+            judged.images,
+            judged.annotations,
+            judged.contributes,
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        entry = dataclasses.asdict(self)
-        del entry["baseline_ratios"]
-        return jsonable(entry)
+        """The check's own entry of the report."""
+        return jsonable({name: getattr(self, name) for name in ENTRY})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckOutcome:
-        names = [f.name for f in dataclasses.fields(cls) if f.name != "baseline_ratios"]
-        return cls(**{name: data[name] for name in names})
+        return cls(**{name: data[name] for name in ENTRY})
+
+
+# The fields of an outcome that its report entry holds: what it adds elsewhere is left out.
+ENTRY = ("check", "passed", "message", "measured", "thresholds", "statistics", "images")
 
 
 def ratios(records: Sequence[ImageRecord]) -> np.ndarray:
     """The records' MPS ratios (0 for an empty MPS), in order."""
     return np.array([0.0 if r.default_class else r.ratio for r in records], dtype=np.float64)
-
-
-def mark_anomalies(
-    images: Sequence[dict[str, Any]], checks: Sequence[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Image entries with ``anomaly``, ``anomaly_p_value`` and ``anomaly_direction`` set from
-    the anomalies checks among ``checks`` (entries as `CheckOutcome.as_dict` gives them)."""
-    flags = {
-        entry["image"]: entry
-        for check in checks
-        if check["check"] == "anomalies"
-        for entry in check["measured"].get("images", [])
-    }
-    return [
-        {
-            **image,
-            "anomaly": image["path"] in flags,
-            "anomaly_p_value": flags.get(image["path"], {}).get("p_value"),
-            "anomaly_direction": flags.get(image["path"], {}).get("direction"),
-        }
-        for image in images
-    ]
 
 
 def jsonable(value: Any) -> Any:

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_mps.audit.checks import make_check
-from pytest_mps.choices import ANOMALY_REFERENCES, CHECKS, COMPARISON_CHECKS, DEVICE_TEXT, is_device
+from pytest_mps.audit.checks import registry
+from pytest_mps.choices import DEVICE_TEXT, is_device
 from pytest_mps.errors import MPSInputError
 from pytest_mps.yamlfile import load_yaml
 
@@ -184,9 +184,9 @@ def _checks(path: Path, entries: list[Any], models: list[str]) -> tuple[CheckSpe
         name, arguments = _entry(path, entry)
         expected_failure = arguments.pop("xfail", None)
         chosen = _models_of_check(path, name, arguments, models)
-        arguments = _resolve_paths(name, arguments, path.parent)
+        arguments = registry.checks()[name].files_from(arguments, path.parent)
         try:
-            made = make_check(name, arguments)
+            made = registry.make_check(name, arguments)
         except ValueError as exc:
             raise MPSInputError(path, f"check {name!r}: {exc}") from None
         unknown = [model for model in getattr(made, "models", ()) if model not in models]
@@ -206,7 +206,7 @@ def _models_of_check(
 ) -> list[str | None]:
     """The models a check runs on: None for a single-model audit or a check between models;
     in a comparison, every model or the one the check names (``model:``, taken out)."""
-    if name in COMPARISON_CHECKS:
+    if name in registry.names(registry.COMPARISON):
         if not models:
             raise MPSInputError(path, f"check {name!r} compares models: give 'models', not 'model'")
         return [None]
@@ -226,21 +226,10 @@ def _entry(path: Path, entry: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(entry, dict) or len(entry) != 1:
         raise MPSInputError(path, f"each check is 'name: {{arguments}}', got {entry!r}")
     name, arguments = next(iter(entry.items()))
-    if name not in CHECKS + COMPARISON_CHECKS:
-        known = ", ".join(CHECKS + COMPARISON_CHECKS)
+    if name not in registry.names():
+        known = ", ".join(registry.names())
         raise MPSInputError(path, f"unknown check {name!r} (expected one of {known})")
     arguments = arguments or {}
     if not isinstance(arguments, dict):
         raise MPSInputError(path, f"check {name!r}: arguments must be a mapping")
     return name, dict(arguments)
-
-
-def _resolve_paths(check: str, arguments: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Files a check names in the YAML (a baseline, an anomaly reference) are relative to it."""
-    resolved = dict(arguments)
-    if check == "baseline" and isinstance(resolved.get("path"), str):
-        resolved["path"] = str(base / resolved["path"])
-    reference = resolved.get("reference")
-    if check == "anomalies" and isinstance(reference, str) and reference not in ANOMALY_REFERENCES:
-        resolved["reference"] = str(base / reference)
-    return resolved

@@ -32,13 +32,12 @@ def count_images(count: int) -> str:
     return f"{count} image" if count == 1 else f"{count} images"
 
 
-def share_within(count: int, total: int, allowed: float, what: str) -> tuple[bool, str]:
-    """Whether ``count`` of ``total`` images is at most the ``allowed`` share, and the sentence
-    that says so: "3 of 20 images (15%) <what>, more than the allowed 10%"."""
-    passed = count / total <= allowed
+def share_text(count: int, total: int, allowed: float, what: str, passed: bool) -> str:
+    """The sentence that says whether ``count`` of ``total`` images ``passed`` the ``allowed``
+    share: "3 of 20 images (15%) <what>, more than the allowed 10%"."""
     verdict = "within" if passed else "more than"
     text = f"{count} of {total} images ({percent(count / total)}) {what}, {verdict} the allowed"
-    return passed, f"{text} {percent(allowed)}"
+    return f"{text} {percent(allowed)}"
 
 
 def listing(items: Sequence[str]) -> str:

@@ -6,24 +6,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import glob
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pytest_mps.cli.compare_inputs import (
+    compared_images,
+    image_spec,
+    model_names,
+    write_compared_masks,
+)
 from pytest_mps.cli.compare_tables import comparison_markdown, comparison_tables
 from pytest_mps.cli.options import (
     add_engine_options,
     check_outputs,
     expected_evaluations,
-    mask_png,
     share,
     start,
     sufficiency,
-    unique,
 )
-from pytest_mps.errors import MPSInputError
 
 COMPARE_TEXT = """\
 Compute the MPS of the same images under two or more ONNX classifiers and compare them: the
@@ -125,8 +126,8 @@ def run(args: argparse.Namespace) -> int:
     from pytest_mps.engine.settings import make_settings
     from pytest_mps.fileio import write_bytes_atomic, write_json_atomic
 
-    models = _model_names(args.models)
-    images = check_images(_compared_images(args.images))
+    models = model_names(args.models)
+    images = check_images(compared_images(args.images))
     check_outputs(args.json, [args.json, args.md], [args.masks])
     settings = make_settings(args.preset)
     expected = len(images) * sum(  # every model valid before the first one's work
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         progress.session = session
         comparison = session.comparison(
             models,
-            _image_spec(args.images),
+            image_spec(args.images),
             args.labels,
             where="compare",
             region_share=args.region_share,
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         errors.print(f"[dim]provider: {'; '.join(notes)}")
     shown = dict(zip(comparison.images, map(str, images), strict=True))
     if args.masks is not None:
-        _write_compared_masks(comparison, images, args.masks)
+        write_compared_masks(comparison, images, args.masks)
     document = _comparison_document(comparison, models, shown, args.masks)
     *grids, note = comparison_tables(document, comparison.region_share)
     for grid in grids:
@@ -173,59 +174,6 @@ def run(args: argparse.Namespace) -> int:
         write_json_atomic(args.json, document)
         errors.print(f"[dim]wrote {args.json}")
     return 0
-
-
-def _model_names(models: list[str]) -> dict[str, str]:
-    """Each model's name (its file stem; colliding stems get as many enclosing folders as
-    tell them apart) and its path as given."""
-    if len(models) < 2:
-        raise MPSInputError(models[0], "compare needs two models or more; give another model")
-    full = [Path(os.path.abspath(model)) for model in models]
-    _refuse_repeats(models, full, "model")
-    names = [
-        _model_name(path, [other for other in full if other.stem == path.stem]) for path in full
-    ]
-    return dict(zip(names, models, strict=True))
-
-
-def _model_name(path: Path, rivals: list[Path]) -> str:
-    """The shortest tail of ``path`` (stem, then its folders; last, the file name with its
-    suffix) that no rival shares."""
-
-    def tail(of: Path, depth: int, suffix: bool) -> str:
-        return "/".join([*of.parent.parts[1:], of.name if suffix else of.stem][-depth:])
-
-    for suffix in (False, True):
-        for depth in range(1, len(path.parts) + 1):
-            if len({tail(rival, depth, suffix) for rival in rivals}) == len(rivals):
-                return tail(path, depth, suffix)
-    return str(path)  # unreachable: different files differ in their full names
-
-
-def _refuse_repeats(given: list[str], full: list[Path], what: str) -> None:
-    seen: set[Path] = set()
-    for text, path in zip(given, full, strict=True):
-        if path.resolve() in seen:
-            raise MPSInputError(text, f"this {what} is given more than once")
-        seen.add(path.resolve())
-
-
-def _compared_images(sources: list[str]) -> list[Path]:
-    """The images, spelled as given (an image of a folder: the folder as given, then its path
-    inside), in the order the session audits them."""
-    from pytest_mps.engine.images import list_images
-
-    images = list_images(sources)
-    _refuse_repeats([str(image) for image in images], images, "image")
-    return images
-
-
-def _image_spec(sources: list[str]) -> str | list[str]:
-    """What the session reads: one folder or file as itself (so that labels rows may be
-    relative to that folder), several as a list; never a glob, which the shell expands."""
-    if len(sources) == 1 and not glob.has_magic(sources[0]):
-        return sources[0]
-    return sources
 
 
 @contextlib.contextmanager
@@ -255,86 +203,37 @@ class _Feed:
             self.bar.update(self.task, completed=counted)
 
 
-def _write_compared_masks(comparison: Any, images: list[Path], folder: Path) -> None:
-    """Each model's MPS of each image under ``folder/<model>/`` (see `_mask_names`): exactly
-    the masks the Dice and Hausdorff figures compare."""
-    from pytest_mps.audit.comparison import location_sets
-    from pytest_mps.fileio import write_bytes_atomic
-
-    names = _mask_names(images)
-    for model, audit in comparison.audits.items():
-        for image, name in zip(comparison.images, names, strict=True):
-            mask, _ = location_sets(audit.explanations[image])
-            write_bytes_atomic(folder / model / name, mask_png(mask))
-
-
-def _mask_names(images: list[Path]) -> list[str]:
-    """Each image's mask file: its path relative to the deepest folder holding all the images,
-    suffix replaced by .png, made unique with -2, -3... (``x.jpg`` beside ``x.png``)."""
-    full = [Path(os.path.abspath(image)) for image in images]
-    common = Path(os.path.commonpath([path.parent for path in full]))
-    used: set[str] = set()
-    return [
-        unique(path.relative_to(common).with_suffix("").as_posix(), used) + ".png" for path in full
-    ]
-
-
 def _comparison_document(
     comparison: Any, models: dict[str, str], shown: dict[str, str], masks: Path | None
 ) -> dict[str, Any]:
-    """The comparison as the JSON file holds it; the tables print from it too. ``shown``:
-    each image's session name to the path as the user gave it."""
-    from pytest_mps.audit.comparison import pair_summary
+    """The comparison as the JSON file holds it (its report entry, in the file's own terms);
+    the tables print from it too. ``shown``: each image's session name to the path as the
+    user gave it."""
     from pytest_mps.audit.records import jsonable
 
-    pairs = []
-    for a, b in comparison.pairs():
-        locations = comparison.locations(a, b)
-        images = {shown[location.image]: location.as_dict() for location in locations}
-        pairs.append({"models": [a, b], **pair_summary(locations), "images": images})
+    entry = comparison.as_dict()
     return jsonable(
         {
             "models": [
-                {"name": name, "path": path, **_model_figures(comparison.audit(name))}
-                for name, path in models.items()
+                {"name": model["name"], "path": models[model["name"]], **_model_figures(model)}
+                for model in entry["models"]
             ],
-            "pairs": pairs,
-            "sizes": _size_tests(comparison),
+            "pairs": [
+                {**pair, "images": {shown[image]: found for image, found in pair["images"].items()}}
+                for pair in entry["pairs"]
+            ],
+            "sizes": comparison.size_tests(),
             "masks": None if masks is None else str(masks),
         }
     )
 
 
-def _model_figures(audit: Any) -> dict[str, Any]:
-    summary = audit.summary()
+def _model_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    """A model's figures under the names the JSON file gives them."""
     return {
-        "n": summary["n"],
-        "median_ratio": summary["median"],
-        "mean_ratio": summary["mean"],
-        "accuracy": summary["accuracy"],
-        "empty": summary["default_class"],
-    }
-
-
-def _size_tests(comparison: Any) -> dict[str, Any]:
-    """Do the models' MPS sizes differ: the paired test the study uses (Friedman, or Wilcoxon
-    for two models), Kruskal-Wallis, and Holm-corrected pairs (three models or more)."""
-    from pytest_mps.audit import stats
-    from pytest_mps.audit.checks.sizes_differ import MIN_IMAGES
-
-    models = comparison.models
-    samples = [comparison.audit(model).ratios for model in models]
-    found: dict[str, Any] = {"n": len(comparison.images), "medians": None, "paired": None}
-    found |= {"kruskal_wallis": None, "pairwise": [], "note": None}
-    try:
-        result = stats.compare_many(samples, paired=True, min_n=MIN_IMAGES)
-    except stats.InsufficientData:
-        return found | {"note": f"at least {MIN_IMAGES} images are needed to test sizes"}
-    statistic, p = result.kruskal
-    pairwise = result.pairs_named(models)
-    return found | {
-        "medians": dict(zip(models, result.medians, strict=True)),
-        "paired": {"test": result.test, "statistic": result.statistic, "p_value": result.p_value},
-        "kruskal_wallis": {"statistic": statistic, "p_value": p},
-        "pairwise": pairwise,
+        "n": figures["n"],
+        "median_ratio": figures["median"],
+        "mean_ratio": figures["mean"],
+        "accuracy": figures["accuracy"],
+        "empty": figures["default_class"],
     }

@@ -17,12 +17,22 @@ from pytest_mps.report.summary import merge_audit_reports, merge_comparison_repo
 
 FORMAT = "pytest-mps-report"
 # 2: figures split this run's time from the compute cost; default_class check; 3: each image's
-# margin, fragile, grain and why_not_minimal.
-VERSION = 3
+# margin, fragile, grain and why_not_minimal; 4: each audit's engine_version.
+VERSION = 4
 # Comparisons came later within version 2: a report without them is still read (none ran).
 JSON_NAME = "mps-report.json"
 HTML_NAME = "index.html"
 SCHEMA = Path(__file__).with_name("schema.json")
+
+
+def schema() -> dict[str, Any]:
+    """The report's JSON schema (``schema.json``), with the names of the registered checks."""
+    from pytest_mps.audit.checks import registry
+
+    found = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    for definition, judges in (("check", registry.AUDIT), ("comparisonCheck", registry.COMPARISON)):
+        found["$defs"][definition]["properties"]["check"]["enum"] = list(registry.names(judges))
+    return found
 
 
 def session_info(device: str, exitstatus: int | None = None) -> dict[str, Any]:

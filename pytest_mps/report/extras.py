@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from pytest_mps.audit.payload import audit_entry, check_entry, verdict
 from pytest_mps.audit.records import CheckOutcome
 
 Used = Sequence[tuple[Any, Sequence[CheckOutcome]]]  # (audit, the outcomes this test produced)
@@ -24,10 +25,11 @@ def junit_properties(used: Used) -> list[tuple[str, str]]:
             seen[outcome.check] = seen.get(outcome.check, 0) + 1
             count = seen[outcome.check]
             prefix = f"mps.{outcome.check}" + (f"[{count}]" if count > 1 else "")
+            entry = check_entry(outcome)
             properties.append((f"{prefix}.audit", audit.name))
-            properties.append((f"{prefix}.verdict", "pass" if outcome.passed else "fail"))
+            properties.append((f"{prefix}.verdict", verdict(entry["passed"], None)))
             for part in ("measured", "thresholds", "statistics"):
-                for key, value in getattr(outcome, part).items():
+                for key, value in entry[part].items():
                     properties.append((f"{prefix}.{part}.{key}", _text(value)))
     return properties
 
@@ -47,7 +49,7 @@ def html_extras(used: Used) -> list[dict[str, Any]]:
     for audit, _ in used:
         if not isinstance(audit, Audit):  # a comparison: its audits have their own extras
             continue
-        entry = audit.as_dict()
+        entry = audit_entry(audit)
         if not entry["images"]:
             continue
         plot = distribution_png(distribution_groups(entry["images"], entry["baseline"]), audit.name)

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_mps.audit.checks import registry
 from pytest_mps.audit.checks.localisation import localisation_text
-from pytest_mps.audit.records import mark_anomalies
+from pytest_mps.audit.payload import audit_entry, comparison_entry
 from pytest_mps.audit.text import percent, ratio_text
 
 if TYPE_CHECKING:
@@ -24,10 +25,9 @@ def audit_reports(
     pictures: Path | None = None,
     expected_failures: dict[int, str] | None = None,
 ) -> dict[str, Any]:
-    """This process's audits and comparisons as the report entries of `Audit.as_dict` and
-    `Comparison.as_dict`, with its engines' evaluation count: the one payload that the JSON
-    and HTML reports and the terminal summary read (shipped from xdist workers to the
-    controller).
+    """This process's audits and comparisons as their report entries (`pytest_mps.audit.payload`),
+    with its engines' evaluation count: the one payload that the JSON and HTML reports and the
+    terminal summary read (shipped from xdist workers to the controller).
 
     With a ``pictures`` folder (the report's), each image's pictures are written there (only
     this process has the masks) and each image entry names them relative to that folder. A
@@ -38,59 +38,40 @@ def audit_reports(
     expected_failures = expected_failures or {}
     audits = []
     for audit in session.audits.values():
-        entry = audit.as_dict()
         written = {}
         if pictures is not None:
             from pytest_mps.report.pictures import write_pictures
 
             written = write_pictures(audit, pictures)
-        entry["images"] = [
-            {**image, "pictures": written.get(image["path"])} for image in entry["images"]
-        ]
-        entry["checks"] = _with_verdicts(entry["checks"], audit.outcomes, expected_failures)
-        audits.append(entry)
-    comparisons = []
-    for comparison in session.comparisons.values():
-        entry = comparison.as_dict()
-        entry["checks"] = _with_verdicts(entry["checks"], comparison.outcomes, expected_failures)
-        comparisons.append(entry)
+        audits.append(audit_entry(audit, written, expected_failures))
     return {
         "process": process,
         "evaluations": session.evaluations,
         "padded_evaluations": session.padded_evaluations,
         "fallbacks": session.fallbacks,
         "audits": audits,
-        "comparisons": comparisons,
+        "comparisons": [
+            comparison_entry(comparison, expected_failures)
+            for comparison in session.comparisons.values()
+        ],
     }
-
-
-def _with_verdicts(
-    checks: list[dict[str, Any]], outcomes: list[Any], expected_failures: dict[int, str]
-) -> list[dict[str, Any]]:
-    """Check entries with their ``expected_failure`` (the xfail reason, or None) and verdict."""
-    return [
-        {**check, "expected_failure": reason, "verdict": verdict(check["passed"], reason)}
-        for check, outcome in zip(checks, outcomes, strict=True)
-        for reason in [expected_failures.get(id(outcome))]
-    ]
 
 
 def merge_audit_reports(
     payloads: list[dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One entry per audit (xdist workers that shared an audit each sent their own checks),
-    its images' anomaly flags from the merged checks, and the model evaluations of all
+    """One entry per audit (xdist workers that shared an audit each sent their own checks, and
+    what those checks added to the entry and its images), and the model evaluations of all
     processes together (``evaluations``: real masks; ``padded_evaluations``: forward passes
     including padding; ``fallbacks``: why CUDA was not used where it was listed)."""
     merged: dict[str, dict[str, Any]] = {}
     for payload in payloads:
         for audit in payload["audits"]:
-            current = merged.setdefault(audit["id"], {**audit, "checks": [], "flagged": []})
-            _extend_new(current["checks"], audit["checks"])  # a check run by several tests: once
-            _extend_new(current["flagged"], audit["flagged"])  # most anomalous first
-            current["baseline"] = current["baseline"] or audit["baseline"]
-    for audit in merged.values():
-        audit["images"] = mark_anomalies(audit["images"], audit["checks"])
+            if audit["id"] not in merged:
+                added = registry.entry_fields()
+                images = [dict(image) for image in audit["images"]]  # the payload stays as sent
+                merged[audit["id"]] = {**audit, "checks": [], **added, "images": images}
+            _merge_audit(merged[audit["id"]], audit)
     audits = sorted(merged.values(), key=lambda audit: (audit["name"], audit["id"]))
     counts: dict[str, Any] = {
         key: sum(payload[key] for payload in payloads)
@@ -98,6 +79,26 @@ def merge_audit_reports(
     }
     counts["fallbacks"] = sorted({note for payload in payloads for note in payload["fallbacks"]})
     return audits, counts
+
+
+def _merge_audit(current: dict[str, Any], other: dict[str, Any]) -> None:
+    """A process's entry of an audit into ``current`` (which starts with no checks and the
+    checks' defaults): its new checks (a check run by several tests: once), and what its
+    checks added (lists joined, new items only; else the first given; an image's notes where
+    it has some)."""
+    _extend_new(current["checks"], other["checks"])
+    for key, default in registry.entry_fields().items():
+        if isinstance(default, list):
+            current[key] = [
+                *current[key],
+                *(item for item in other[key] if item not in current[key]),
+            ]
+        elif current[key] == default:
+            current[key] = other[key]
+    defaults = registry.image_fields()
+    for image, theirs in zip(current["images"], other["images"], strict=True):
+        noted = {key: theirs[key] for key, default in defaults.items() if theirs[key] != default}
+        image.update(noted)
 
 
 def merge_comparison_reports(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -271,13 +272,6 @@ def time_text(figures: dict[str, Any]) -> str:
         f"{text}; {cached} of {figures['n']} MPS read from the cache, computed earlier in "
         f"{figures['compute_seconds']:.1f} s"
     )
-
-
-def verdict(passed: bool, expected_failure: str | None) -> str:
-    """``pass``, ``fail``, or ``xfail`` for a failure its test expected (a documented one)."""
-    if passed:
-        return "pass"
-    return "xfail" if expected_failure is not None else "fail"
 
 
 def ratio(value: float | None) -> str:

@@ -3,19 +3,21 @@ flagged at a stated false-alarm rate."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.baseline import read_baseline
 from pytest_mps.audit.checks.base import Audit, Check
-from pytest_mps.audit.records import CheckOutcome, ImageRecord
-from pytest_mps.audit.text import count_images, listing, ratio_text, share_within
-from pytest_mps.choices import ANOMALY_DIRECTIONS
+from pytest_mps.audit.records import Figures, ImageRecord, Judged
+from pytest_mps.audit.text import count_images, listing, ratio_text, share_text
+from pytest_mps.choices import ANOMALY_DIRECTIONS, ANOMALY_REFERENCES
 
 # The false-alarm rate: a clean image is flagged with probability at most ALPHA. 5% is the most
 # the anomaly benchmark allows on clean images, and the least that still catches 60% of
@@ -48,6 +50,7 @@ class Reference:
         return {name: i for i, name in enumerate(self.names)}
 
 
+@dataclass(frozen=True)
 class Anomalies(Check):
     """Flag images whose MPS ratio is unusually large or small against a reference, at a
     stated false-alarm rate, and fail when more than ``max_fraction`` of them are flagged; the
@@ -66,78 +69,95 @@ class Anomalies(Check):
     large. Images with an empty MPS have no size: they are left out (``default_class``).
     """
 
-    name = "anomalies"
+    name: ClassVar[str] = "anomalies"
+    # The report marks each flagged image, and lists them, most unusual first.
+    image_fields: ClassVar[dict[str, Any]] = {
+        "anomaly": False,
+        "anomaly_p_value": None,
+        "anomaly_direction": None,
+    }
+    entry_fields: ClassVar[dict[str, Any]] = {"flagged": []}
+    alpha: float = ALPHA
+    max_fraction: float = MAX_FRACTION
+    reference: str | os.PathLike[str] = "correct"
+    direction: str = "both"
 
-    def __init__(
-        self,
-        alpha: float = ALPHA,
-        max_fraction: float = MAX_FRACTION,
-        reference: str | os.PathLike[str] = "correct",
-        direction: str = "both",
-    ) -> None:
-        self.alpha = arguments.fraction(alpha, "alpha")
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-        self.max_fraction = arguments.fraction(max_fraction, "max_fraction")
-        if not isinstance(reference, str | os.PathLike):
+    def __post_init__(self) -> None:
+        alpha = arguments.fraction(self.alpha, "alpha")
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha!r}")
+        max_fraction = arguments.fraction(self.max_fraction, "max_fraction")
+        if not isinstance(self.reference, str | os.PathLike):
             raise ValueError(
-                f"reference must be correct, all or a baseline file, not {reference!r}"
+                f"reference must be correct, all or a baseline file, not {self.reference!r}"
             )
-        self.reference = os.fspath(reference)
-        self.direction = arguments.one_of(direction, "direction", ANOMALY_DIRECTIONS)
+        self.canonical(
+            alpha=alpha,
+            max_fraction=max_fraction,
+            reference=os.fspath(self.reference),
+            direction=arguments.one_of(self.direction, "direction", ANOMALY_DIRECTIONS),
+        )
 
-    def thresholds(self) -> dict[str, Any]:
-        return {
-            "alpha": self.alpha,
-            "max_fraction": self.max_fraction,
-            "reference": self.reference,
-            "direction": self.direction,
-        }
+    @classmethod
+    def files_from(cls, arguments: dict[str, Any], base: Path) -> dict[str, Any]:
+        resolved = dict(arguments)
+        reference = resolved.get("reference")
+        if isinstance(reference, str) and reference not in ANOMALY_REFERENCES:
+            resolved["reference"] = str(base / reference)
+        return resolved
 
-    def judge(self, audit: Audit) -> CheckOutcome:
+    def judge(self, audit: Audit) -> Judged:
         from pytest_mps.audit import stats  # SciPy: loaded by the first check that runs
 
         sized = [record for record in audit.records if not record.default_class]
         reference = self._reference(audit)
         need = stats.smallest_reference(self.alpha, self.direction)
+        found = Flags(len(audit.records), int(reference.ratios.size), need, reference.described)
         if reference.ratios.size < need:
-            advice = "add images or raise alpha"
-            if self.reference == "correct":
-                advice += ', or use reference="all"'
-            return self.failed(
-                f"anomalies: the reference ({reference.described}) has "
-                f"{count_images(reference.ratios.size)} with an MPS; at alpha {self.alpha:g} a "
-                f"flag needs at least {need} ({advice}).",
-                {"n": len(audit.records), "n_reference": int(reference.ratios.size), "images": []},
-            )
+            return Judged(False, found, contributes={"flagged": []})
         judged = [self._judge_one(audit, record, reference, need) for record in sized]
         hits = sorted((j for j in judged if j["p_value"] <= self.alpha), key=_unusual)
-        n, k = len(audit.records), len(hits)
-        passed, share = share_within(k, n, self.max_fraction, "have anomalous MPS ratios")
-        message = (
-            f"anomalies: {share} (flagged where p <= {self.alpha:g}, {_sides(self.direction)}, "
-            f"against {reference.described}: by the image's class where it has at least "
-            f"{need}, else all of them)."
-        )
-        if hits:
-            message += f" Flagged: {listing([_flag_text(hit) for hit in hits])}."
-        empty = len(audit.records) - len(sized)
-        if empty:
-            message += f" {count_images(empty)} with an empty MPS left out (see default_class)."
-        measured = {
-            "n": n,
-            "flagged": k,
-            "fraction": k / n if n else 0.0,
-            "empty": empty,
-            "images": hits,
-        }
+        found = dataclasses.replace(found, hits=hits, empty=len(audit.records) - len(sized))
         statistics = {
-            "n_reference": int(reference.ratios.size),
+            "n_reference": found.n_reference,
             "min_class_reference": need,
             "classes_alone": sorted({j["class"] for j in judged if j["by_class"]}),
         }
         images = [hit["image"] for hit in hits]
-        return self.outcome(passed, message, measured, statistics=statistics, images=images)
+        return Judged(
+            len(hits) / found.n <= self.max_fraction,
+            found,
+            images,
+            statistics,
+            annotations={hit["image"]: _annotation(hit) for hit in hits},
+            contributes={"flagged": images},
+        )
+
+    def explain(self, judged: Judged) -> str:
+        found = judged.figures
+        if found.hits is None:
+            advice = "add images or raise alpha"
+            if self.reference == "correct":
+                advice += ', or use reference="all"'
+            return (
+                f"anomalies: the reference ({found.described}) has "
+                f"{count_images(found.n_reference)} with an MPS; at alpha {self.alpha:g} a "
+                f"flag needs at least {found.need} ({advice})."
+            )
+        what = "have anomalous MPS ratios"
+        share = share_text(len(found.hits), found.n, self.max_fraction, what, judged.passed)
+        message = (
+            f"anomalies: {share} (flagged where p <= {self.alpha:g}, {_sides(self.direction)}, "
+            f"against {found.described}: by the image's class where it has at least "
+            f"{found.need}, else all of them)."
+        )
+        if found.hits:
+            message += f" Flagged: {listing([_flag_text(hit) for hit in found.hits])}."
+        if found.empty:
+            message += (
+                f" {count_images(found.empty)} with an empty MPS left out (see default_class)."
+            )
+        return message
 
     def _judge_one(
         self, audit: Audit, record: ImageRecord, reference: Reference, need: int
@@ -199,9 +219,44 @@ class Anomalies(Check):
         )
 
 
+@dataclass(frozen=True)
+class Flags(Figures):
+    """The images flagged (``hits``, most unusual first; None where the reference is too
+    small for a flag), against a reference of ``n_reference`` sizes that a flag needs
+    ``need`` of, and the images with an empty MPS left out."""
+
+    n: int
+    n_reference: int
+    need: int
+    described: str
+    hits: list[dict[str, Any]] | None = None
+    empty: int = 0
+
+    def measured(self) -> dict[str, Any]:
+        if self.hits is None:
+            return {"n": self.n, "n_reference": self.n_reference, "images": []}
+        k = len(self.hits)
+        return {
+            "n": self.n,
+            "flagged": k,
+            "fraction": k / self.n if self.n else 0.0,
+            "empty": self.empty,
+            "images": self.hits,
+        }
+
+
 def _unusual(hit: dict[str, Any]) -> tuple[float, float]:
     """Most unusual first: the smallest p-value, then the furthest from typical."""
     return hit["p_value"], -abs(np.log(hit["ratio"] / hit["typical"]))
+
+
+def _annotation(hit: dict[str, Any]) -> dict[str, Any]:
+    """What the report notes of a flagged image."""
+    return {
+        "anomaly": True,
+        "anomaly_p_value": hit["p_value"],
+        "anomaly_direction": hit["direction"],
+    }
 
 
 def _sides(direction: str) -> str:

@@ -4,54 +4,44 @@ same images."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from pytest_mps.audit import arguments
-from pytest_mps.audit.baseline import (
-    Baseline,
-    Sets,
-    make_baseline,
-    read_baseline,
-    write_baseline,
-)
+from pytest_mps.audit.baseline import Baseline, make_baseline, read_baseline, write_baseline
 from pytest_mps.audit.checks.base import Audit, Check
+from pytest_mps.audit.checks.baseline_figures import (
+    BaselineLocation,
+    Compared,
+    Kept,
+    ThisRun,
+    Written,
+    no_masks_text,
+    notes,
+    owner,
+)
 from pytest_mps.audit.checks.location_agreement import LOCATIONS, LocationAgreement
 from pytest_mps.audit.checks.paired import shift
-from pytest_mps.audit.records import CheckOutcome, ImageRecord, ratios
-from pytest_mps.audit.stats.location import REGION_SHARE
-from pytest_mps.audit.text import class_text, count_images, listing, ratio_text
+from pytest_mps.audit.records import ImageRecord, Judged, ratios
+from pytest_mps.audit.stats.location import (
+    REGION_SHARE,
+    ImageLocation,
+    Sets,
+    locate_sets,
+    location_sets,
+)
+from pytest_mps.audit.text import listing
 from pytest_mps.errors import MPSInputError
-
-if TYPE_CHECKING:  # the comparison module imports the checks: loaded where used
-    from pytest_mps.audit.comparison import ImageLocation
 
 MIN_PAIRS = 3  # images shared with a baseline for a Wilcoxon test
 UPDATE_HINT = "Run pytest --mps-update-baselines to accept the new sizes."
-# Settings compared with a baseline's under their own note, and settings that never decide an
-# MPS (older baselines stored the batch size, which only the machine's speed chose; since
-# engine 0.4.1 the search width says only how many tests a model call carries).
-_NOTED_APART = ("engine_version", "model_sha256", "provider")
-_IRRELEVANT = ("batch_size", "extraction.search_width")
 THIS_RUN = "this run"  # how the location sentence names the run against the baseline
 
 
 @dataclasses.dataclass(frozen=True)
-class _Verdict:
-    """One part of the check's verdict (the sizes, or the location): its sentence, what it
-    measured and the images it names."""
-
-    passed: bool
-    text: str
-    measured: dict[str, Any]
-    images: list[str] = dataclasses.field(default_factory=list)
-    advised: bool = False  # the text already says how to fix a failure
-
-
 class BaselineCheck(Check):
     """Compare with a saved baseline of the same images, paired by path: the MPS ratios
     (Wilcoxon signed-rank on current minus baseline) and, with ``min_mean_dice`` or
@@ -75,54 +65,54 @@ class BaselineCheck(Check):
     check at a new path). A retrained model at the same path is the ordinary update.
     """
 
-    name = "baseline"
+    name: ClassVar[str] = "baseline"
+    # The audit's report entry keeps the saved run a comparison read, for the plots.
+    entry_fields: ClassVar[dict[str, Any]] = {"baseline": None}
+    path: str | os.PathLike[str]
+    max_median_shift: float | None = None
+    alpha: float = 0.05
+    min_mean_dice: float | None = None
+    max_median_hausdorff: float | None = None
+    on: str = "region"
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        max_median_shift: float | None = None,
-        alpha: float = 0.05,
-        min_mean_dice: float | None = None,
-        max_median_hausdorff: float | None = None,
-        on: str = "region",
-    ) -> None:
-        if not isinstance(path, str | os.PathLike):
-            raise ValueError(f"path must be a file name, not {path!r}")
-        self.path = os.fspath(path)
-        self.alpha = arguments.alpha(alpha)
-        self.max_median_shift = arguments.optional(
-            arguments.non_negative, max_median_shift, "max_median_shift"
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str | os.PathLike):
+            raise ValueError(f"path must be a file name, not {self.path!r}")
+        self.canonical(path=os.fspath(self.path), alpha=arguments.alpha(self.alpha))
+        self.canonical_if_given(
+            max_median_shift=arguments.non_negative,
+            min_mean_dice=arguments.fraction,
+            max_median_hausdorff=arguments.non_negative,
         )
-        self.min_mean_dice = arguments.optional(arguments.fraction, min_mean_dice, "min_mean_dice")
-        self.max_median_hausdorff = arguments.optional(
-            arguments.non_negative, max_median_hausdorff, "max_median_hausdorff"
-        )
-        self.on = arguments.one_of(on, "on", LOCATIONS)
+        self.canonical(on=arguments.one_of(self.on, "on", LOCATIONS))
 
-    def thresholds(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "alpha": self.alpha,
-            "max_median_shift": self.max_median_shift,
-            "min_mean_dice": self.min_mean_dice,
-            "max_median_hausdorff": self.max_median_hausdorff,
-            "on": self.on,
-        }
+    @classmethod
+    def files_from(cls, arguments: dict[str, Any], base: Path) -> dict[str, Any]:
+        resolved = dict(arguments)
+        if isinstance(resolved.get("path"), str):
+            resolved["path"] = str(base / resolved["path"])
+        return resolved
 
     @property
     def bounds_location(self) -> bool:
         return self.min_mean_dice is not None or self.max_median_hausdorff is not None
 
-    def judge(self, audit: Audit) -> CheckOutcome:
+    def judge(self, audit: Audit) -> Judged:
         target = audit.resolve(self.path)
         if not target.exists():
             return self._write(audit, target)
         if audit.update_baselines:
-            owner = _other_model(audit, target)
-            return self._write(audit, target) if owner is None else self._keep(audit, target, owner)
+            other = _other_model(audit, target)
+            return self._write(audit, target) if other is None else self._keep(audit, target, other)
         return self._compare(audit, target)
 
-    def _write(self, audit: Audit, target: Path) -> CheckOutcome:
+    def explain(self, judged: Judged) -> str:
+        found = judged.figures
+        if isinstance(found, Written | Kept):
+            return found.text()
+        return self._compared_text(found)
+
+    def _write(self, audit: Audit, target: Path) -> Judged:
         """Write this run as the baseline: a pass when asked to update, else a failure."""
         existed = target.exists()
         saved = make_baseline(
@@ -136,144 +126,121 @@ class BaselineCheck(Check):
             region_share=REGION_SHARE,
         )
         write_baseline(target, saved)
-        shown, n = audit.name_of(target), len(audit.records)
-        if audit.update_baselines:
-            message = (
-                f"baseline: wrote {shown} with {count_images(n)} (--mps-update-baselines); "
-                f"later runs compare against it."
-            )
-        else:
-            median = ratio_text(float(np.median(ratios(audit.records))))
-            message = (
-                f"baseline: {shown} did not exist, so it was written with {count_images(n)} "
-                f"(median MPS ratio {median}). The next run will compare against it; commit it "
-                f"with your tests."
-            )
-        measured = {"n": n, "written": True, "existed": existed}
-        return self.outcome(audit.update_baselines, message, measured)
+        median = float(np.median(ratios(audit.records)))
+        found = Written(
+            len(audit.records), existed, audit.name_of(target), audit.update_baselines, median
+        )
+        return Judged(audit.update_baselines, found)
 
-    def _keep(self, audit: Audit, target: Path, owner: str) -> CheckOutcome:
+    def _keep(self, audit: Audit, target: Path, other: str) -> Judged:
         """Refuse to overwrite another model's baseline under --mps-update-baselines."""
         shown, this = audit.name_of(target), audit.name_of(audit.model)
-        message = (
-            f"baseline: {shown} is the baseline of model {owner}, not of {this}, so "
-            f"--mps-update-baselines left it as it was. To replace it on purpose, delete {shown} "
-            f"and run again; to keep both, point this check at a new file."
-        )
-        measured = {"n": len(audit.records), "written": False, "existed": True, "owner": owner}
-        return self.outcome(False, message, measured)
+        return Judged(False, Kept(len(audit.records), shown, this, other))
 
-    def _compare(self, audit: Audit, target: Path) -> CheckOutcome:
+    def _compare(self, audit: Audit, target: Path) -> Judged:
         """Pair this run's images with the baseline's and test the ratio changes (and, when
         bounded, the locations)."""
         saved = read_baseline(target)
-        shown, n = audit.name_of(target), len(audit.records)
         current = {audit.name_of(r.path): r for r in audit.records}
         paired = sorted(current.keys() & saved.images.keys())
-        new = sorted(current.keys() - saved.images.keys())
-        gone = sorted(saved.images.keys() - current.keys())
-        notes = _notes(audit, saved, current, paired, new, gone)
-        # Accepting new sizes is only offered where --mps-update-baselines would write the file.
-        hint = "" if _owner(audit, saved) else f" {UPDATE_HINT}"
-        measured: dict[str, Any] = {"n": n, "pairs": len(paired), "new": new, "missing": gone}
-        compared = {"baseline_ratios": saved.ratios}
+        found = Compared(
+            n=len(audit.records),
+            shown=audit.name_of(target),
+            paired=paired,
+            new=sorted(current.keys() - saved.images.keys()),
+            missing=sorted(saved.images.keys() - current.keys()),
+            run=ThisRun.of(audit),
+            saved=saved,
+        )
+        compared = {"baseline": {"path": self.path, "ratios": saved.ratios}}
         if len(paired) < MIN_PAIRS:
-            message = (
-                f"baseline: only {len(paired)} of {n} images pair with {shown}; at least "
-                f"{MIN_PAIRS} are needed to compare.{notes}{hint}"
-            )
-            return self.outcome(False, message, measured, **compared)
-
+            return Judged(False, found, contributes=compared)
         now = ratios([current[name] for name in paired])
         then = np.array([saved.images[name].ratio for name in paired])
         judged = shift(now, then, self.alpha, self.max_median_shift, MIN_PAIRS)
-        result = judged.result
+        found = dataclasses.replace(found, shift=judged, now=now, then=then)
+        images = judged.named(now, then, paired)
+        passed = judged.passed
+        if self.bounds_location:
+            location = self._location(
+                audit, saved, {name: current[name] for name in paired}, found.shown
+            )
+            found = dataclasses.replace(found, location=location)
+            passed = passed and location.passed
+            images += [image for image in location.images if image not in images]
+        statistics = dataclasses.asdict(judged.result)
+        return Judged(passed, found, images, statistics, contributes=compared)
+
+    def _location(
+        self, audit: Audit, saved: Baseline, paired: dict[str, ImageRecord], shown: str
+    ) -> BaselineLocation:
+        """Where this run's MPS lie against the baseline's, on the paired images: judged as
+        the location_agreement check judges two models, so that both read alike."""
+        if not saved.has_masks or saved.region_share is None:
+            return BaselineLocation(masks=False)
+        share = saved.region_share
+        locations, left_out = _locate(audit, saved, paired, share)
+        if not locations:
+            return BaselineLocation(left_out=left_out)
+        bounds = self._bounds(shown)
+        return BaselineLocation(
+            left_out=left_out,
+            located=len(locations),
+            share=share,
+            agreement=bounds.agree(locations, share),
+        )
+
+    def _bounds(self, shown: str) -> LocationAgreement:
+        """The location bounds, as the location_agreement check between this run and the
+        baseline ``shown``."""
+        return LocationAgreement(
+            THIS_RUN, shown, self.min_mean_dice, self.max_median_hausdorff, on=self.on
+        )
+
+    def _compared_text(self, found: Compared) -> str:
+        """The message of a comparison with the baseline."""
+        noted = notes(found.run, found.saved, found.paired, found.new, found.missing)
+        # Accepting new sizes is only offered where --mps-update-baselines would write the file.
+        hint = "" if owner(found.run.model, found.saved) else f" {UPDATE_HINT}"
+        if found.shift is None:
+            return (
+                f"baseline: only {len(found.paired)} of {found.n} images pair with {found.shown}; "
+                f"at least {MIN_PAIRS} are needed to compare.{noted}{hint}"
+            )
+        shown = found.shown
         headlines = (
             f"MPS ratios match {shown}",
             f"MPS ratios shifted significantly from {shown}",
             f"median MPS ratio moved by more than {{limit}} from {shown}",
         )
-        message, images = judged.message("baseline", headlines, "pairs", now, then, paired)
-        measured["median_shift"] = result.median_shift
-        passed = advised = judged.passed
-        if self.bounds_location:
-            location = self._location(audit, saved, {name: current[name] for name in paired}, shown)
-            passed = passed and location.passed
-            advised = advised and (location.passed or location.advised)
-            if judged.passed and not location.passed:  # lead with why it failed
-                sizes = message.removeprefix("baseline: ")
-                message = f"baseline:{location.text} Sizes: {sizes}"
+        message = found.shift.message(
+            "baseline", headlines, "pairs", found.now, found.then, found.paired
+        )
+        advised = found.shift.passed
+        location = found.location
+        if location is not None:
+            text = self._location_text(location, found)
+            advised = advised and (location.passed or not location.masks)
+            if found.shift.passed and not location.passed:  # lead with why it failed
+                message = f"baseline:{text} Sizes: {message.removeprefix('baseline: ')}"
             else:
-                message += location.text
-            measured |= location.measured
-            images += [image for image in location.images if image not in images]
-        message += notes if advised else f"{notes}{hint}"
-        return self.outcome(
-            passed,
-            message,
-            measured,
-            statistics=dataclasses.asdict(result),
-            images=images,
-            **compared,
-        )
+                message += text
+        return message + (noted if advised else f"{noted}{hint}")
 
-    def _location(
-        self, audit: Audit, saved: Baseline, paired: dict[str, ImageRecord], shown: str
-    ) -> _Verdict:
-        """Where this run's MPS lie against the baseline's, on the paired images: judged by
-        the location_agreement check, so that both read alike."""
-        if not saved.has_masks or saved.region_share is None:
-            text = self._no_masks(audit, saved, shown)
-            return _Verdict(False, text, {"located": 0}, advised=True)
-        share = saved.region_share
-        locations, left_out = _locate(audit, saved, paired, share)
+    def _location_text(self, location: BaselineLocation, found: Compared) -> str:
+        """The sentence on where this run's MPS lie against the baseline's."""
+        if not location.masks:
+            bounds = [
+                name
+                for name in ("min_mean_dice", "max_median_hausdorff")
+                if getattr(self, name) is not None
+            ]
+            return no_masks_text(found.shown, bounds, owner(found.run.model, found.saved))
+        left_out = location.left_out
         unlocated = f" Left out of the location: {listing(left_out)}." if left_out else ""
-        measured: dict[str, Any] = {"located": len(locations), "left_out": left_out}
-        if not locations:
-            text = f" Location: no image has masks on both sides to compare.{unlocated}"
-            return _Verdict(False, text, measured)
-        judged = LocationAgreement(
-            THIS_RUN, shown, self.min_mean_dice, self.max_median_hausdorff, on=self.on
-        ).evaluate(_Located(locations, share))
-        text = judged.message.removeprefix(f"{LocationAgreement.name}: ")
-        # The figures of both sets; "n" would clash with the run's image count.
-        figures = {key: value for key, value in judged.measured.items() if key != "n"}
-        measured |= figures | {"region_share": share}
-        return _Verdict(judged.passed, f" Location: {text}{unlocated}", measured, judged.images)
-
-    def _no_masks(self, audit: Audit, saved: Baseline, shown: str) -> str:
-        """Why a baseline written before masks were kept cannot bound the location."""
-        bounds = [
-            name
-            for name in ("min_mean_dice", "max_median_hausdorff")
-            if getattr(self, name) is not None
-        ]
-        owner = _owner(audit, saved)
-        run = f" on a run of {owner}" if owner else ""
-        return (
-            f" Location: {shown} keeps no MPS masks (it was written before baselines kept them), "
-            f"so {' and '.join(bounds)} cannot be checked; rewrite it with pytest "
-            f"--mps-update-baselines{run}."
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class _Located:
-    """What `LocationAgreement` reads of a comparison, for this run against a baseline whose
-    locations are already worked out."""
-
-    located: list[ImageLocation]
-    region_share: float
-
-    @property
-    def images(self) -> list[str]:
-        return [location.image for location in self.located]
-
-    def audit(self, model: str) -> None:
-        """Both "models" are known: nothing to look up."""
-
-    def locations(self, first: str, second: str, share: float) -> list[ImageLocation]:
-        return self.located
+        if location.agreement is None:
+            return f" Location: no image has masks on both sides to compare.{unlocated}"
+        return f" Location: {self._bounds(found.shown).sentence(location.agreement)}{unlocated}"
 
 
 def _locate(
@@ -281,8 +248,6 @@ def _locate(
 ) -> tuple[list[ImageLocation], list[str]]:
     """Per paired image, how this run's MPS and location region agree with the baseline's;
     and the images left out, each with the reason (no masks on one side, another size)."""
-    from pytest_mps.audit.comparison import locate_sets
-
     now = _current_sets(audit, share, paired)
     locations: list[ImageLocation] = []
     left_out: list[str] = []
@@ -303,8 +268,6 @@ def _current_sets(
 ) -> dict[str, Sets]:
     """This run's MPS mask and location region per image name (of ``records``, default all),
     for the images whose explanation the audit keeps."""
-    from pytest_mps.audit.comparison import location_sets
-
     # Explanations are keyed by record path; an audit built by hand may keep none.
     explanations = audit.explanations
     chosen = records if records is not None else {audit.name_of(r.path): r for r in audit.records}
@@ -319,85 +282,10 @@ def _grid(mask: np.ndarray) -> str:
     return f"{mask.shape[0]}x{mask.shape[1]}"
 
 
-def _owner(audit: Audit, saved: Baseline) -> str | None:
-    """The model a baseline was written for when it is not this audit's, else None."""
-    return saved.model_path if saved.model_path != audit.name_of(audit.model) else None
-
-
 def _other_model(audit: Audit, target: Path) -> str | None:
-    """`_owner` of the baseline file ``target``; None for a file that cannot be read as a
+    """`owner` of the baseline file ``target``; None for a file that cannot be read as a
     baseline, which --mps-update-baselines replaces as before."""
     try:
-        return _owner(audit, read_baseline(target))
+        return owner(audit.name_of(audit.model), read_baseline(target))
     except MPSInputError:
         return None
-
-
-def _notes(
-    audit: Audit,
-    saved: Baseline,
-    current: dict[str, ImageRecord],
-    paired: list[str],
-    new: list[str],
-    gone: list[str],
-) -> str:
-    """What differs between the baseline's run and this one, as one "Note: ..." sentence."""
-    notes = []
-    if _owner(audit, saved):
-        notes.append(
-            f"baseline was made with model {saved.model_path} ({saved.model_sha256[:12]}…), "
-            f"now {audit.name_of(audit.model)} ({audit.model_sha256[:12]}…)"
-        )
-    elif saved.model_sha256 != audit.model_sha256:
-        notes.append(
-            f"baseline was made with model {saved.model_sha256[:12]}…, "
-            f"now {audit.model_sha256[:12]}…"
-        )
-    if saved.engine_version != audit.engine_version:
-        notes.append(f"engine version {saved.engine_version} then, {audit.engine_version} now")
-    if saved.provider != audit.provider:
-        notes.append(f"provider {saved.provider} then, {audit.provider} now")
-    changed = _setting_changes(saved.settings, audit.settings)
-    if changed:
-        notes.append(f"settings differ: {listing(changed)}")
-    if new:
-        notes.append(f"{count_images(len(new))} not in the baseline: {listing(new)}")
-    if gone:
-        notes.append(f"baseline has {count_images(len(gone))} not in this run: {listing(gone)}")
-    labels = {r.target: r.target_label for r in audit.records if r.target_label}
-    moved = [
-        f"{name} {class_text(then, labels.get(then))} → {class_text(now, labels.get(now))}"
-        for name in paired
-        for then, now in [(saved.images[name].target, current[name].target)]
-        if then != now
-    ]
-    if moved:
-        notes.append(f"{count_images(len(moved))} changed top-1 class: {listing(moved)}")
-    return f" Note: {'; '.join(notes)}." if notes else ""
-
-
-def _setting_changes(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """``key old → new`` for each setting (nested keys dotted) that differs."""
-    left_out = (*_NOTED_APART, *_IRRELEVANT)
-
-    def compared(settings: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in _flatten(settings).items() if k not in left_out}
-
-    # The baseline holds JSON; round-trip ours so tuples compare equal to lists.
-    old, new = compared(then), compared(json.loads(json.dumps(now)))
-    missing = "(none)"
-    return [
-        f"{key} {old.get(key, missing)} → {new.get(key, missing)}"
-        for key in sorted(old.keys() | new.keys())
-        if old.get(key, missing) != new.get(key, missing)
-    ]
-
-
-def _flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat |= _flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

@@ -2,101 +2,136 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.arguments import Interval
 from pytest_mps.audit.checks.base import Audit, Check
-from pytest_mps.audit.records import CheckOutcome, ratios
+from pytest_mps.audit.records import Figures, Judged, ratios
 from pytest_mps.audit.text import SHOWN, percent, ratio_text, size_text
 
 Statistic = Callable[[np.ndarray], float]
 
 
+@dataclass(frozen=True, kw_only=True)
 class Concentration(Check):
     """Bounds on the mean, median and chosen quantiles of the MPS ratio, and on the share of
     images below ``floor`` (at most ``max_below_floor``, default 0): a model that classifies
     from a few percent of the pixels is over-interpreting."""
 
-    name = "concentration"
+    name: ClassVar[str] = "concentration"
+    mean_between: Interval | None = None
+    median_between: Interval | None = None
+    quantiles: Mapping[float, Interval] | None = None
+    floor: float | None = None
+    max_below_floor: float | None = None
 
-    def __init__(
-        self,
-        *,
-        mean_between: Interval | None = None,
-        median_between: Interval | None = None,
-        quantiles: Mapping[float, Interval] | None = None,
-        floor: float | None = None,
-        max_below_floor: float | None = None,
-    ) -> None:
-        self.given = (mean_between, median_between, quantiles)
-        self.bounds = _bounds(mean_between, median_between, quantiles)
-        if max_below_floor is not None and floor is None:
+    def __post_init__(self) -> None:
+        bounds = self.bounds  # validates the intervals
+        if self.max_below_floor is not None and self.floor is None:
             raise ValueError("max_below_floor needs a floor")
-        if not self.bounds and floor is None:
+        if not bounds and self.floor is None:
             raise ValueError(
                 "check_concentration needs a bound: mean_between, median_between, quantiles "
                 "or floor"
             )
-        self.allowed = arguments.fraction(max_below_floor or 0.0, "max_below_floor")
-        self.floor = None if floor is None else arguments.fraction(floor, "floor")
+        allowed = arguments.fraction(self.max_below_floor or 0.0, "max_below_floor")
+        self.canonical(
+            quantiles=dict(self.quantiles or {}),
+            floor=None if self.floor is None else arguments.fraction(self.floor, "floor"),
+            max_below_floor=allowed if self.floor is not None else None,
+        )
 
-    def thresholds(self) -> dict[str, Any]:
-        mean_between, median_between, quantiles = self.given
-        return {
-            "mean_between": mean_between,
-            "median_between": median_between,
-            "quantiles": {str(q): b for q, b in (quantiles or {}).items()},
-            "floor": self.floor,
-            "max_below_floor": self.allowed if self.floor is not None else None,
-        }
+    @functools.cached_property
+    def bounds(self) -> dict[str, tuple[Statistic, Interval]]:
+        """Label -> (statistic of the ratios, validated interval) for each bound given."""
+        return _bounds(self.mean_between, self.median_between, self.quantiles)
 
-    def judge(self, audit: Audit) -> CheckOutcome:
+    def judge(self, audit: Audit) -> Judged:
         values = ratios(audit.records)
-        problems, fine, low, measured = self._measure(values)
-        passed = not problems
-        message = f"concentration: {'; '.join(problems or fine)} (n={values.size})."
-        images: list[str] = []
-        if not passed:
-            order = np.argsort(values, kind="stable")
-            worst = (order if low else order[::-1])[:SHOWN]
-            records = [audit.records[i] for i in worst]
-            images = [audit.name_of(record.path) for record in records]
-            listed = ", ".join(
-                f"{name} {size_text(r.ratio, r.default_class)}"
-                for name, r in zip(images, records, strict=True)
-            )
-            message += f" {'Smallest' if low else 'Largest'}: {listed}."
-        return self.outcome(passed, message, measured, images=images)
-
-    def _measure(self, values: np.ndarray) -> tuple[list[str], list[str], bool, dict[str, Any]]:
-        """Broken and kept bounds as message parts, whether a break is on the low side, and the
-        measured values."""
-        measured: dict[str, Any] = {"n": values.size}
-        problems, fine, low = [], [], False
-        for label, (statistic, (lo, hi)) in self.bounds.items():
-            value = float(statistic(values))
-            measured[label] = value
-            text = f"{label} MPS ratio {ratio_text(value)}"
-            if lo <= value <= hi:
-                fine.append(f"{text} within [{lo:g}, {hi:g}]")
-            else:
-                problems.append(f"{text} outside [{lo:g}, {hi:g}]")
-                low = low or value < lo
+        stated = {label: float(statistic(values)) for label, (statistic, _) in self.bounds.items()}
+        broken = [
+            label
+            for label, value in stated.items()
+            if not self.bounds[label][1][0] <= value <= self.bounds[label][1][1]
+        ]
+        low = any(stated[label] < self.bounds[label][1][0] for label in broken)
+        found = Spread(values.size, stated)
         if self.floor is not None:
             below = int(np.count_nonzero(values < self.floor))
-            share = below / values.size
-            measured |= {"below_floor": below, "share_below_floor": share}
-            text = f"{below} of {values.size} images ({percent(share)}) below floor {self.floor:g}"
-            if share > self.allowed:
-                problems.append(f"{text}, more than the allowed {percent(self.allowed)}")
-                low = True
+            found = dataclasses.replace(
+                found, below_floor=below, share_below_floor=below / values.size
+            )
+            if below / values.size > self.max_below_floor:
+                broken, low = [*broken, FLOOR], True
+        found = dataclasses.replace(found, broken=tuple(broken), low=low)
+        if not broken:
+            return Judged(True, found)
+        order = np.argsort(values, kind="stable")
+        worst = [audit.records[i] for i in (order if low else order[::-1])[:SHOWN]]
+        sizes = tuple(size_text(record.ratio, record.default_class) for record in worst)
+        images = [audit.name_of(record.path) for record in worst]
+        return Judged(False, dataclasses.replace(found, sizes=sizes), images)
+
+    def explain(self, judged: Judged) -> str:
+        found = judged.figures
+        problems, fine = [], []
+        for label, value in found.stated.items():
+            lo, hi = self.bounds[label][1]
+            text = f"{label} MPS ratio {ratio_text(value)}"
+            if label in found.broken:
+                problems.append(f"{text} outside [{lo:g}, {hi:g}]")
             else:
-                fine.append(f"{text} (allowed {percent(self.allowed)})")
-        return problems, fine, low, measured
+                fine.append(f"{text} within [{lo:g}, {hi:g}]")
+        if self.floor is not None:
+            text = (
+                f"{found.below_floor} of {found.n} images ({percent(found.share_below_floor)}) "
+                f"below floor {self.floor:g}"
+            )
+            if FLOOR in found.broken:
+                problems.append(f"{text}, more than the allowed {percent(self.max_below_floor)}")
+            else:
+                fine.append(f"{text} (allowed {percent(self.max_below_floor)})")
+        message = f"concentration: {'; '.join(problems or fine)} (n={found.n})."
+        if judged.passed:
+            return message
+        listed = ", ".join(
+            f"{name} {size}" for name, size in zip(judged.images, found.sizes, strict=True)
+        )
+        return f"{message} {'Smallest' if found.low else 'Largest'}: {listed}."
+
+
+FLOOR = "floor"  # the bound on the share below the floor, among the broken ones
+
+
+@dataclasses.dataclass(frozen=True)
+class Spread(Figures):
+    """The bounded statistics of the ratios (``stated``, by label: mean, median, q05...),
+    the images below the floor, which bounds broke and on which side, and the sizes of the
+    images a failure names."""
+
+    n: int
+    stated: dict[str, float]
+    below_floor: int | None = None
+    share_below_floor: float | None = None
+    broken: tuple[str, ...] = ()
+    low: bool = False
+    sizes: tuple[str, ...] = ()
+
+    def measured(self) -> dict[str, Any]:
+        measured: dict[str, Any] = {"n": self.n, **self.stated}
+        if self.below_floor is not None:
+            measured |= {
+                "below_floor": self.below_floor,
+                "share_below_floor": self.share_below_floor,
+            }
+        return measured
 
 
 def _bounds(

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.checks.base import Audit, Check
-from pytest_mps.audit.records import CheckOutcome, ImageRecord
+from pytest_mps.audit.records import Figures, ImageRecord, Judged
 from pytest_mps.audit.text import SHOWN, count_images, listing, percent
 
-BOUNDS = ("min_inside", "max_outside", "min_pointing", "min_relevance_mass", "min_relevance_rank")
 
-
+@dataclass(frozen=True)
 class Localisation(Check):
     """Against the audit's object masks (``masks=`` / ``masks:``): bounds on the mean share of
     MPS pixels inside the object (``min_inside``), the share of images whose MPS lies wholly
@@ -25,74 +25,92 @@ class Localisation(Check):
     default class) is reported apart, never as 0% inside.
     """
 
-    name = "localisation"
+    name: ClassVar[str] = "localisation"
+    min_inside: float | None = None
+    max_outside: float | None = None
+    min_pointing: float | None = None
+    min_relevance_mass: float | None = None
+    min_relevance_rank: float | None = None
 
-    def __init__(
-        self,
-        min_inside: float | None = None,
-        max_outside: float | None = None,
-        min_pointing: float | None = None,
-        min_relevance_mass: float | None = None,
-        min_relevance_rank: float | None = None,
-    ) -> None:
-        given = (min_inside, max_outside, min_pointing, min_relevance_mass, min_relevance_rank)
-        if all(value is None for value in given):
-            raise ValueError(f"give at least one of {', '.join(BOUNDS)}")
-        self.bounds = {
-            name: None if value is None else arguments.fraction(value, name)
-            for name, value in zip(BOUNDS, given, strict=True)
-        }
+    def __post_init__(self) -> None:
+        bounds = self.thresholds()
+        if all(value is None for value in bounds.values()):
+            raise ValueError(f"give at least one of {', '.join(bounds)}")
+        self.canonical_if_given(**dict.fromkeys(bounds, arguments.fraction))
 
-    def thresholds(self) -> dict[str, Any]:
-        return dict(self.bounds)
-
-    def judge(self, audit: Audit) -> CheckOutcome:
+    def judge(self, audit: Audit) -> Judged:
         records = audit.records
         if all(record.masked is None for record in records):
-            return self.failed(
-                "localisation: the audit has no object masks: pass masks=... to mps_audit "
-                "(masks: in a YAML audit).",
-                {"n": len(records)},
-            )
+            return Judged(False, OnObject({"n": len(records)}, masks=False))
         masked = [record for record in records if record.masked]
-        measured = figures(masked)
-        measured["unmasked"] = len(records) - len(masked)
+        measured = figures(masked) | {"unmasked": len(records) - len(masked)}
         if measured["with_mps"] == 0:
-            return self.failed(f"localisation: {localisation_text(measured)}.", measured)
-        failures = self._failures(measured)
-        passed = not failures
-        verdict = "the MPS lie on the object" if passed else "the MPS lie off the object"
+            return Judged(False, OnObject(measured))
+        broken = tuple(
+            bound
+            for bound, figure, _, sign in BOUNDS
+            if getattr(self, bound) is not None
+            and measured[figure] is not None
+            and (measured[figure] - getattr(self, bound)) * sign > 0
+        )
+        if not broken:
+            return Judged(True, OnObject(measured))
+        worst = sorted(
+            (r for r in masked if r.object_share is not None), key=lambda r: r.object_share
+        )
+        least = tuple((audit.name_of(r.path), r.object_share) for r in worst)
+        images = [name for name, _ in least[:SHOWN]]
+        return Judged(False, OnObject(measured, broken=broken, least=least), images)
+
+    def explain(self, judged: Judged) -> str:
+        found = judged.figures
+        measured = found.figures
+        if not found.masks:
+            return (
+                "localisation: the audit has no object masks: pass masks=... to mps_audit "
+                "(masks: in a YAML audit)."
+            )
+        if measured["with_mps"] == 0:
+            return f"localisation: {localisation_text(measured)}."
+        failures = [
+            f"{what} {percent(measured[figure])} {'>' if sign > 0 else '<'} "
+            f"{percent(getattr(self, bound))}"
+            for bound, figure, what, sign in BOUNDS
+            if bound in found.broken
+        ]
+        verdict = "the MPS lie off the object" if failures else "the MPS lie on the object"
         message = (
             f"localisation: {verdict} ({'; '.join(failures) or 'within every bound'}). "
             f"{localisation_text(measured)}."
         )
-        images: list[str] = []
-        if not passed:
-            worst = sorted(
-                (r for r in masked if r.object_share is not None), key=lambda r: r.object_share
-            )
-            images = [audit.name_of(r.path) for r in worst[:SHOWN]]
-            listed = [f"{audit.name_of(r.path)} {percent(r.object_share)} inside" for r in worst]
+        if failures:
+            listed = [f"{name} {percent(share)} inside" for name, share in found.least]
             message += f" Least inside: {listing(listed)}."
-        return self.outcome(passed, message, measured, images=images)
+        return message
 
-    def _failures(self, measured: dict[str, Any]) -> list[str]:
-        failures = []
-        checks = (
-            ("min_inside", "mean_inside", "mean share inside", -1),
-            ("max_outside", "outside", "MPS wholly outside", 1),
-            ("min_pointing", "pointing", "estimate's peak inside", -1),
-            ("min_relevance_mass", "mean_relevance_mass", "mean relevance mass", -1),
-            ("min_relevance_rank", "mean_relevance_rank", "mean relevance rank", -1),
-        )
-        for bound, figure, what, sign in checks:
-            limit, value = self.bounds[bound], measured[figure]
-            if limit is None or value is None:
-                continue
-            if (value - limit) * sign > 0:
-                relation = ">" if sign > 0 else "<"
-                failures.append(f"{what} {percent(value)} {relation} {percent(limit)}")
-        return failures
+
+# Each bound, the figure it bounds, how a failure names it, and its side (1: an upper bound).
+BOUNDS = (
+    ("min_inside", "mean_inside", "mean share inside", -1),
+    ("max_outside", "outside", "MPS wholly outside", 1),
+    ("min_pointing", "pointing", "estimate's peak inside", -1),
+    ("min_relevance_mass", "mean_relevance_mass", "mean relevance mass", -1),
+    ("min_relevance_rank", "mean_relevance_rank", "mean relevance rank", -1),
+)
+
+
+@dataclass(frozen=True)
+class OnObject(Figures):
+    """The `figures` of the masked images (only the image count without masks), the bounds
+    they broke, and the images by their share inside, the least first."""
+
+    figures: dict[str, Any]
+    masks: bool = True
+    broken: tuple[str, ...] = ()
+    least: tuple[tuple[str, float], ...] = ()
+
+    def measured(self) -> dict[str, Any]:
+        return dict(self.figures)
 
 
 def figures(masked: list[ImageRecord]) -> dict[str, Any]:

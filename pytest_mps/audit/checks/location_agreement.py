@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.checks.base import ComparisonCheck
-from pytest_mps.audit.records import CheckOutcome
+from pytest_mps.audit.records import Figures, Judged
+from pytest_mps.audit.stats.location import ImageLocation, pair_summary
 from pytest_mps.audit.text import SHOWN, listing, percent
 
 LOCATIONS = ("region", "mps")
 
 
+@dataclass(frozen=True)
 class LocationAgreement(ComparisonCheck):
     """Per image, the Dice coefficient and the symmetric Hausdorff distance (pixels of the
     original image) between where two models look, with bounds on the mean Dice, the median
@@ -26,102 +31,140 @@ class LocationAgreement(ComparisonCheck):
     class) are counted apart, never as Dice 0.
     """
 
-    name = "location_agreement"
-    pair = True
+    name: ClassVar[str] = "location_agreement"
+    model_fields: ClassVar[tuple[str, str]] = ("first", "second")
+    first: str | None = None
+    second: str | None = None
+    min_mean_dice: float | None = None
+    max_median_hausdorff: float | None = None
+    max_no_overlap: float | None = None
+    on: str = "region"
+    region_share: float | None = None
 
-    def __init__(
-        self,
-        first: str | None = None,
-        second: str | None = None,
-        min_mean_dice: float | None = None,
-        max_median_hausdorff: float | None = None,
-        max_no_overlap: float | None = None,
-        on: str = "region",
-        region_share: float | None = None,
-    ) -> None:
-        self.models = arguments.model_pair(first, second, ("first", "second"))
-        self.min_mean_dice = arguments.optional(arguments.fraction, min_mean_dice, "min_mean_dice")
-        self.max_median_hausdorff = arguments.optional(
-            arguments.non_negative, max_median_hausdorff, "max_median_hausdorff"
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.canonical_if_given(
+            min_mean_dice=arguments.fraction,
+            max_median_hausdorff=arguments.non_negative,
+            max_no_overlap=arguments.fraction,
         )
-        self.max_no_overlap = arguments.optional(
-            arguments.fraction, max_no_overlap, "max_no_overlap"
-        )
-        if (min_mean_dice, max_median_hausdorff, max_no_overlap) == (None, None, None):
+        if (self.min_mean_dice, self.max_median_hausdorff, self.max_no_overlap) == (None,) * 3:
             raise ValueError("give min_mean_dice, max_median_hausdorff or max_no_overlap")
-        self.on = arguments.one_of(on, "on", LOCATIONS)
-        self.region_share = arguments.optional(arguments.fraction, region_share, "region_share")
+        self.canonical(on=arguments.one_of(self.on, "on", LOCATIONS))
+        self.canonical_if_given(region_share=arguments.fraction)
         if self.region_share == 0:
             raise ValueError("region_share must be above 0")
 
-    def thresholds(self) -> dict[str, Any]:
-        first, second = self.models or (None, None)
-        return {
-            "first": first,
-            "second": second,
-            "on": self.on,
-            "region_share": self.region_share,
-            "min_mean_dice": self.min_mean_dice,
-            "max_median_hausdorff": self.max_median_hausdorff,
-            "max_no_overlap": self.max_no_overlap,
-        }
-
-    def judge(self, comparison: Any) -> CheckOutcome:
-        from pytest_mps.audit.comparison import pair_summary
-
-        first, second = self.models
+    def judge(self, comparison: Any) -> Judged:
         share = self.region_share or comparison.region_share
-        locations = comparison.locations(first, second, share)
-        figures = pair_summary(locations)
-        prefix = "region_" if self.on == "region" else ""
-        mean_dice = figures[f"{prefix}mean_dice"]
-        median_distance = figures[f"{prefix}median_hausdorff"]
-        no_overlap = figures[f"{prefix}no_overlap"]
-        what = f"location regions (top {percent(share)} of the location estimate)"
-        compared = what if self.on == "region" else "MPS masks"
-        if mean_dice is None:
-            return self.failed(
-                f"location_agreement: no image where both {first} and {second} have a non-empty "
-                f"set to compare ({figures[f'{prefix}empty']} with an empty MPS).",
-                figures,
+        return self.agree(comparison.locations(self.first, self.second, share), share)
+
+    def explain(self, judged: Judged) -> str:
+        return f"{self.name}: {self.sentence(judged)}"
+
+    def agree(self, locations: Sequence[ImageLocation], share: float) -> Judged:
+        """The decision on the locations of ``first`` against ``second`` (at region
+        ``share``): of two models, or of this run against a baseline."""
+        found = Located(pair_summary(locations), self.on, share)
+        if found.mean_dice is None:
+            return Judged(False, found)
+        limits = {
+            "min_mean_dice": self.min_mean_dice is not None
+            and found.mean_dice < self.min_mean_dice,
+            "max_median_hausdorff": self.max_median_hausdorff is not None
+            and found.median_hausdorff > self.max_median_hausdorff,
+            "max_no_overlap": self.max_no_overlap is not None
+            and found.no_overlap > self.max_no_overlap,
+        }
+        broken = tuple(bound for bound, beyond in limits.items() if beyond)
+        if not broken:
+            return Judged(True, found)
+        scored = [(loc.image, getattr(loc, f"{found.prefix}dice")) for loc in locations]
+        worst = tuple(sorted(((i, v) for i, v in scored if v is not None), key=lambda x: x[1]))
+        images = [image for image, _ in worst[:SHOWN]]
+        return Judged(False, dataclasses.replace(found, broken=broken, worst=worst), images)
+
+    def sentence(self, judged: Judged) -> str:
+        """The message of `agree`'s decision, without the check's name."""
+        found = judged.figures
+        figures = found.figures
+        if found.mean_dice is None:
+            return (
+                f"no image where both {self.first} and {self.second} have a non-empty set to "
+                f"compare ({figures[f'{found.prefix}empty']} with an empty MPS)."
             )
-        failures = []
-        if self.min_mean_dice is not None and mean_dice < self.min_mean_dice:
-            failures.append(f"mean Dice {mean_dice:.3g} < {self.min_mean_dice:g}")
-        limit = self.max_median_hausdorff
-        if limit is not None and median_distance > limit:
-            failures.append(f"median Hausdorff {median_distance:.3g} px > {limit:g}")
-        if self.max_no_overlap is not None and no_overlap > self.max_no_overlap:
-            failures.append(
-                f"{percent(no_overlap)} of images with no overlap > {percent(self.max_no_overlap)}"
-            )
-        passed = not failures
-        verdict = "agree on" if passed else "disagree on"
-        message = (
-            f"location_agreement: {first} and {second} {verdict} where they look "
-            f"({'; '.join(failures) if failures else 'within every bound'}). "
+        broken = [self._failure(bound, found) for bound in found.broken]
+        what = f"location regions (top {percent(found.share)} of the location estimate)"
+        text = (
+            f"{self.first} and {self.second} {'agree on' if judged.passed else 'disagree on'} "
+            f"where they look ({'; '.join(broken) if broken else 'within every bound'}). "
             f"{pair_figures_text(what.capitalize(), figures, 'region_')}; "
             f"{pair_figures_text('MPS masks', figures, '')}"
             f"; n={figures['n']} images."
         )
-        images: list[str] = []
-        if not passed:
-            scored = [(loc.image, getattr(loc, f"{prefix}dice")) for loc in locations]
-            scored = [(image, value) for image, value in scored if value is not None]
-            worst = sorted(scored, key=lambda item: item[1])
-            images = [image for image, _ in worst[:SHOWN]]
-            listed = [f"{image} Dice {value:.2g}" for image, value in worst]
-            message += f" Least overlap ({compared}): {listing(listed)}."
+        if judged.passed:
+            return text
+        listed = [f"{image} Dice {value:.2g}" for image, value in found.worst]
+        compared = what if self.on == "region" else "MPS masks"
+        return f"{text} Least overlap ({compared}): {listing(listed)}."
+
+    def _failure(self, bound: str, found: Located) -> str:
+        """How a broken bound reads."""
+        if bound == "min_mean_dice":
+            return f"mean Dice {found.mean_dice:.3g} < {self.min_mean_dice:g}"
+        if bound == "max_median_hausdorff":
+            limit = self.max_median_hausdorff
+            return f"median Hausdorff {found.median_hausdorff:.3g} px > {limit:g}"
+        limit = self.max_no_overlap
+        return f"{percent(found.no_overlap)} of images with no overlap > {percent(limit)}"
+
+
+@dataclass(frozen=True)
+class Located(Figures):
+    """A pair's location figures (`pair_summary`), the kind of set bounded (``on``) and the
+    region's share; the bounds broken and the images by Dice on that kind, the least first."""
+
+    figures: dict[str, Any]
+    on: str
+    share: float
+    broken: tuple[str, ...] = ()
+    worst: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def prefix(self) -> str:
+        return "region_" if self.on == "region" else ""
+
+    @property
+    def mean_dice(self) -> float | None:
+        return self.figures[f"{self.prefix}mean_dice"]
+
+    @property
+    def median_hausdorff(self) -> float | None:
+        return self.figures[f"{self.prefix}median_hausdorff"]
+
+    @property
+    def no_overlap(self) -> float | None:
+        return self.figures[f"{self.prefix}no_overlap"]
+
+    def measured(self) -> dict[str, Any]:
+        if self.mean_dice is None:
+            return dict(self.figures)
         # The figures the bounds were applied to come first, under the bounds' own names (a
         # JUnit reader sees mean_dice beside min_mean_dice); both kinds follow, prefixed.
-        judged = {"mean_dice": mean_dice, "median_hausdorff": median_distance}
         kinds = {
             key if key.startswith("region_") else f"mps_{key}": value
-            for key, value in figures.items()
+            for key, value in self.figures.items()
             if key != "n"
         }
-        measured = {"n": figures["n"], "on": self.on, **judged, "no_overlap": no_overlap, **kinds}
-        return self.outcome(passed, message, measured | {"region_share": share}, images=images)
+        return {
+            "n": self.figures["n"],
+            "on": self.on,
+            "mean_dice": self.mean_dice,
+            "median_hausdorff": self.median_hausdorff,
+            "no_overlap": self.no_overlap,
+            **kinds,
+            "region_share": self.share,
+        }
 
 
 def pair_figures_text(what: str, figures: dict[str, Any], prefix: str) -> str:

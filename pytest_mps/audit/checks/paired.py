@@ -39,6 +39,10 @@ class Shift:
             return shifted
         return moved.replace("{limit}", f"{self.limit:g}")
 
+    def named(self, now: np.ndarray, then: np.ndarray, images: list[str]) -> list[str]:
+        """The images a failed shift names: those whose ratio changed most (up to `SHOWN`)."""
+        return [] if self.passed else [images[i] for i in _by_change(now, then)[:SHOWN]]
+
     def message(
         self,
         check: str,
@@ -47,14 +51,17 @@ class Shift:
         now: np.ndarray,
         then: np.ndarray,
         images: list[str],
-    ) -> tuple[str, list[str]]:
+    ) -> str:
         """``check: <headline> (<figures>).`` and, when the shift fails, the images whose ratio
-        changed most: named in the message and returned."""
+        changed most."""
         message = f"{check}: {self.headline(*headlines)} {self.figures(unit)}."
         if self.passed:
-            return message, []
-        named, changes = largest_changes(now, then, images)
-        return message + changes, named
+            return message
+        listed = [
+            f"{images[i]} {ratio_text(then[i])} → {ratio_text(now[i])}"
+            for i in _by_change(now, then)
+        ]
+        return f"{message} Largest changes: {listing(listed)}."
 
     def figures(self, unit: str) -> str:
         """ "(Wilcoxon W=.., p=.. < alpha ..; median change .. [95% CI ..]; n=.. <unit>, ..)"."""
@@ -75,9 +82,7 @@ def shift(now: np.ndarray, then: np.ndarray, alpha: float, limit: float | None, 
     return Shift(stats.compare_paired(now, then, min_n=min_n), alpha, limit)
 
 
-def largest_changes(now: np.ndarray, then: np.ndarray, images: list[str]) -> tuple[list[str], str]:
-    """The images whose ratio changed most (up to `SHOWN`), and the sentence listing them."""
+def _by_change(now: np.ndarray, then: np.ndarray) -> list[int]:
+    """The positions whose ratio changed, the largest change first."""
     change = now - then
-    order = [i for i in np.argsort(-np.abs(change), kind="stable") if change[i] != 0]
-    listed = [f"{images[i]} {ratio_text(then[i])} → {ratio_text(now[i])}" for i in order]
-    return [images[i] for i in order[:SHOWN]], f" Largest changes: {listing(listed)}."
+    return [i for i in np.argsort(-np.abs(change), kind="stable") if change[i] != 0]

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.checks.base import ComparisonCheck
-from pytest_mps.audit.checks.paired import shift
-from pytest_mps.audit.records import CheckOutcome, ratios
+from pytest_mps.audit.checks.paired import Shift, shift
+from pytest_mps.audit.records import Figures, Judged, ratios
 
 MIN_PAIRS = 3  # images for a Wilcoxon test
 
 
+@dataclasses.dataclass(frozen=True)
 class SizeShift(ComparisonCheck):
     """``candidate``'s MPS ratios against ``reference``'s, image by image (Wilcoxon signed-rank
     on candidate minus reference, median shift with a bootstrap CI). Passes when the shift is
@@ -22,58 +23,68 @@ class SizeShift(ComparisonCheck):
     Given neither model, a comparison's only two: the first the reference.
     """
 
-    name = "size_shift"
-    pair = True
+    name: ClassVar[str] = "size_shift"
+    model_fields: ClassVar[tuple[str, str]] = ("reference", "candidate")
+    reference: str | None = None
+    candidate: str | None = None
+    max_median_shift: float | None = None
+    alpha: float = 0.05
 
-    def __init__(
-        self,
-        reference: str | None = None,
-        candidate: str | None = None,
-        max_median_shift: float | None = None,
-        alpha: float = 0.05,
-    ) -> None:
-        self.models = arguments.model_pair(reference, candidate, ("reference", "candidate"))
-        self.alpha = arguments.alpha(alpha)
-        self.max_median_shift = (
-            None
-            if max_median_shift is None
-            else arguments.non_negative(max_median_shift, "max_median_shift")
-        )
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.canonical(alpha=arguments.alpha(self.alpha))
+        self.canonical_if_given(max_median_shift=arguments.non_negative)
 
-    def thresholds(self) -> dict[str, Any]:
-        reference, candidate = self.models or (None, None)
-        return {
-            "reference": reference,
-            "candidate": candidate,
-            "alpha": self.alpha,
-            "max_median_shift": self.max_median_shift,
-        }
-
-    def judge(self, comparison: Any) -> CheckOutcome:
+    def judge(self, comparison: Any) -> Judged:
         reference, candidate = self.models
         then = ratios(comparison.audit(reference).records)
         now = ratios(comparison.audit(candidate).records)
         images = comparison.images
-        measured: dict[str, Any] = {"n": len(images)}
         if len(images) < MIN_PAIRS:
-            return self.failed(
-                f"size_shift: {len(images)} images; at least {MIN_PAIRS} are needed to compare "
-                f"{candidate} with {reference}.",
-                measured,
-            )
+            return Judged(False, Shifted(len(images), reference, candidate))
         judged = shift(now, then, self.alpha, self.max_median_shift, MIN_PAIRS)
+        found = Shifted(len(images), reference, candidate, judged, now, then, images)
+        named = judged.named(now, then, images)
+        statistics = dataclasses.asdict(judged.result)
+        return Judged(judged.passed, found, named, statistics=statistics)
+
+    def explain(self, judged: Judged) -> str:
+        found = judged.figures
+        reference, candidate = found.reference, found.candidate
+        if found.shift is None:
+            return (
+                f"size_shift: {found.n} images; at least {MIN_PAIRS} are needed to compare "
+                f"{candidate} with {reference}."
+            )
         headlines = (
             f"{candidate}'s MPS ratios match {reference}'s",
             f"{candidate}'s MPS ratios differ significantly from {reference}'s",
             f"{candidate}'s median MPS ratio is more than {{limit}} from {reference}'s",
         )
-        message, named = judged.message("size_shift", headlines, "images", now, then, images)
-        result = judged.result
-        measured |= {
-            "median_shift": result.median_shift,
-            "median_reference": float(np.median(then)),
-            "median_candidate": float(np.median(now)),
-        }
-        return self.outcome(
-            judged.passed, message, measured, statistics=dataclasses.asdict(result), images=named
+        return found.shift.message(
+            "size_shift", headlines, "images", found.now, found.then, found.images
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class Shifted(Figures):
+    """The candidate's ratios against the reference's, image by image (no shift with too
+    few images)."""
+
+    n: int
+    reference: str
+    candidate: str
+    shift: Shift | None = None
+    now: Any = None  # np.ndarray: the candidate's ratios
+    then: Any = None  # the reference's
+    images: list[str] | None = None
+
+    def measured(self) -> dict[str, Any]:
+        if self.shift is None:
+            return {"n": self.n}
+        return {
+            "n": self.n,
+            "median_shift": self.shift.result.median_shift,
+            "median_reference": float(np.median(self.then)),
+            "median_candidate": float(np.median(self.now)),
+        }

@@ -14,7 +14,8 @@ function shares), `bootstrap` (`bootstrap_ci`), `comparisons` (`compare_groups`,
 `smallest_reference`) and `location` (`dice`, `hausdorff`, `top_region`,
 `share_inside`, `peak_inside`, `relevance_mass`, `relevance_rank`: these take masks and maps
 in one image's pixel grid, not ratios).
-Import from the package itself.
+Import from the package itself; the geometry of two runs' sets on an image (`locate`,
+`location_sets`, `pair_summary`) is read from `location` by the checks and the comparison.
 """
 
 from __future__ import annotations

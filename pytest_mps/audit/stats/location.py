@@ -9,6 +9,9 @@ class) is reported apart and never counted as "no overlap" or "0% inside".
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -109,6 +112,81 @@ def relevance_rank(relevance: np.ndarray, target: np.ndarray) -> float | None:
     top = np.argsort(-values, axis=None, kind="stable")[:count]
     top = top[values.flat[top] > 0]  # pixels without relevance are not ranked
     return int(target.flat[top].sum()) / count
+
+
+@dataclass(frozen=True)
+class ImageLocation:
+    """Where two MPS lie on one image, in its original pixel grid.
+
+    ``dice`` and ``hausdorff`` compare the two MPS masks; ``region_dice`` and
+    ``region_hausdorff`` the two location regions (each side's top share of the location
+    estimate). Each is None when either set is empty (an empty MPS: the model's default class).
+    """
+
+    image: str
+    dice: float | None
+    hausdorff: float | None
+    region_dice: float | None
+    region_hausdorff: float | None
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {
+            "dice": self.dice,
+            "hausdorff": self.hausdorff,
+            "region_dice": self.region_dice,
+            "region_hausdorff": self.region_hausdorff,
+        }
+
+
+Sets = tuple[np.ndarray, np.ndarray]  # an MPS mask and a location region, in one grid
+
+
+def location_sets(explanation: Any, share: float = REGION_SHARE) -> Sets:
+    """The MPS mask and location region (top ``share`` of the location estimate) of an
+    explanation, in the original image's grid, as `locate` compares them: both empty for an
+    empty MPS."""
+    mask = np.asarray(explanation.original_mask, bool)
+    if explanation.default_class:
+        return np.zeros(mask.shape, bool), np.zeros(mask.shape, bool)
+    return mask, top_region(explanation.original_responsibility, share)
+
+
+def locate(image: str, first: Any, second: Any, share: float = REGION_SHARE) -> ImageLocation:
+    """How the MPS and location regions of two explanations of ``image`` agree (in the
+    original image's grid, so models with different input sizes compare)."""
+    return locate_sets(image, location_sets(first, share), location_sets(second, share))
+
+
+def locate_sets(image: str, first: Sets, second: Sets) -> ImageLocation:
+    """`locate` for sets already taken out of their explanations (`location_sets`), such as
+    the ones a baseline file keeps of a run that is no longer at hand."""
+    (first_mask, first_region), (second_mask, second_region) = first, second
+    return ImageLocation(
+        image=image,
+        dice=dice(first_mask, second_mask),
+        hausdorff=hausdorff(first_mask, second_mask),
+        region_dice=dice(first_region, second_region),
+        region_hausdorff=hausdorff(first_region, second_region),
+    )
+
+
+def pair_summary(locations: Sequence[ImageLocation]) -> dict[str, Any]:
+    """A pair's figures over its images: mean Dice, median Hausdorff and the share of images
+    with no overlap, on the MPS masks and on the location regions; images with an empty set
+    are counted apart (``empty``)."""
+
+    def figures(prefix: str) -> dict[str, Any]:
+        dices = [value for loc in locations if (value := getattr(loc, f"{prefix}dice")) is not None]
+        distances = [getattr(loc, f"{prefix}hausdorff") for loc in locations]
+        distances = [value for value in distances if value is not None]
+        return {
+            f"{prefix}mean_dice": float(np.mean(dices)) if dices else None,
+            f"{prefix}median_hausdorff": float(np.median(distances)) if distances else None,
+            f"{prefix}no_overlap": float(np.mean([d == 0 for d in dices])) if dices else None,
+            f"{prefix}empty": len(locations) - len(dices),
+        }
+
+    return {"n": len(locations), **figures(""), **figures("region_")}
 
 
 def _relevance(relevance: np.ndarray, target: np.ndarray) -> np.ndarray:
