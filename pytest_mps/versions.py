@@ -1,4 +1,4 @@
-"""The engine's version, readable without loading the engine: the reports and baseline files
-name it. `pytest_mps.engine.explainer.ENGINE_VERSION` is this one (its history is there)."""
+"""The engine's version, readable without loading the engine: results, reports and baseline
+files name it. What changed in each version, in sizes and evaluations: CHANGELOG.md."""
 
 ENGINE_VERSION = "0.10.0"

@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             **sufficiency(args),
             **({} if args.batch_size is None else {"batch_size": args.batch_size}),
         )
-    notes = sorted({engine.oracle.provider_note for engine in session.engines.values()})
+    notes = sorted({engine.provider_note for engine in session.engines.values()})
     if notes:  # none when every MPS came from the cache
         errors.print(f"[dim]provider: {'; '.join(notes)}")
     shown = dict(zip(comparison.images, map(str, images), strict=True))

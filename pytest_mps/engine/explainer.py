@@ -18,14 +18,13 @@ from pytest_mps.engine.scheduler import Scheduler, default_in_flight
 from pytest_mps.engine.search import Cost, Found, Search
 from pytest_mps.engine.settings import Settings, make_settings
 from pytest_mps.engine.steps import drive
+from pytest_mps.versions import ENGINE_VERSION
 
 # Tests per call, speculated ahead (the set never depends on it): on CUDA a call costs little
 # more for a few masks more, and 3 gave the fewest calls per image with many images in flight
 # (benchmarks/RESULTS.md); on the CPU a batch costs as much as its parts, so none is wasted.
 SEARCH_WIDTH = {CUDA: 3}
 CLASSIFY_CHUNK = 64  # images `Engine.classify` holds in the oracle at once
-# What changed in each version: CHANGELOG.md.
-ENGINE_VERSION = "0.10.0"
 
 
 class Engine:
