@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_mps.audit.session import MPSSession, SessionOptions
+from pytest_mps.session.session import MPSSession, SessionOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 FASHION = ROOT / "fixtures/fashion"

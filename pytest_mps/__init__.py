@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from pytest_mps.versions import PACKAGE_VERSION
+
 if TYPE_CHECKING:
     from pytest_mps.engine.explainer import Engine
     from pytest_mps.engine.result import Explanation
 
 __all__ = ["Engine", "Explanation", "explain"]
-__version__ = "0.1.0"
+__version__ = PACKAGE_VERSION
 
 
 def explain(

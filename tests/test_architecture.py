@@ -16,6 +16,17 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_mps"
 MAX_CODE_LINES = 350
+# The package's layers, bottom first: data flows one way, images and model -> engine (and its
+# Ray executor) -> checks -> the session that runs them -> reports -> pytest and the shell.
+LAYERS = (
+    ("choices", "errors", "fileio", "yamlfile", "versions"),
+    ("engine",),
+    ("cluster", "ray_actor"),
+    ("audit",),
+    ("session",),
+    ("report",),
+    ("plugin", "cli", ""),  # "": the package's own __init__, the public API
+)
 
 
 def module_names(root: Path) -> dict[str, Path]:
@@ -111,6 +122,23 @@ def code_lines(path: Path) -> int:
 def test_no_import_cycles():
     graph, _ = import_graph(PACKAGE)
     assert cycles(graph) == []
+
+
+def layer(module: str) -> int:
+    """The number of the layer a module of the package belongs to (`LAYERS`)."""
+    top = module.split(".")[1] if "." in module else ""
+    return next(number for number, names in enumerate(LAYERS) if top in names)
+
+
+def test_every_module_has_a_layer_and_imports_only_its_own_and_those_below():
+    graph, _ = import_graph(PACKAGE)
+    upward = [
+        f"{module} imports {other}"
+        for module, others in graph.items()
+        for other in sorted(others)
+        if layer(other) > layer(module)
+    ]
+    assert upward == []
 
 
 def test_no_private_names_imported_from_another_module():

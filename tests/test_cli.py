@@ -88,8 +88,11 @@ def _one_line_error(capsys, argv) -> str:
 
 
 def test_version_names_the_package_version():
+    from importlib.metadata import version
+
     import pytest_mps
 
+    assert pytest_mps.__version__ == version("pytest-mps")  # as pyproject.toml names it
     done = subprocess.run(
         [sys.executable, "-m", "pytest_mps.cli", "--version"], capture_output=True, text=True
     )

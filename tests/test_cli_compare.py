@@ -68,7 +68,7 @@ def in_a_folder_of_its_own(tmp_path, monkeypatch):
 def test_compare_shares_the_result_cache_with_the_audits(tmp_path):
     """Its MPS land in pytest's result cache here, under the audits' keys: an audit of the same
     model and images then reads them all; --no-cache leaves no file."""
-    from pytest_mps.audit.session import MPSSession, SessionOptions
+    from pytest_mps.session.session import MPSSession, SessionOptions
 
     models = [spot_model(tmp_path / "a.onnx"), spot_model(tmp_path / "b.onnx")]
     pictures = [str(spot_image(tmp_path / f"p{i}.png", seed=i)) for i in range(3)]

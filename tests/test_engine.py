@@ -505,7 +505,7 @@ def test_an_audit_loads_its_model_once_and_its_engine_takes_it_loaded(tmp_path, 
     read from the cache, parse no ONNX file again."""
     import onnx
 
-    from pytest_mps.audit.session import MPSSession, SessionOptions
+    from pytest_mps.session.session import MPSSession, SessionOptions
 
     images = sorted((FASHION / "test").glob("*.png"))[:2]
     parses = []

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pytest_mps.audit.inputs import image_folders, resolve_images, resolve_labels, sample_images
 from pytest_mps.errors import MPSInputError
+from pytest_mps.session.inputs import image_folders, resolve_images, resolve_labels, sample_images
 
 NAMES = ("cat", "dog", "fox")
 

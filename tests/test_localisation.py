@@ -12,9 +12,9 @@ from support import SIZE, SQUARE
 
 from pytest_mps.audit import stats
 from pytest_mps.audit.audit import Audit, MPSCheckFailed
-from pytest_mps.audit.masks import match_masks, read_mask
 from pytest_mps.audit.records import ImageRecord
 from pytest_mps.errors import MPSInputError
+from pytest_mps.session.masks import match_masks, read_mask
 
 
 def grid(rows):
@@ -235,8 +235,8 @@ def test_the_shipped_shortcut_example_catches_the_shortcut_model():
     """audits/demo_shortcut.mps.yaml: accuracy cannot tell the models apart, localisation can."""
     from support import ROOT
 
-    from pytest_mps.audit.session import MPSSession, SessionOptions
     from pytest_mps.audit.spec import load_audit_spec
+    from pytest_mps.session.session import MPSSession, SessionOptions
 
     spec = load_audit_spec(ROOT / "audits" / "demo_shortcut.mps.yaml")
     session = MPSSession(SessionOptions(use_cache=False, rootdir=ROOT))

@@ -204,8 +204,8 @@ def test_a_cache_that_cannot_be_written_warns_and_the_audit_still_runs(project):
 
 def test_a_cache_entry_that_cannot_be_written_is_a_warning(tmp_path, spot_model, spot_picture):
     from pytest_mps import Engine
-    from pytest_mps.audit.cache import ResultCache
     from pytest_mps.errors import MPSCacheWarning
+    from pytest_mps.session.cache import ResultCache
 
     engine = Engine(spot_model, device="cpu")
     result = engine.explain(spot_picture)
@@ -217,7 +217,7 @@ def test_a_cache_entry_that_cannot_be_written_is_a_warning(tmp_path, spot_model,
 
 def test_a_cached_result_keeps_its_restart_sizes_and_geometry(tmp_path, spot_model, spot_picture):
     from pytest_mps import Engine
-    from pytest_mps.audit.cache import ResultCache
+    from pytest_mps.session.cache import ResultCache
 
     result = Engine(spot_model, device="cpu", restarts=2).explain(spot_picture)
     cache = ResultCache(tmp_path)
@@ -236,8 +236,8 @@ def test_a_cached_result_keeps_its_restart_sizes_and_geometry(tmp_path, spot_mod
 def test_a_damaged_entry_that_cannot_be_removed_is_recomputed_with_a_warning(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from pytest_mps.audit.cache import ResultCache
     from pytest_mps.errors import MPSCacheWarning
+    from pytest_mps.session.cache import ResultCache
 
     (tmp_path / "key.npz").write_bytes(b"half an entry")
 
@@ -254,7 +254,7 @@ def test_a_claimed_image_is_left_to_the_process_that_holds_it(tmp_path):
     import fcntl
     import threading
 
-    from pytest_mps.audit.cache import ResultCache
+    from pytest_mps.session.cache import ResultCache
 
     cache = ResultCache(tmp_path)
     with cache.claim("key", wait=False) as held:
@@ -321,7 +321,7 @@ def test_xdist_workers_share_the_cores_and_spread_over_gpus(project):
     number (the engine itself reads no xdist environment)."""
     gate = f"""
 import os
-from pytest_mps.pytest_session import mps_session
+from pytest_mps.plugin.options import mps_session
 
 def test_engine(mps_audit, request):
     {RED_MASS_AUDIT}
@@ -337,8 +337,8 @@ def test_engine(mps_audit, request):
 def test_an_xdist_worker_asks_for_its_share_of_cores_and_its_gpu_slot(monkeypatch):
     from types import SimpleNamespace
 
-    from pytest_mps.audit import executors, session
-    from pytest_mps.pytest_session import worker_number
+    from pytest_mps.plugin.options import worker_number
+    from pytest_mps.session import executors, session
 
     monkeypatch.setattr(executors, "cpu_cores", lambda: 5)
     third = session.MPSSession(session.SessionOptions(workers=2, worker=3))
@@ -475,7 +475,7 @@ def test_yaml_xfail_marks_a_documented_known_failure(project):
 def test_a_photos_map_is_computed_when_read_and_cached_apart_from_its_mps(tmp_path):
     """An audit that reads no location computes no map; reading one computes it once, stores
     it beside the MPS entry, and a later session reads both from the cache."""
-    from pytest_mps.audit.session import MPSSession, SessionOptions
+    from pytest_mps.session.session import MPSSession, SessionOptions
 
     spot_detector(tmp_path / "m.onnx", size=(64, 64))
     (tmp_path / "m.yaml").write_text("output: logits\n")

@@ -54,7 +54,7 @@ def test_progress_lines_come_while_work_runs_not_only_as_images_finish(monkeypat
     an audit read at once from the cache shows none."""
     from types import SimpleNamespace
 
-    from pytest_mps import pytest_session
+    from pytest_mps.plugin import options
 
     written = []
     reporter = SimpleNamespace(write_line=written.append)
@@ -64,8 +64,8 @@ def test_progress_lines_come_while_work_runs_not_only_as_images_finish(monkeypat
         pluginmanager=SimpleNamespace(get_plugin=plugins.get),
     )
     clock = iter([0.0, 1.0, 2.5, 3.0, 4.6, 5.0, 10.0, 10.0])
-    monkeypatch.setattr(pytest_session.time, "monotonic", lambda: next(clock))
-    progress = pytest_session.TerminalProgress(config, interval=2.0)
+    monkeypatch.setattr(options.time, "monotonic", lambda: next(clock))
+    progress = options.TerminalProgress(config, interval=2.0)
     for done in (0, 0, 0, 1, 1, 3):  # heartbeats (no image yet), then images finishing
         progress("m.onnx", done, 3)
     assert written == ["MPS m.onnx: 0/3 images, 2 s", "MPS m.onnx: 1/3 images, 5 s",

@@ -147,8 +147,8 @@ def test_an_audit_through_ray_fills_the_cache_a_local_gate_reads(project, ray_ad
 def test_an_actor_that_dies_mid_batch_loses_nothing_and_stores_nothing_twice(
     ray_address, local_masks, tmp_path, monkeypatch, how
 ):
-    from pytest_mps.audit.session import MPSSession, SessionOptions
     from pytest_mps.cluster import RayExecutor
+    from pytest_mps.session.session import MPSSession, SessionOptions
 
     folder = tmp_path / "images"
     folder.mkdir()
@@ -245,7 +245,7 @@ def test_the_core_install_and_its_imports_do_without_ray():
     project = tomllib.loads((FASHION.parents[1] / "pyproject.toml").read_text())["project"]
     assert not [dep for dep in project["dependencies"] if dep.startswith("ray")]
     assert project["optional-dependencies"]["ray"] == ["ray>=2.40"]
-    modules = "pytest_mps.plugin, pytest_mps.cli, pytest_mps.cluster, pytest_mps.audit.session"
+    modules = "pytest_mps.plugin, pytest_mps.cli, pytest_mps.cluster, pytest_mps.session.session"
     code = f"import sys, {modules}; print('ray' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"

@@ -95,3 +95,57 @@ def test_a_registered_check_runs_in_python_and_yaml_and_reaches_the_reports(proj
     assert audit["checks"][0]["measured"] == {"large": 11, "n": 11}
     page = (project.path / "report" / "index.html").read_text(encoding="utf-8")
     assert "<strong>mostly_large</strong> mostly_large: 11 of 11 images" in page
+
+
+CONFTEST_CHECK = '''
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pytest_mps.audit.checks.base import Check
+from pytest_mps.audit.checks.registry import register
+from pytest_mps.audit.records import Figures, Judged
+
+
+@dataclass(frozen=True)
+class Counted(Figures):
+    large: int
+    n: int
+
+
+@register
+@dataclass(frozen=True)
+class MostlyLarge(Check):
+    """At least ``min_share`` of the images have an MPS ratio of at least ``ratio``."""
+
+    name: ClassVar[str] = "mostly_large"
+    ratio: float = 0.1
+    min_share: float = 0.5
+
+    def judge(self, audit):
+        large = [audit.name_of(r.path) for r in audit.records if r.ratio >= self.ratio]
+        found = Counted(len(large), len(audit.records))
+        return Judged(found.large >= self.min_share * found.n, found, large)
+
+    def explain(self, judged):
+        found = judged.figures
+        return f"mostly_large: {found.large} of {found.n} images at {self.ratio:g} or more."
+'''
+
+
+def test_a_check_registered_in_a_conftest_works_in_yaml_audits(project):
+    """The README's route for a team's own check: defined and registered in ``conftest.py``."""
+    project.makeconftest(CONFTEST_CHECK)
+    project.makefile(
+        ".mps.yaml",
+        gate="model: model.onnx\nimages: data\nchecks:\n"
+        "  - mostly_large: {ratio: 0.001}\n  - mostly_large: {ratio: 0.9}\n",
+    )
+    result = project.runpytest("-rA", "--mps-summary-md", "summary.md", "--junitxml", "junit.xml")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*mostly_large: 0 of 11 images at 0.9 or more.*"])
+    summary = result.stdout.str().split("MPS audit summary", 1)[1]
+    assert "mostly_large" in summary  # the terminal summary's table of checks
+    markdown = (project.path / "summary.md").read_text(encoding="utf-8")
+    assert "| mostly_large | **FAIL** | 0 of 11 images at 0.9 or more. |" in markdown
+    junit = (project.path / "junit.xml").read_text(encoding="utf-8")
+    assert 'name="mps.mostly_large.measured.large" value="11"' in junit

@@ -1,1 +1,2 @@
-"""Audits: per-image results, checks, statistics and baselines."""
+"""Audits: per-image results judged by checks (one registry), their statistics, baselines and
+the one payload every report reads. Plain Python: no engine run, no pytest."""

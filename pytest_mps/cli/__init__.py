@@ -9,10 +9,10 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_mps import __version__
 from pytest_mps.cli import check, compare, explain, init, report
 from pytest_mps.cli.options import EXIT_USAGE
 from pytest_mps.errors import MPSError, first_line
+from pytest_mps.versions import PACKAGE_VERSION
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def parser() -> argparse.ArgumentParser:
     """The command line: one subcommand per module of this package."""
     top = argparse.ArgumentParser(prog="pytest-mps", description=__doc__)
-    top.add_argument("--version", action="version", version=f"pytest-mps {__version__}")
+    top.add_argument("--version", action="version", version=f"pytest-mps {PACKAGE_VERSION}")
     commands = top.add_subparsers(dest="command", required=True)
     for command in (check, init, explain, compare, report):
         command.add_parser(commands)

@@ -41,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     console, errors = start(args)  # before the imports that need onnxruntime
     from rich.markup import escape
 
-    from pytest_mps.audit.inputs import resolve_labels
     from pytest_mps.engine.explainer import Engine
     from pytest_mps.engine.images import check_images, list_images
+    from pytest_mps.session.inputs import resolve_labels
 
     images = check_images(list_images(args.images))
     check_outputs(None, [], [args.preview])

@@ -120,11 +120,11 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     console, errors = start(args)  # before the imports that need onnxruntime
-    from pytest_mps.audit.session import MPSSession, SessionOptions
     from pytest_mps.engine.images import check_images
     from pytest_mps.engine.model import load_classifier
     from pytest_mps.engine.settings import make_settings
     from pytest_mps.fileio import write_bytes_atomic, write_json_atomic
+    from pytest_mps.session.session import MPSSession, SessionOptions
 
     models = model_names(args.models)
     images = check_images(compared_images(args.images))

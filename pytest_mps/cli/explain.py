@@ -98,7 +98,7 @@ def _explain_with_progress(engine: Any, images: list[Path], console: Any) -> lis
     from the first second; many images in flight finish late, and together."""
     from rich.progress import Progress
 
-    from pytest_mps.audit.progress import Heartbeat
+    from pytest_mps.session.progress import Heartbeat
 
     by_work = engine.counts_live  # a Ray executor counts its work as batches return
     expected = expected_evaluations(engine.settings, engine.classifier) if by_work else 1

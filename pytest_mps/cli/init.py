@@ -145,7 +145,7 @@ def _reference_run(args: argparse.Namespace, model: Path, out: Path) -> Any:
     """The audit of the reference images, its MPS cached where pytest run from ``out`` finds
     them, and its baseline written."""
     from pytest_mps.audit.audit import MPSCheckFailed
-    from pytest_mps.audit.session import MPSSession, SessionOptions
+    from pytest_mps.session.session import MPSSession, SessionOptions
 
     options = SessionOptions(
         device=args.device, cache_folder=out / ".pytest_cache" / "d" / "mps", rootdir=out

@@ -1,1 +1,2 @@
-"""The MPS engine: models, preprocessing, the masked oracle, responsibility, extraction."""
+"""The MPS engine: a loaded model, the masked oracle, each image's search, the scheduler that
+shares model calls between searches, and the local executor (`explainer.Engine`)."""

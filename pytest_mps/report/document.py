@@ -10,10 +10,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pytest_mps import __version__
 from pytest_mps.fileio import write_bytes_atomic, write_json_atomic
 from pytest_mps.report.pictures import FOLDER as PICTURES
 from pytest_mps.report.summary import merge_audit_reports, merge_comparison_reports
+from pytest_mps.versions import PACKAGE_VERSION
 
 FORMAT = "pytest-mps-report"
 # 2: figures split this run's time from the compute cost; default_class check; 3: each image's
@@ -39,7 +39,7 @@ def session_info(device: str, exitstatus: int | None = None) -> dict[str, Any]:
     """When and with what the report was made."""
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "pytest_mps": __version__,
+        "pytest_mps": PACKAGE_VERSION,
         "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
         "pytest": _version("pytest"),
         "python": platform.python_version(),

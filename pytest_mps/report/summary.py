@@ -16,7 +16,7 @@ from pytest_mps.audit.text import percent, ratio_text
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from pytest_mps.audit.session import MPSSession
+    from pytest_mps.session.session import MPSSession
 
 
 def audit_reports(

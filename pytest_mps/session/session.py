@@ -1,6 +1,6 @@
 """One test session's MPS work: its executors, its results, and every audit it built.
 
-Plain Python: the pytest glue (`pytest_mps.pytest_session`) builds it from pytest's options.
+Plain Python: the pytest glue (`pytest_mps.plugin.options`) builds it from pytest's options.
 The session decides which executor explains which images; `identity` keys the results,
 `results` holds them, `claims` shares their computation with other processes, `progress`
 tells of it and `building` turns them into an `Audit`.
@@ -17,11 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pytest_mps.audit.building import absolute, build_audit, describe_images, relative
-from pytest_mps.audit.cache import ResultCache
-from pytest_mps.audit.claims import compute_shared
-from pytest_mps.audit.executors import SessionExecutors
-from pytest_mps.audit.identity import (
+from pytest_mps.engine.images import check_images
+from pytest_mps.engine.model import Classifier, load_classifier
+from pytest_mps.engine.result import Explanation
+from pytest_mps.errors import MPSInputError
+from pytest_mps.session.building import absolute, build_audit, describe_images, relative
+from pytest_mps.session.cache import ResultCache
+from pytest_mps.session.claims import compute_shared
+from pytest_mps.session.executors import SessionExecutors
+from pytest_mps.session.identity import (
     FileHashes,
     audit_identity,
     comparison_identity,
@@ -30,21 +34,17 @@ from pytest_mps.audit.identity import (
     fingerprint,
     in_use,
 )
-from pytest_mps.audit.inputs import (
+from pytest_mps.session.inputs import (
     ImageSpec,
     image_folders,
     resolve_images,
     resolve_labels,
     sample_images,
 )
-from pytest_mps.audit.masks import MaskSpec, match_masks
-from pytest_mps.audit.options import SessionOptions
-from pytest_mps.audit.progress import AuditProgress, Heartbeat
-from pytest_mps.audit.results import SessionResults
-from pytest_mps.engine.images import check_images
-from pytest_mps.engine.model import Classifier, load_classifier
-from pytest_mps.engine.result import Explanation
-from pytest_mps.errors import MPSInputError
+from pytest_mps.session.masks import MaskSpec, match_masks
+from pytest_mps.session.options import SessionOptions
+from pytest_mps.session.progress import AuditProgress, Heartbeat
+from pytest_mps.session.results import SessionResults
 
 if TYPE_CHECKING:
     from pytest_mps.audit.audit import Audit

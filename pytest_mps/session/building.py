@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from pytest_mps.audit.audit import Audit
-from pytest_mps.audit.inputs import ImageSpec
-from pytest_mps.audit.masks import read_mask
 from pytest_mps.audit.records import ImageRecord
 from pytest_mps.engine.model import Classifier
 from pytest_mps.engine.result import Explanation
+from pytest_mps.session.inputs import ImageSpec
+from pytest_mps.session.masks import read_mask
 
 
 def build_audit(

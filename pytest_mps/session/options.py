@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_mps.audit.progress import Progress
+from pytest_mps.session.progress import Progress
 
 
 @dataclass

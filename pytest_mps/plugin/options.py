@@ -17,7 +17,7 @@ import pytest
 from pytest_mps.choices import DEVICE_TEXT, PRESETS, is_device
 
 if TYPE_CHECKING:
-    from pytest_mps.audit.session import MPSSession
+    from pytest_mps.session.session import MPSSession
 
 SESSION_KEY = pytest.StashKey["MPSSession"]()
 OPTIONS_KEY = pytest.StashKey["PluginOptions"]()
@@ -147,7 +147,7 @@ def mps_session(config: pytest.Config) -> MPSSession:
         from pytest_mps.errors import require_onnxruntime
 
         require_onnxruntime()  # one line naming the extras, not an import traceback
-        from pytest_mps.audit.session import MPSSession, SessionOptions
+        from pytest_mps.session.session import MPSSession, SessionOptions
 
         options = config.stash[OPTIONS_KEY]
         session_options = SessionOptions(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_mps.audit.cache import ResultCache
 from pytest_mps.engine.result import Explanation
+from pytest_mps.session.cache import ResultCache
 
 
 class SessionResults:

@@ -7,8 +7,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pytest_mps.audit.results import SessionResults
 from pytest_mps.engine.executor import Executor
+from pytest_mps.session.results import SessionResults
 
 
 def compute_shared(

@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_mps.audit.cache import cache_key, file_sha256
 from pytest_mps.engine.executor import Executor
 from pytest_mps.engine.model import Classifier
 from pytest_mps.engine.oracle import CUDA
 from pytest_mps.engine.settings import RUN_OPTIONS, Settings, make_settings
 from pytest_mps.errors import MPSInputError
+from pytest_mps.session.cache import cache_key, file_sha256
 from pytest_mps.versions import ENGINE_VERSION
 
 if TYPE_CHECKING:

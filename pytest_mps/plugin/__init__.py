@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from pytest_mps.audit_files import is_audit_file
 from pytest_mps.choices import DEVICE_TEXT, PRESETS
-from pytest_mps.pytest_reporter import WORKER_OUTPUT, MPSReporter
-from pytest_mps.pytest_session import mps_session, read_options
+from pytest_mps.plugin.audit_files import is_audit_file
+from pytest_mps.plugin.options import mps_session, read_options
+from pytest_mps.plugin.reporter import WORKER_OUTPUT, MPSReporter
 
 REPORTER_KEY = pytest.StashKey[MPSReporter]()
 
@@ -170,17 +170,17 @@ def mps_compare(request: pytest.FixtureRequest):
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """xdist controller: with the default ``--dist load``, a YAML audit's checks go to one
-    worker, so that each audit is computed once (see `pytest_mps.scheduling`)."""
+    worker, so that each audit is computed once (see `pytest_mps.plugin.scheduling`)."""
     if config.getvalue("dist") != "load":
         return None
-    from pytest_mps.scheduling import AuditScheduling
+    from pytest_mps.plugin.scheduling import AuditScheduling
 
     return AuditScheduling(config, log)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     if is_audit_file(file_path.name):
-        from pytest_mps.yaml_items import AuditFile
+        from pytest_mps.plugin.yaml_items import AuditFile
 
         return AuditFile.from_parent(parent, path=file_path)
     return None

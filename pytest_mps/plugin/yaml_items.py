@@ -11,7 +11,7 @@ import pytest
 
 from pytest_mps.audit.spec import AuditSpec, CheckSpec, load_audit_spec
 from pytest_mps.errors import MPSInputError
-from pytest_mps.pytest_session import mps_session
+from pytest_mps.plugin.options import mps_session
 
 
 class AuditFile(pytest.File):

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_mps.pytest_session import SESSION_KEY, PluginOptions
+from pytest_mps.plugin.options import SESSION_KEY, PluginOptions
 
 # Runs that stopped early keep the previous report rather than replacing it with a partial one.
 KEEP_REPORT_ON = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)

@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 
 from xdist.scheduler import LoadScopeScheduling
 
-from pytest_mps.audit_files import is_audit_file
+from pytest_mps.plugin.audit_files import is_audit_file
 
 
 class AuditScheduling(LoadScopeScheduling):
