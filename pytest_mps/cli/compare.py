@@ -21,6 +21,7 @@ from pytest_mps.cli.options import (
     add_engine_options,
     check_outputs,
     expected_evaluations,
+    sets,
     share,
     start,
     sufficiency,
@@ -153,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
             region_share=args.region_share,
             baseline=args.baseline,
             **sufficiency(args),
+            **sets(args),
             **({} if args.batch_size is None else {"batch_size": args.batch_size}),
         )
     notes = sorted({engine.provider_note for engine in session.engines.values()})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from pytest_mps.cli.options import (
     check_outputs,
     expected_evaluations,
     mask_png,
+    sets,
     start,
     sufficiency,
     unique,
@@ -61,14 +63,15 @@ def run(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         batch_size=args.batch_size,
         **sufficiency(args),
+        **sets(args),
     )
     batch = engine.stats()["batch_size"]
     errors.print(f"[dim]provider: {engine.provider_note}; batch {batch}")
     with contextlib.closing(engine):
         results = _explain_with_progress(engine, images, console)
     records = [
-        {**result.summary(), "mask": mask_path}
-        for result, mask_path in _write_masks(results, args.masks, args.model_grid)
+        _record(result, masks, args.contrastive)
+        for result, masks in _write_masks(results, args.masks, args.model_grid)
     ]
     console.print(_table(records, engine))
     if args.json is not None:
@@ -120,23 +123,63 @@ def _explain_with_progress(engine: Any, images: list[Path], console: Any) -> lis
     return results
 
 
+def _record(result: Any, masks: dict[str, Any], contrastive: bool) -> dict[str, Any]:
+    """One image's JSON record: the result's summary, its disjoint sets and, where asked, its
+    contrastive set, each with the path of its mask PNG (None without ``--masks``)."""
+    record = {
+        **result.summary(),
+        "mask": masks["mask"],
+        "redundancy": result.redundancy,
+        "redundancy_stopped": result.redundancy_stopped,
+        "explanations": [
+            _set_record(one, path)
+            for one, path in zip(result.explanations, masks["explanations"], strict=True)
+        ],
+    }
+    if contrastive:
+        found = result.contrastive
+        record["contrastive"] = found and _set_record(found, masks["contrastive"])
+        record["why_no_contrastive"] = result.why_no_contrastive
+    return record
+
+
+def _set_record(found: Any, mask: str | None) -> dict[str, Any]:
+    keys = ("pixels", "ratio", "margin", "necessary", "minimal")
+    return {**{key: getattr(found, key) for key in keys}, "mask": mask}
+
+
 def _write_masks(
     results: list[Any], folder: Path | None, model_grid: bool
-) -> list[tuple[Any, str | None]]:
-    """Save each mask as a PNG (mode L, 255 = in the MPS) under unique names: in the image's
-    own grid, as `compare` writes them, or in the model's (``model_grid``)."""
-    if folder is None:
-        return [(result, None) for result in results]
-    from pytest_mps.fileio import write_bytes_atomic
-
+) -> list[tuple[Any, dict[str, Any]]]:
+    """Save each mask as a PNG (mode L, 255 = in the set) under unique names: in the image's
+    own grid, as `compare` writes them, or in the model's (``model_grid``). The MPS is
+    ``<name>.png`` (also the first disjoint set's), the n-th disjoint set ``<name>.set<n>.png``,
+    the contrastive set ``<name>.contrastive.png``. Each result with its masks' paths: every
+    path None without a ``folder``."""
     used: set[str] = set()
     written = []
     for result in results:
         name = unique(Path(result.image).stem, used)
-        mask = result.mask if model_grid else result.original_mask
-        path = write_bytes_atomic(folder / f"{name}.png", mask_png(mask))
-        written.append((result, str(path)))
+        save = functools.partial(_save, folder, name, model_grid)
+        own = save(result, "")
+        others = [save(one, f".set{n}") for n, one in enumerate(result.explanations[1:], 2)]
+        paths = {
+            "mask": own,
+            "explanations": [own, *others][: len(result.explanations)],
+            "contrastive": save(result.contrastive, ".contrastive"),
+        }
+        written.append((result, paths))
     return written
+
+
+def _save(folder: Path | None, name: str, model_grid: bool, found: Any, suffix: str) -> str | None:
+    """The PNG of ``found``'s mask as ``<name><suffix>.png`` in ``folder``; its path."""
+    if folder is None or found is None:
+        return None
+    from pytest_mps.fileio import write_bytes_atomic
+
+    mask = found.mask if model_grid else found.original_mask
+    return str(write_bytes_atomic(folder / f"{name}{suffix}.png", mask_png(mask)))
 
 
 def _table(records: list[dict[str, Any]], engine: Any) -> Any:

@@ -78,6 +78,11 @@ def sufficiency(args: argparse.Namespace) -> dict[str, float]:
     return {name: value for name, value in given.items() if value is not None}
 
 
+def sets(args: argparse.Namespace) -> dict[str, Any]:
+    """The options that ask for sets beside the MPS (disjoint and contrastive ones)."""
+    return {"explanations": args.explanations, "contrastive": args.contrastive}
+
+
 def add_engine_options(command: argparse.ArgumentParser) -> None:
     """The options that say how the MPS are computed, and where (Ray)."""
     command.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
@@ -110,6 +115,19 @@ def add_engine_options(command: argparse.ArgumentParser) -> None:
         type=probability,
         metavar="R",
         help="... and at least this share of the image's own probability",
+    )
+    command.add_argument(
+        "--explanations",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="look for up to N pairwise disjoint sufficient sets per image, the MPS first "
+        "(default 1: the MPS alone)",
+    )
+    command.add_argument(
+        "--contrastive",
+        action="store_true",
+        help="also look for a set that is sufficient and necessary (hiding it changes the top-1)",
     )
     command.add_argument(
         "--ray",

@@ -120,7 +120,7 @@ class Engine:
         ``in_flight`` (the most images searched at once), ``provider``, ``seconds`` (in
         `explain`), ``inference_seconds`` (inside onnxruntime) and ``location_evaluations``
         (those of the ``evaluations`` that made location estimates asked for after the MPS,
-        `locate`)."""
+        `locate`, or asked what the top share of one keeps, `reveal`)."""
         oracle = self.oracle
         return {
             "images": self._images,
@@ -215,6 +215,16 @@ class Engine:
         self._location_evaluations += queries
         return values.astype(np.float32), queries
 
+    def reveal(self, image: PathLike, mask: np.ndarray) -> tuple[int, float]:
+        """The top-1 class of ``image`` with only ``mask`` (model grid) revealed, the rest at
+        the fill, and its probability: one evaluation, counted as a location evaluation
+        (`Explanation.keeping_top` asks it)."""
+        search = self._search(image)
+        self.oracle.set_image(search.image, search.fill, Target(0))
+        answers = self.oracle.evaluate(mask[None])
+        self._location_evaluations += 1
+        return int(answers.top1[0]), float(answers.top1_confidence[0])
+
     def _search(self, image: PathLike) -> Search:
         return Search(self.settings, self.classifier, self.classifier.prepare(image))
 
@@ -233,9 +243,14 @@ class Engine:
         return answer
 
     def _explanation(self, search: Search, found: Found, cost: Cost) -> Explanation:
-        locate = functools.partial(self.locate, search.prepared.path)
+        path = search.prepared.path
         return search.explanation(
-            found, cost, provider=self.provider, config=self.describe(), locate=locate
+            found,
+            cost,
+            provider=self.provider,
+            config=self.describe(),
+            locate=functools.partial(self.locate, path),
+            reveal=functools.partial(self.reveal, path),
         )
 
     def describe(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,64 @@ from pytest_mps.engine.preprocess import Geometry
 # sufficient under that copy, at batch 1 and 64, with onnxruntime's graph optimisations on and
 # off (benchmarks/robustness.py; benchmarks/RESULTS.md).
 FRAGILE_BELOW = 0.1
+STOPS = ("exhausted", "limit", "none")  # why the search for disjoint sets stopped
+
+
+@dataclass(frozen=True)
+class SufficientSet:
+    """One sufficient set of an image, verified: ``mask`` in the model-input grid,
+    ``original_mask`` in the original image's; its ``margin`` (logits) and the target's
+    ``confidence`` with only this set revealed; ``minimal``: certified 1-minimal at the
+    result's grain. ``necessary``: with this set hidden (at the fill) and every other pixel
+    shown, the top-1 class is no longer the target; ``hidden_top1`` is that top-1 and
+    ``hidden_confidence`` its probability."""
+
+    mask: np.ndarray
+    original_mask: np.ndarray
+    pixels: int
+    ratio: float
+    margin: float
+    confidence: float
+    minimal: bool
+    necessary: bool
+    hidden_top1: int
+    hidden_confidence: float
+
+
+def top_share(values: np.ndarray, share: float) -> np.ndarray:
+    """The mask of the top ``share`` of the pixels by ``values``: the ``ceil(share * pixels)``
+    highest, ties to the lower flat index (row by row)."""
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], not {share!r}")
+    count = math.ceil(share * values.size)
+    mask = np.zeros(values.size, dtype=bool)
+    mask[np.argsort(-values.ravel(), kind="stable")[:count]] = True
+    return mask.reshape(values.shape)
+
+
+class Keeping:
+    """What the model gives with only a mask of an image revealed (the rest at the fill), asked
+    on first use for each share and kept: ``compute`` takes a mask (model grid) and returns the
+    top-1 class and its probability in one evaluation (counted in ``queries``). Like
+    `Location`, it does not travel between processes (its answers do)."""
+
+    def __init__(self, compute: Callable[[np.ndarray], tuple[int, float]] | None = None) -> None:
+        self.compute = compute
+        self.known: dict[float, tuple[int, float]] = {}
+        self.queries = 0
+
+    def top(self, values: np.ndarray, share: float) -> tuple[int, float]:
+        """The top-1 and its probability with the top ``share`` of ``values`` revealed."""
+        if share not in self.known:
+            mask = top_share(values, share)
+            if self.compute is None:
+                raise ValueError("this result has no model to ask what its top share keeps")
+            self.known[share] = self.compute(mask)
+            self.queries += 1
+        return self.known[share]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "compute": None}
 
 
 @dataclass(frozen=True)
@@ -94,11 +153,20 @@ class Explanation:
     hiding each part of the input costs the target's margin; ReX's responsibility map with
     ``location="responsibility"``), read at the stated ``location_scale`` (model grid; in the
     original grid: ``original_responsibility``), made on first use (``location``). Compare
-    locations with it. ``restart_sizes`` are the sizes the extractions
-    found (each from its own ranking of the map; the MPS is the smallest): their spread says
-    how certain the size is. ``queries`` counts the model evaluations of real masks for the
-    MPS (a map made later counts apart, in ``location.queries``), ``padded_queries`` the
-    forward passes including the padding of batches to fixed sizes.
+    locations with it. ``explanations`` are pairwise disjoint sufficient sets (the setting
+    ``explanations``), the MPS first (the same mask): empty where no set is sufficient, the
+    empty set alone for the default class; ``redundancy_stopped`` says why the search for more
+    stopped: ``exhausted`` (the pixels outside the sets found are no longer sufficient),
+    ``limit`` (as many as asked found) or ``none`` (no set to search from: no sufficient set,
+    or the default class). ``contrastive`` is a set both sufficient and necessary, where asked
+    (``contrastive``) and found; ``why_no_contrastive`` says why there is none.
+    ``keeping_top`` asks what the top share of the location estimate keeps.
+    ``restart_sizes`` are the sizes the extractions found (each from its own ranking of the
+    map; the MPS is the smallest): their spread says how certain the size is. ``queries``
+    counts the model evaluations of real masks for the MPS and the sets above (a map made
+    later counts apart, in ``location.queries``, as do ``keeping_top``'s in
+    ``keeping.queries``), ``padded_queries`` the forward passes including the padding of
+    batches to fixed sizes.
     """
 
     image: str
@@ -127,6 +195,23 @@ class Explanation:
     padded_queries: int = 0
     geometry: Geometry | None = None
     location: Location = field(default_factory=Location, compare=False, repr=False)
+    explanations: tuple[SufficientSet, ...] = ()
+    redundancy_stopped: str = "none"
+    contrastive: SufficientSet | None = None
+    why_no_contrastive: str | None = None
+    keeping: Keeping = field(default_factory=Keeping, compare=False, repr=False)
+
+    @property
+    def redundancy(self) -> int:
+        """How many pairwise disjoint sufficient sets were found (the MPS among them)."""
+        return len(self.explanations)
+
+    def keeping_top(self, share: float) -> tuple[int, float]:
+        """The model's top-1 class and its probability with only the top ``share`` of the
+        pixels by the location estimate (``responsibility``; ties to the lower flat index)
+        revealed, the rest at the fill (`top_share`). Asked on first use for each share (one
+        evaluation, plus the location estimate where it is not known yet), then kept."""
+        return self.keeping.top(self.responsibility, share)
 
     @property
     def responsibility(self) -> np.ndarray:

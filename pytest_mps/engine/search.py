@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
@@ -9,6 +10,16 @@ from typing import Any
 
 import numpy as np
 
+from pytest_mps.engine.contrastive import (
+    DEFAULT_CLASS,
+    FILL_KEEPS_TARGET,
+    NO_SET,
+    SUFFICIENT,
+    Wrap,
+    as_is,
+    both_ways,
+    ranking_from,
+)
 from pytest_mps.engine.extract import (
     certify_steps,
     occlusion_steps,
@@ -22,7 +33,7 @@ from pytest_mps.engine.location import occlusion_map_steps
 from pytest_mps.engine.model import Classifier, PreparedImage
 from pytest_mps.engine.oracle import Answers, Target
 from pytest_mps.engine.responsibility import responsibility_steps, smooth
-from pytest_mps.engine.result import Explanation, Location
+from pytest_mps.engine.result import Explanation, Keeping, Location, SufficientSet
 from pytest_mps.engine.settings import Settings, make_fill
 from pytest_mps.engine.steps import Steps, recalling, relayed, together
 
@@ -48,6 +59,13 @@ class Cost:
 
 
 Found = tuple[np.ndarray, Answers | None]  # a finished search: its set, the model's answer
+MPS_STAGES = ("pruning", "certification")  # the MPS's searches, as `stages` counts them
+EXTRA_STAGES = ("redundancy", "redundancy")  # those of the disjoint sets after it
+
+
+def _smallest(found: list[tuple[np.ndarray, bool]]) -> tuple[np.ndarray, bool]:
+    """The smallest of the searches' sets (the first of equals), and whether it is certified."""
+    return found[int(np.argmin([int(mask.sum()) for mask, _ in found]))]
 
 
 def _followed(
@@ -89,6 +107,13 @@ class Search:
         self.need = Target(0)
         self.target_confidence = 0.0
         self.target_margin = 0.0
+        self.fill_top1 = -1  # the top-1 with every pixel at the fill
+        # The sets found, each with the model's answers for it and for the image without it,
+        # and whether it is certified 1-minimal; the MPS first.
+        self.sets: list[tuple[np.ndarray, Answers, bool]] = []
+        self.redundancy_stopped = "none"
+        self.contrastive: tuple[np.ndarray, Answers, bool] | None = None
+        self.why_no_contrastive: str | None = None
 
     @property
     def target(self) -> int:
@@ -97,7 +122,8 @@ class Search:
     def steps(self) -> Steps[Found]:
         """The target, the search, and the verification of its set: ``(mask, the model's
         answer for it)``, the answer None when no set is sufficient."""
-        if (yield from self._nothing_to_find()):
+        nothing = yield from self._nothing_to_find()
+        if nothing:
             mask = np.zeros(self.shape, bool) if self.default_class else np.ones(self.shape, bool)
         else:
             mask = yield from self._search()
@@ -105,6 +131,12 @@ class Search:
         if verified is None:  # unreachable unless the model is not deterministic
             mask = np.ones_like(mask)
             verified = yield from self._verify(mask)
+        if verified is not None:
+            self.sets.append((mask, verified, self.why_not_minimal is None))
+            if not nothing:
+                yield from self._disjoint(mask)
+        if self.settings.contrastive:
+            yield from self._contrasted()
         return mask, verified
 
     def explanation(
@@ -115,10 +147,12 @@ class Search:
         provider: str,
         config: dict[str, Any],
         locate: Callable[[], tuple[np.ndarray, int]],
+        reveal: Callable[[np.ndarray], tuple[int, float]],
     ) -> Explanation:
         """The result of the finished search, ``found`` by `steps`, with what it cost; the
-        engine's ``provider`` and ``config`` (`Engine.describe`), and ``locate`` to make the
-        location estimate when the search made none."""
+        engine's ``provider`` and ``config`` (`Engine.describe`), ``locate`` to make the
+        location estimate when the search made none, and ``reveal`` to ask the model about
+        one mask later (`Explanation.keeping_top`)."""
         mask, verified = found
         pixels = int(mask.sum())
         if self.location is not None:
@@ -154,6 +188,27 @@ class Search:
             margin=float(self.target_margin if verified is None else verified.margin[0]),
             geometry=self.prepared.geometry,
             location=location,
+            explanations=tuple(self._as_set(*found) for found in self.sets),
+            redundancy_stopped=self.redundancy_stopped,
+            contrastive=self.contrastive and self._as_set(*self.contrastive),
+            why_no_contrastive=self.why_no_contrastive,
+            keeping=Keeping(reveal),
+        )
+
+    def _as_set(self, mask: np.ndarray, answers: Answers, minimal: bool) -> SufficientSet:
+        """A set found, with the model's ``answers`` for it and for the image without it."""
+        pixels = int(mask.sum())
+        return SufficientSet(
+            mask=mask,
+            original_mask=self.prepared.geometry.to_original(mask),
+            pixels=pixels,
+            ratio=pixels / mask.size,
+            margin=float(answers.margin[0]),
+            confidence=float(answers.target_confidence[0]),
+            minimal=minimal,
+            necessary=bool(answers.top1[1] != self.target),
+            hidden_top1=int(answers.top1[1]),
+            hidden_confidence=float(answers.top1_confidence[1]),
         )
 
     def location_steps(self) -> Steps[np.ndarray]:
@@ -177,7 +232,9 @@ class Search:
         if self.target_confidence < self.need.min_confidence:
             self.why_not_minimal = "no set is sufficient: the whole image is not confident enough"
             return True
-        if (yield self._asked("target", np.zeros((1, *self.shape), bool))).sufficient[0]:
+        filled = yield self._asked("target", np.zeros((1, *self.shape), bool))
+        self.fill_top1 = int(filled.top1[0])
+        if filled.sufficient[0]:
             self.default_class = True
             return True
         self.location = None
@@ -195,7 +252,7 @@ class Search:
                 self.location = self._smoothed(responsibility)
             found = yield from self._restarts(responsibility)
         self.restart_sizes = tuple(int(mask.sum()) for mask, _ in found)
-        mask, certified = found[int(np.argmin(self.restart_sizes))]
+        mask, certified = _smallest(found)
         if not certified:
             self.why_not_minimal = self._uncertified()
         return mask
@@ -305,19 +362,30 @@ class Search:
         each on the block grid shifted by another share of a block, side by side in shared
         calls; each set, and whether its pruning finished within its budget. Nothing in them
         is random: the seed moves none of their sets."""
+        return (yield from self._occlusions_from(np.ones(self.shape, dtype=bool), MPS_STAGES))
+
+    def _occlusions_from(
+        self, start: np.ndarray, stages: tuple[str, str]
+    ) -> Steps[list[tuple[np.ndarray, bool]]]:
+        """`_occlusions` from the set ``start``, counted as ``stages`` (pruning's and the
+        certification's)."""
         count = self.settings.extraction.occlusion_searches(self.shape)
-        searches = [self._occluded(number / count) for number in range(count)]
+        searches = [self._occluded(start, number / count, stages) for number in range(count)]
         return (yield from together(searches))
 
-    def _occluded(self, shift: float) -> Steps[tuple[np.ndarray, bool]]:
-        """The whole input pruned in the order of occlusion (`occlusion_steps`) on a grid
-        shifted by ``shift``, then certified (`_certified`); and whether it is certified."""
-        full = np.ones(self.shape, dtype=bool)
-        pruning = occlusion_steps(full, self.settings.extraction, shift=shift)
-        mask, pruned = yield from self._judged("pruning", pruning, answers=True)
-        return (yield from self._certified(mask, pruned))
+    def _occluded(
+        self, start: np.ndarray, shift: float, stages: tuple[str, str], wrap: Wrap = as_is
+    ) -> Steps[tuple[np.ndarray, bool]]:
+        """The set ``start`` pruned in the order of occlusion (`occlusion_steps`) on a grid
+        shifted by ``shift``, then certified (`_certified`); and whether it is certified. The
+        steps go through ``wrap`` (which may ask more of each mask, `both_ways`)."""
+        pruning = occlusion_steps(start, self.settings.extraction, shift=shift)
+        mask, pruned = yield from self._judged(stages[0], wrap(pruning), answers=True)
+        return (yield from self._certified(mask, pruned, stages[1], wrap))
 
-    def _certified(self, mask: np.ndarray, pruned: bool) -> Steps[tuple[np.ndarray, bool]]:
+    def _certified(
+        self, mask: np.ndarray, pruned: bool, stage: str = "certification", wrap: Wrap = as_is
+    ) -> Steps[tuple[np.ndarray, bool]]:
         """``mask`` made 1-minimal at its grain by the closing passes (`certify_steps`, within
         a budget of their own), and whether that was certified: never where pruning is off or
         ``pruned`` says it ended at its budget. Each search certifies its own set, so the
@@ -325,13 +393,69 @@ class Search:
         extraction = self.settings.extraction
         if not extraction.prune_blocks or not pruned:
             return mask, False
-        certifying = certify_steps(mask, extraction)
-        return (yield from self._judged("certification", certifying, answers=True))
+        certifying = wrap(certify_steps(mask, extraction))
+        return (yield from self._judged(stage, certifying, answers=True))
 
-    def _verify(self, mask: np.ndarray) -> Steps[Answers | None]:
-        """Re-evaluate the final set: the model's answer for it if sufficient, else ``None``."""
-        answers = yield self._asked("verification", mask[None])
+    def _verify(self, mask: np.ndarray, stage: str = "verification") -> Steps[Answers | None]:
+        """Re-evaluate a set found, in one call with the image without it (whether the set is
+        necessary; counted as ``necessary``): the model's answers for both if the set is
+        sufficient, else ``None``."""
+        self._count(stage, 1)
+        self._count("necessary", 1)
+        answers = yield np.stack([mask, ~mask])
         return answers if answers.sufficient[0] else None
+
+    def _contrasted(self) -> Steps[None]:
+        """The contrastive set (`pytest_mps.engine.contrastive`): the MPS where hiding it
+        already changes the top-1; else the shortest prefix of the MPS followed by the other
+        pixels in the order of the location estimate that is sufficient and necessary, pruned
+        and certified while it stays both (as the MPS is, on the unshifted grid), verified
+        both ways. Counted as ``contrastive``."""
+        if not self.sets or self.default_class:
+            self.why_no_contrastive = NO_SET if not self.sets else DEFAULT_CLASS
+            return
+        first = self.sets[0]
+        if first[1].top1[1] != self.target:
+            self.contrastive = first
+            return
+        if self.fill_top1 == self.target:
+            self.why_no_contrastive = FILL_KEEPS_TARGET
+            return
+        if self.location is None:
+            self.location = yield from self._located()
+        both = functools.partial(both_ways, target=self.target)
+        ranking = ranking_from(first[0], self.location)
+        prefix = relayed(prefix_steps(ranking, self.shape, self.settings.extraction), SUFFICIENT)
+        grown = yield from self._judged("contrastive", both(prefix), answers=True)
+        stages = ("contrastive", "contrastive")
+        mask, certified = yield from self._occluded(grown, 0.0, stages, both)
+        self._count("contrastive", 2)
+        answers = yield np.stack([mask, ~mask])
+        if answers.sufficient[0] and answers.top1[1] != self.target:
+            self.contrastive = (mask, answers, certified)
+        else:  # unreachable unless the model is not deterministic
+            self.why_no_contrastive = "the set found failed its verification"
+
+    def _disjoint(self, first: np.ndarray) -> Steps[None]:
+        """More sufficient sets, each disjoint from those found, until ``explanations`` are
+        found (``limit``) or the pixels left are no longer sufficient (``exhausted``): each
+        set is searched inside the pixels outside every set found, as the MPS is from the
+        whole input (the same occlusion searches and certification), and verified. Counted
+        as ``redundancy`` (the sets' necessary evaluations as ``necessary``)."""
+        union = first.copy()
+        while len(self.sets) < self.settings.explanations:
+            rest = ~union
+            if not rest.any() or not (yield self._asked("redundancy", rest[None])).sufficient[0]:
+                self.redundancy_stopped = "exhausted"
+                return
+            mask, certified = _smallest((yield from self._occlusions_from(rest, EXTRA_STAGES)))
+            verified = yield from self._verify(mask, "redundancy")
+            if verified is None:  # unreachable unless the model is not deterministic
+                self.redundancy_stopped = "exhausted"
+                return
+            self.sets.append((mask, verified, certified))
+            union |= mask
+        self.redundancy_stopped = "limit"
 
     def _judged(self, stage: str, steps: Steps[Any], answers: bool = False) -> Steps[Any]:
         """``steps``, which ask which masks are sufficient, answered from the model's answers

@@ -68,10 +68,11 @@ SPLITS = ("uniform", "quasi", "betabinomial")
 # Everything an Engine, an audit or a YAML audit's `engine:` accepts: how to run, what to compute.
 RUN_OPTIONS = ("device", "batch_size", "io_binding", "pad_batches", "threads", "gpu_slot")
 LOCATION_OPTIONS = ("location", "location_blocks", "location_scale")
+SET_OPTIONS = ("explanations", "contrastive")  # how many sets beside the MPS (`Settings`)
 ENGINE_OPTIONS = tuple(
     sorted(
         {*RUN_OPTIONS, "preset", "seed", "baseline", "min_confidence", "min_confidence_ratio"}
-        | {"min_margin", *LOCATION_OPTIONS}
+        | {"min_margin", *LOCATION_OPTIONS, *SET_OPTIONS}
         | {"prune"}
         | {f.name for f in dataclasses.fields(ResponsibilitySettings)}
         | {f.name for f in dataclasses.fields(ExtractionSettings)}
@@ -125,6 +126,10 @@ class Settings:
     location: LocationSettings = field(default_factory=LocationSettings)
     responsibility: ResponsibilitySettings = field(default_factory=ResponsibilitySettings)
     extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
+    # Pairwise disjoint sufficient sets to look for, the MPS first (`Explanation.explanations`),
+    # and whether to look for a contrastive set (`Explanation.contrastive`).
+    explanations: int = 1
+    contrastive: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for reports, caches and baseline files (sizes compare only when equal)."""
@@ -135,7 +140,8 @@ def make_settings(preset: str = "default", **options: Any) -> Settings:
     """Settings from a preset plus overrides, e.g. ``iterations=8`` or ``prune=False``.
 
     Options: ``seed``, ``baseline`` (the fill, see :func:`parse_fill`), ``min_confidence``,
-    ``min_confidence_ratio``, ``prune`` (bool), and every field of
+    ``min_confidence_ratio``, ``prune`` (bool), ``explanations`` (how many pairwise disjoint
+    sufficient sets to look for, the MPS first), ``contrastive`` (bool), and every field of
     :class:`ResponsibilitySettings` and :class:`ExtractionSettings`.
     """
     if preset not in PRESETS:
@@ -143,7 +149,7 @@ def make_settings(preset: str = "default", **options: Any) -> Settings:
     values = {**PRESETS[preset], **options}
     if values.pop("prune", True) is False:
         values["prune_blocks"] = ()
-    top = {key: values.pop(key) for key in ("seed", "baseline") if key in values}
+    top = {key: values.pop(key) for key in ("seed", "baseline", *SET_OPTIONS) if key in values}
     sufficiency = Sufficiency(
         values.pop("min_confidence", None),
         values.pop("min_confidence_ratio", None),
@@ -194,9 +200,17 @@ def _as_tuple(value: Any) -> tuple[Any, ...]:
 def _validate(settings: Settings) -> None:
     r, e, s = settings.responsibility, settings.extraction, settings.sufficiency
     location = settings.location
-    seed_ok = isinstance(settings.seed, int) and not isinstance(settings.seed, bool)
+    seed_ok = _whole(settings.seed)
     checks = [
         (seed_ok and settings.seed >= 0, f"seed must be an integer >= 0, not {settings.seed!r}"),
+        (
+            _whole(settings.explanations) and settings.explanations >= 1,
+            f"explanations must be a whole number of at least 1, not {settings.explanations!r}",
+        ),
+        (
+            isinstance(settings.contrastive, bool),
+            f"contrastive must be true or false, not {settings.contrastive!r}",
+        ),
         (r.iterations >= 1, "iterations must be at least 1"),
         (r.min_box_area >= 1, "min_box_area must be at least 1"),
         (0 <= r.min_box_share < 1, "min_box_share must be in [0, 1)"),
@@ -267,6 +281,11 @@ def _validate(settings: Settings) -> None:
         if not ok:
             raise ValueError(message)
     parse_fill(settings.baseline)
+
+
+def _whole(value: Any) -> bool:
+    """Whether ``value`` is an int (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _all_at_least(values: tuple[Any, ...], low: float, strictly: bool = False) -> bool:

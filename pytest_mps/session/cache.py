@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from pytest_mps.engine.preprocess import Geometry
-from pytest_mps.engine.result import Explanation, Location
+from pytest_mps.engine.result import Explanation, Location, SufficientSet
 from pytest_mps.errors import MPSCacheWarning, first_line
 from pytest_mps.fileio import write_bytes_atomic
 
@@ -34,6 +34,8 @@ except ImportError:  # Windows: no file locks here, so processes may compute an 
     fcntl = None  # type: ignore[assignment]
 
 ARRAYS = ("mask", "original_mask")
+SETS = ("explanations", "contrastive")  # `SufficientSet`s: figures in the fields, masks apart
+SET_FIGURES = tuple(name for name in SufficientSet.__dataclass_fields__ if name not in ARRAYS)
 MAP = "responsibility"  # the location estimate, in an entry where the search made it
 
 
@@ -73,7 +75,10 @@ class ResultCache:
                 fields.pop("source")
                 arrays = {name: stored[name] for name in ARRAYS}
                 location = Location(stored.get(MAP))
-            return Explanation(image=image, **_from_json(fields), **arrays, location=location)
+                sets = _sets_from(fields, stored)
+            return Explanation(
+                image=image, **_from_json(fields), **arrays, **sets, location=location
+            )
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
             self._discard(path)
             return None
@@ -145,10 +150,11 @@ class ResultCache:
         fields = {
             name: getattr(result, name)
             for name in Explanation.__dataclass_fields__
-            if name not in (*ARRAYS, "image", "location")
+            if name not in (*ARRAYS, *SETS, "image", "location", "keeping")
         }
         buffer = io.BytesIO()
         arrays = {name: getattr(result, name) for name in ARRAYS}
+        _store_sets(result, fields, arrays)
         if result.location.known and not result.location.made_later:  # made by the search
             arrays[MAP] = result.location.values
         if result.geometry is not None:
@@ -172,6 +178,33 @@ def _from_json(fields: dict[str, Any]) -> dict[str, Any]:
         fields["geometry"] = Geometry(**{k: tuple(v) for k, v in geometry.items()})
     fields["restart_sizes"] = tuple(fields.get("restart_sizes", ()))
     return fields
+
+
+def _store_sets(result: Explanation, fields: dict[str, Any], arrays: dict[str, Any]) -> None:
+    """The result's `SufficientSet`s into ``fields`` (figures) and ``arrays`` (masks, stacked
+    as ``<name>.<mask field>``)."""
+    for name in SETS:
+        value = getattr(result, name)
+        sets = value if isinstance(value, tuple) else (value,) if value is not None else ()
+        fields[name] = [{key: getattr(one, key) for key in SET_FIGURES} for one in sets]
+        for array in ARRAYS:
+            if sets:
+                arrays[f"{name}.{array}"] = np.stack([getattr(one, array) for one in sets])
+
+
+def _sets_from(fields: dict[str, Any], stored: Any) -> dict[str, Any]:
+    """The `SufficientSet`s `_store_sets` kept, taken out of ``fields`` (an entry without them
+    has none)."""
+    found: dict[str, list[SufficientSet]] = {}
+    for name in SETS:
+        figures = fields.pop(name, [])
+        masks = [stored[f"{name}.{array}"] if figures else () for array in ARRAYS]
+        found[name] = [
+            SufficientSet(mask, original, **one)
+            for one, mask, original in zip(figures, *masks, strict=True)
+        ]
+    contrastive = found["contrastive"]
+    return {"explanations": tuple(found["explanations"]), "contrastive": (contrastive or [None])[0]}
 
 
 def _warn(message: str) -> None:

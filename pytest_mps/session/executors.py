@@ -60,9 +60,28 @@ class SessionExecutors:
         found = executor.locate(image) if executor is not None else None
         if found is not None:
             return found
+        return self._locator(key, classifier, options).locate(image)
+
+    def reveal(
+        self,
+        key: str,
+        classifier: Classifier,
+        options: dict[str, Any],
+        image: Path,
+        mask: np.ndarray,
+    ) -> tuple[int, float]:
+        """What the model gives with only ``mask`` of ``image`` revealed (`Engine.reveal`), by
+        the local engine under ``key``, else by a local engine of its own (as `locate`)."""
+        engine = self.engines.get(key)
+        if not isinstance(engine, Engine):  # none loaded (all cached), or a Ray executor
+            engine = self._locator(key, classifier, options)
+        return engine.reveal(image, mask)
+
+    def _locator(self, key: str, classifier: Classifier, options: dict[str, Any]) -> Engine:
+        """The local engine of ``key`` that makes what its executor does not here."""
         if key not in self.locators:  # none loaded (all cached), or one that makes none
             self.locators[key] = Engine(classifier, **{**self.placement(), **options})
-        return self.locators[key].locate(image)
+        return self.locators[key]
 
     def placement(self) -> dict[str, Any]:
         """Where a local engine runs, unless the audit says: processes that share the machine

@@ -229,10 +229,13 @@ class MPSSession:
                 workers = self.options.workers
                 compute_shared(executor, missing, keys, paths, self.results, workers, progress.add)
         located = functools.partial(self._locate, key, classifier, options)
+        reveal = functools.partial(self.executors.reveal, key, classifier, options)
         for result_key, path in zip(keys, paths, strict=True):
-            if not self.results[result_key].location.known:
-                compute = functools.partial(located, result_key, path)
-                self.results[result_key].location.compute = compute
+            result = self.results[result_key]
+            if not result.location.known:
+                result.location.compute = functools.partial(located, result_key, path)
+            if result.keeping.compute is None:  # read from the cache, or a Ray result
+                result.keeping.compute = functools.partial(reveal, path)
         return [(self.results[k], self.results.cached(k)) for k in keys]
 
     def _locate(
