@@ -132,6 +132,18 @@ def test_the_number_asked_caps_the_search():
     assert fake_two.calls - fake_one.calls <= fake_one.calls
 
 
+def test_after_a_map_extraction_sets_are_searched_by_occlusion_and_unpruned_are_the_rest():
+    by_map, _ = explain(covers(A, B), explanations=3, occlusion_from=None, iterations=2)
+    assert by_map.redundancy == 2 and all(found.minimal for found in by_map.explanations)
+    masks = {found.mask.tobytes() for found in by_map.explanations}
+    assert masks == {A.tobytes(), B.tobytes()} and "responsibility" in by_map.stages
+    rule = covers(A, B)
+    rex, _ = explain(rule, explanations=3, preset="rex", iterations=2)
+    first, rest = rex.explanations  # the MPS, a prefix of the map; then all the pixels left
+    assert rule(~first.mask) == TARGET and rex.redundancy_stopped == "exhausted"
+    assert np.array_equal(rest.mask, ~first.mask) and not rest.minimal
+
+
 def test_every_set_is_sufficient_certified_one_minimal_and_verified():
     rule = covers(A, B, region([(10, 10)]) | region([(12, 14)]))
     result, _ = explain(rule, explanations=4)
