@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pytest_mps.engine.preprocess import Geometry
+
+if TYPE_CHECKING:
+    from pytest_mps.engine.oracle import Answers
 
 # The margin (logit gap) below which a set is called fragile, and the default preset's
 # `min_margin`: the smallest candidate above the largest change of a shipped model's gap under
@@ -39,6 +42,26 @@ class SufficientSet:
     necessary: bool
     hidden_top1: int
     hidden_confidence: float
+
+    @classmethod
+    def found(
+        cls, mask: np.ndarray, geometry: Geometry, answers: Answers, target: int, minimal: bool
+    ) -> SufficientSet:
+        """The set ``mask`` of an image of ``geometry`` whose class is ``target``, from the
+        model's ``answers`` for it (first) and for the image without it (second)."""
+        pixels = int(mask.sum())
+        return cls(
+            mask=mask,
+            original_mask=geometry.to_original(mask),
+            pixels=pixels,
+            ratio=pixels / mask.size,
+            margin=float(answers.margin[0]),
+            confidence=float(answers.target_confidence[0]),
+            minimal=minimal,
+            necessary=bool(answers.top1[1] != target),
+            hidden_top1=int(answers.top1[1]),
+            hidden_confidence=float(answers.top1_confidence[1]),
+        )
 
 
 def top_share(values: np.ndarray, share: float) -> np.ndarray:

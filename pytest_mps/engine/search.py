@@ -197,19 +197,7 @@ class Search:
 
     def _as_set(self, mask: np.ndarray, answers: Answers, minimal: bool) -> SufficientSet:
         """A set found, with the model's ``answers`` for it and for the image without it."""
-        pixels = int(mask.sum())
-        return SufficientSet(
-            mask=mask,
-            original_mask=self.prepared.geometry.to_original(mask),
-            pixels=pixels,
-            ratio=pixels / mask.size,
-            margin=float(answers.margin[0]),
-            confidence=float(answers.target_confidence[0]),
-            minimal=minimal,
-            necessary=bool(answers.top1[1] != self.target),
-            hidden_top1=int(answers.top1[1]),
-            hidden_confidence=float(answers.top1_confidence[1]),
-        )
+        return SufficientSet.found(mask, self.prepared.geometry, answers, self.target, minimal)
 
     def location_steps(self) -> Steps[np.ndarray]:
         """The target, then the location estimate alone (none where there is nothing to find)."""
