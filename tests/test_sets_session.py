@@ -137,3 +137,17 @@ def test_top_share_counts_up_and_breaks_ties_by_position():
     assert np.flatnonzero(top_share(values, 0.2)).tolist() == [0, 1, 2, 3]  # ceil(3.2)
     values[3, 3] = 1.0
     assert np.flatnonzero(top_share(values, 0.1)).tolist() == [0, 15]
+
+
+def test_a_result_travels_between_processes_with_its_sets_and_kept_answers():
+    """As Ray sends it back: the sets and the answers kept travel, the way to ask does not (the
+    session gives it a local engine's)."""
+    import pickle
+
+    result = Engine(FASHION / "cnn.onnx", device="cpu", explanations=2).explain(DIGIT)
+    kept = result.keeping_top(0.1)
+    moved = pickle.loads(pickle.dumps(result))
+    assert moved.keeping.compute is None and moved.keeping_top(0.1) == kept
+    assert [one.pixels for one in moved.explanations] == [one.pixels for one in result.explanations]
+    with pytest.raises(ValueError, match="no model to ask"):
+        moved.keeping_top(0.2)
