@@ -182,9 +182,11 @@ def test_an_empty_mps_holds_the_empty_set_and_no_sufficient_set_holds_none():
     assert default.default_class and empty.pixels == 0 and not empty.mask.any()
     assert not empty.necessary and default.redundancy_stopped == "none"
     assert default.contrastive is None and default.why_no_contrastive == DEFAULT_CLASS
+    assert default.stages["necessary"] == 1 and "redundancy" not in default.stages
     none, _ = explain(covers(A), explanations=3, contrastive=True, min_confidence=0.95)
     assert not none.sufficient and none.explanations == () and none.redundancy == 0
     assert none.redundancy_stopped == "none" and none.why_no_contrastive == NO_SET
+    assert none.stages["necessary"] == 2  # its verification runs twice (the whole image again)
 
 
 def test_keeping_top_reveals_the_top_share_by_the_location_estimate_once():
