@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from support import FASHION
 
-from pytest_mps.engine.contrastive import DEFAULT_CLASS, NO_SET
+from pytest_mps.engine.contrastive import DEFAULT_CLASS, FILL_KEEPS_TARGET, NO_SET
 from pytest_mps.engine.model import load_classifier
 from pytest_mps.engine.oracle import Answers
 from pytest_mps.engine.result import top_share
@@ -54,7 +54,9 @@ class Fake:
         top1 = np.array([self.rule(mask) for mask in masks])
         hit = top1 == TARGET
         need = self.search.need
-        confidence, margin = np.where(hit, 0.9, 0.05), np.where(hit, 1.0, -1.0)
+        # The fill alone (no pixel shown) is less sure of what it gives.
+        sure = np.where(masks.any(axis=(1, 2)), 0.9, 0.3)
+        confidence, margin = np.where(hit, sure, 0.05), np.where(hit, 1.0, -1.0)
         return Answers(
             top1=top1,
             top1_confidence=np.full(len(masks), 0.9),
@@ -174,6 +176,14 @@ def test_the_contrastive_set_is_sufficient_necessary_and_minimal_for_both():
     assert np.array_equal(lone.contrastive.mask, lone.mask) and "contrastive" not in lone.stages
     plain, _ = explain(rule)
     assert plain.contrastive is None and plain.why_no_contrastive is None
+
+
+def test_no_contrastive_set_where_the_fill_alone_keeps_the_target_on_top():
+    """The fill gives the target, too unsure to be sufficient: hiding every pixel keeps it."""
+    rule = covers(A, B, np.zeros(SHAPE, bool))
+    result, _ = explain(rule, contrastive=True, min_confidence=0.5)
+    assert not result.default_class and result.pixels > 0 and not result.explanations[0].necessary
+    assert result.contrastive is None and result.why_no_contrastive == FILL_KEEPS_TARGET
 
 
 def test_an_empty_mps_holds_the_empty_set_and_no_sufficient_set_holds_none():
