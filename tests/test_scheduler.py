@@ -53,6 +53,26 @@ def test_in_flight_every_image_gets_the_mps_it_gets_alone(batch_size, in_flight)
     assert sum(r.padded_queries for r in found) == stats["padded_evaluations"] - maps
 
 
+def test_in_flight_every_image_gets_the_sets_it_gets_alone_in_fewer_calls():
+    """The disjoint and contrastive sets are steps of the image's own search: shared calls
+    carry them, and change none."""
+    options = {"device": "cpu", "batch_size": 64, "explanations": 3, "contrastive": True}
+    alone, together = (
+        Engine(FASHION / "cnn.onnx", **options),
+        Engine(FASHION / "cnn.onnx", **options),
+    )
+    expected = [alone.explain(image) for image in FASHION_IMAGES]
+    found = list(together.explain_many(FASHION_IMAGES, in_flight=8))
+    for a, b in zip(expected, found, strict=True):
+        assert (a.stages, a.redundancy_stopped) == (b.stages, b.redundancy_stopped), a.image
+        sets, others = (*a.explanations, a.contrastive), (*b.explanations, b.contrastive)
+        for one, other in zip(sets, others, strict=True):
+            assert np.array_equal(one.mask, other.mask) and one.necessary == other.necessary
+    assert any(result.redundancy > 1 for result in found)
+    assert together.stats()["evaluations"] == alone.stats()["evaluations"]
+    assert together.stats()["model_calls"] < alone.stats()["model_calls"]
+
+
 def test_stats_hold_after_each_image_even_if_the_caller_stops_there():
     """islice (and zip) stop without resuming the generator past the last wanted image."""
     engine = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=64, seed=0)
