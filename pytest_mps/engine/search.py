@@ -398,7 +398,8 @@ class Search:
         already changes the top-1; else the shortest prefix of the MPS followed by the other
         pixels in the order of the location estimate that is sufficient and necessary, pruned
         and certified while it stays both (as the MPS is, on the unshifted grid), verified
-        both ways. Counted as ``contrastive``."""
+        both ways. Counted as ``contrastive`` (the location estimate, where the search made
+        none yet, as ``location``: it is then the result's)."""
         if not self.sets or self.default_class:
             self.why_no_contrastive = NO_SET if not self.sets else DEFAULT_CLASS
             return
