@@ -171,7 +171,8 @@ def test_the_contrastive_set_is_sufficient_necessary_and_minimal_for_both():
     assert found.necessary and found.minimal and one_minimal(found.mask, both)
     # The MPS (A or B) plus one pixel of the other region: hiding it breaks both.
     assert found.pixels == result.pixels + 1 and (found.mask >= result.mask).all()
-    assert result.stages["contrastive"] > 0 and result.location.known
+    assert result.stages["contrastive"] > 0 and result.stages["location"] > 0
+    assert result.location.known and not result.location.made_later  # the search made it
     lone, _ = explain(covers(A), contrastive=True)  # the MPS is necessary already
     assert np.array_equal(lone.contrastive.mask, lone.mask) and "contrastive" not in lone.stages
     plain, _ = explain(rule)
