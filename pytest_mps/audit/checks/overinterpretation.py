@@ -81,8 +81,8 @@ class Overinterpretation(Check):
             explanation = audit.explanations.get(record.path)
             if explanation is None:
                 raise ValueError(
-                    f"overinterpretation: no engine result for {audit.name_of(record.path)} "
-                    "to keep its top pixels of (max_accuracy_kept needs the audit's results)"
+                    f"overinterpretation: no engine result for {audit.name_of(record.path)}: "
+                    "max_accuracy_kept needs them to keep each image's top pixels"
                 )
             top1, probability = explanation.keeping_top(self.keep)
             truth = record.target if record.label is None else record.label
