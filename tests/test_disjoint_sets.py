@@ -19,6 +19,8 @@ from pytest_mps.audit.checks.registry import make_check
 from pytest_mps.audit.comparison import Comparison
 from pytest_mps.audit.payload import audit_entry
 from pytest_mps.audit.records import ImageRecord
+from pytest_mps.audit.spec import load_audit_spec
+from pytest_mps.errors import MPSInputError
 from pytest_mps.report.document import build_document, schema, session_info
 from pytest_mps.report.html import render_html
 from pytest_mps.report.markdown import markdown_summary
@@ -143,6 +145,9 @@ def test_redundancy_says_which_explanations_setting_it_needs():
         single.check_redundancy(mean_between=(1, 2))
     with pytest.raises(ValueError, match=r"set engine option explanations: 4$"):
         audit(with_sets(COUNTS)).check_redundancy(at_least=4, min_share=0.1)
+    with pytest.raises(ValueError, match=r"set engine option explanations: 4$"):
+        audit(with_sets(COUNTS)).check_redundancy(mean_between=(3.5, 5))
+    assert audit(with_sets([3, 3])).check_redundancy(median_between=(3, 9)).passed
     older = audit([record("old.jpg")])  # its MPS predates the search for several sets
     with pytest.raises(ValueError, match="computed before disjoint sets were searched"):
         older.check_redundancy(mean_between=(1, 2))
@@ -333,3 +338,22 @@ def test_the_overlay_tints_each_set_in_its_own_colour():
     assert len(set(SET_COLOURS)) == len(SET_COLOURS)
     plain = np.asarray(overlay(photo, first))
     assert np.array_equal(plain[0, 0], [100, 100, 100])  # one set: the overlay as before
+
+
+def test_the_readmes_yaml_checks_load(tmp_path):
+    spec = tmp_path / "gate.mps.yaml"
+    spec.write_text(
+        "models: {shipped: a.onnx, candidate: b.onnx}\nimages: data\nchecks:\n"
+        "  - redundancy: {median_between: [2, 4], at_least: 2, min_share: 0.5}\n"
+        "  - overinterpretation: {floor: 0.05, max_share: 0.1, keep: 0.05,\n"
+        "                         max_accuracy_kept: 0.5}\n"
+        "  - redundancy_shift: {max_median_drop: 1}\n"
+    )
+    checks = load_audit_spec(spec).checks
+    assert {check.check for check in checks} == {
+        "redundancy", "overinterpretation", "redundancy_shift",
+    }  # fmt: skip
+    bad = tmp_path / "bad.mps.yaml"
+    bad.write_text("model: m.onnx\nimages: data\nchecks:\n  - redundancy: {at_least: 2}\n")
+    with pytest.raises(MPSInputError, match="check_redundancy needs a bound"):
+        load_audit_spec(bad)
