@@ -13,7 +13,7 @@ from pytest_mps.audit import arguments
 from pytest_mps.audit.arguments import Interval
 from pytest_mps.audit.checks.base import Audit, Check
 from pytest_mps.audit.records import Figures, ImageRecord, Judged
-from pytest_mps.audit.text import SHOWN, percent, ratio_text
+from pytest_mps.audit.text import SHOWN, bounds_message, percent, ratio_text
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -88,25 +88,19 @@ class Redundancy(Check):
                 f"{text} {'within' if inside else 'outside'} [{lo:g}, {hi:g}]"
             )
         share = f"{percent(found.share)} of images with at least {self.at_least} sets"
-        if self.min_share is not None:
-            limit = percent(self.min_share)
-            if MIN_SHARE in found.broken:
-                problems.append(f"{share}, under the required {limit}")
+        for label, limit, broken, kept in (
+            (MIN_SHARE, self.min_share, "under the required", "required at least"),
+            (MAX_SHARE, self.max_share, "more than the allowed", "allowed at most"),
+        ):
+            if limit is None:
+                continue
+            if label in found.broken:
+                problems.append(f"{share}, {broken} {percent(limit)}")
             else:
-                fine.append(f"{share} (required at least {limit})")
-        if self.max_share is not None:
-            limit = percent(self.max_share)
-            if MAX_SHARE in found.broken:
-                problems.append(f"{share}, more than the allowed {limit}")
-            else:
-                fine.append(f"{share} (allowed at most {limit})")
-        message = f"redundancy: {'; '.join(problems or fine)} (n={found.n})."
-        if judged.passed:
-            return message
-        listed = ", ".join(
-            f"{name} {count}" for name, count in zip(judged.images, found.counts, strict=True)
-        )
-        return f"{message} {'Fewest' if found.low else 'Most'} sets: {listed}."
+                fine.append(f"{share} ({kept} {percent(limit)})")
+        heading = f"{'Fewest' if found.low else 'Most'} sets"
+        counts = [str(count) for count in found.counts]
+        return bounds_message(self.name, problems, fine, found.n, heading, judged.images, counts)
 
 
 MIN_SHARE, MAX_SHARE = "min_share", "max_share"  # the share bounds, among the broken ones
