@@ -181,12 +181,28 @@ def test_overinterpretation_counts_confident_sets_under_the_floor():
 
 
 def kept(answers: dict[str, tuple[int, float]], asked: list) -> dict[str, SimpleNamespace]:
-    """Fake engine results whose ``keeping_top`` answers per image and notes each share."""
+    """Fake engine results whose ``keeping_top`` answers per image, notes each share, and
+    counts its evaluations as the engine does: one per share, and 3 for a location estimate
+    made on first use (the first image's is already known)."""
 
-    def result(answer):
-        return SimpleNamespace(keeping_top=lambda share: asked.append(share) or answer)
+    def result(answer, known):
+        found = SimpleNamespace(
+            keeping=SimpleNamespace(queries=0), location=SimpleNamespace(queries=0)
+        )
 
-    return {f"img/{name}.jpg": result(answer) for name, answer in answers.items()}
+        def keeping_top(share):
+            asked.append(share)
+            found.keeping.queries += 1
+            found.location.queries = 3 if not known else found.location.queries
+            return answer
+
+        found.keeping_top = keeping_top
+        return found
+
+    return {
+        f"img/{name}.jpg": result(answer, known=i == 0)
+        for i, (name, answer) in enumerate(answers.items())
+    }
 
 
 def test_accuracy_from_the_top_pixels_is_against_the_labels_where_there_are_labels():
@@ -202,7 +218,7 @@ def test_accuracy_from_the_top_pixels_is_against_the_labels_where_there_are_labe
         "img/a.jpg, img/d.jpg."
     )
     assert outcome.images == ["img/b.jpg", "img/a.jpg", "img/d.jpg"]
-    assert outcome.measured["evaluations"] == 4 and asked == [0.1] * 4
+    assert outcome.measured["evaluations"] == 4 + 3 * 3 and asked == [0.1] * 4
 
 
 def test_without_labels_the_top_pixels_are_judged_against_the_full_images_top1():

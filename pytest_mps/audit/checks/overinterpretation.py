@@ -4,7 +4,7 @@ of the pixels decides from details a person would not call evidence."""
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pytest_mps.audit import arguments
 from pytest_mps.audit.checks.base import Audit, Check
@@ -20,7 +20,8 @@ class Overinterpretation(Check):
     just the top-1 by a hair). ``max_accuracy_kept``: with only the top ``keep`` share of each
     image's pixels by the location estimate kept (the rest at the fill), the model's accuracy
     against the labels (agreement with its top-1 on the full image, without labels) is at most
-    that; this costs one model evaluation per image."""
+    that; this costs a model evaluation per image (and the location estimate, where the search
+    did not make it), counted in ``evaluations``."""
 
     name: ClassVar[str] = "overinterpretation"
     floor: float = 0.05
@@ -52,11 +53,11 @@ class Overinterpretation(Check):
         details = tuple(f"{ratio_text(r.ratio)} at {r.mps_confidence:.2f}" for r in tiny)
         broken_kept = False
         if self.max_accuracy_kept is not None:
-            right = self.kept_right(audit)
+            right, spent = self.kept_right(audit)
             accuracy = len(right) / len(records)
             against = "labels" if all(r.label is not None for r in records) else "top-1"
             found = dataclasses.replace(
-                found, accuracy_kept=accuracy, against=against, evaluations=len(records)
+                found, accuracy_kept=accuracy, against=against, evaluations=spent
             )
             broken_kept = accuracy > self.max_accuracy_kept
             if broken_kept:
@@ -73,10 +74,11 @@ class Overinterpretation(Check):
             and record.mps_confidence >= self.min_confidence
         )
 
-    def kept_right(self, audit: Audit) -> list[tuple[str, float]]:
+    def kept_right(self, audit: Audit) -> tuple[list[tuple[str, float]], int]:
         """The images still classified right with only their top ``keep`` pixels, as (name,
-        probability), the most confident first."""
-        right = []
+        probability), the most confident first; and the model evaluations that asking cost
+        (none for an answer the engine's result already holds)."""
+        right, spent = [], 0
         for record in audit.records:
             explanation = audit.explanations.get(record.path)
             if explanation is None:
@@ -84,11 +86,13 @@ class Overinterpretation(Check):
                     f"overinterpretation: no engine result for {audit.name_of(record.path)}: "
                     "max_accuracy_kept needs them to keep each image's top pixels"
                 )
+            before = _spent(explanation)
             top1, probability = explanation.keeping_top(self.keep)
+            spent += _spent(explanation) - before
             truth = record.target if record.label is None else record.label
             if top1 == truth:
                 right.append((audit.name_of(record.path), float(probability)))
-        return sorted(right, key=lambda item: -item[1])
+        return sorted(right, key=lambda item: -item[1]), spent
 
     def explain(self, judged: Judged) -> str:
         found = judged.figures
@@ -120,6 +124,12 @@ class Overinterpretation(Check):
         if found.kept_right:
             message += f" Still right from {percent(self.keep)}: {listing(found.kept_right)}."
         return message
+
+
+def _spent(explanation: Any) -> int:
+    """The evaluations an engine result has made since the search: for keeping its top
+    pixels, and for the location estimate where the search did not need one."""
+    return explanation.keeping.queries + explanation.location.queries
 
 
 def _named(images: list[str], details: tuple[str, ...]) -> str:
