@@ -13,7 +13,6 @@ import numpy as np
 
 from pytest_mps.audit.checks import registry
 from pytest_mps.audit.checks.localisation import localisation_text
-from pytest_mps.audit.checks.redundancy import searched_sets
 from pytest_mps.audit.payload import audit_entry, comparison_entry
 from pytest_mps.audit.text import percent, ratio_text
 
@@ -278,6 +277,14 @@ def disjoint_text(images: Sequence[dict[str, Any]], config: dict[str, Any]) -> s
     text += "; stopped: " + ", ".join(f"{n} {why}" for why, n in sorted(stopped.items()))
     known = [image["necessary"] for image in images if image["necessary"] is not None]
     return text + (f"; MPS also necessary in {sum(known)} of {len(known)}" if known else "")
+
+
+def searched_sets(images: Sequence[dict[str, Any]], config: dict[str, Any]) -> np.ndarray | None:
+    """An audit's image entries' set counts, where its engine searched for several; else
+    None (an audit computed with ``explanations`` 1 shows none of this)."""
+    if int(config.get("explanations", 1)) < 2 or any(i.get("redundancy") is None for i in images):
+        return None
+    return np.array([image["redundancy"] for image in images], dtype=np.int64)
 
 
 def images_text(figures: dict[str, Any]) -> str:

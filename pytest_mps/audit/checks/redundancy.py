@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -140,11 +140,3 @@ def set_counts(audit: Audit, needed: int, check: str) -> np.ndarray:
 def redundancies(records: Sequence[ImageRecord]) -> np.ndarray:
     """The records' numbers of disjoint sufficient sets (0 where unknown), in order."""
     return np.array([record.redundancy or 0 for record in records], dtype=np.int64)
-
-
-def searched_sets(images: Sequence[dict[str, Any]], config: dict[str, Any]) -> np.ndarray | None:
-    """An audit's image entries' set counts, where its engine searched for several; else
-    None (an audit computed with ``explanations`` 1 shows none of this)."""
-    if int(config.get("explanations", 1)) < 2 or any(i.get("redundancy") is None for i in images):
-        return None
-    return np.array([image["redundancy"] for image in images], dtype=np.int64)
