@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -292,3 +293,30 @@ def baseline_file(images: dict, **fields) -> dict:
         **fields,
         "images": images,
     }
+
+
+def fake_set(mask: np.ndarray, *, necessary: bool = False) -> SimpleNamespace:
+    """One disjoint sufficient set as the engine's ``SufficientSet`` gives it (both grids the
+    same here)."""
+    mask = np.asarray(mask, dtype=bool)
+    return SimpleNamespace(
+        mask=mask, original_mask=mask, pixels=int(mask.sum()), ratio=mask.sum() / mask.size,
+        margin=1.0, confidence=0.9, minimal=True, necessary=necessary, hidden_top1=0,
+        hidden_confidence=0.6,
+    )  # fmt: skip
+
+
+def fake_explanation(image: str, sets: Sequence[np.ndarray], stopped: str = "exhausted", **fields):
+    """An engine ``Explanation`` with the disjoint sufficient ``sets`` (masks, the MPS first;
+    the MPS alone necessary), as `ImageRecord.from_explanation` and the pictures read it."""
+    found = tuple(fake_set(mask, necessary=i == 0) for i, mask in enumerate(sets))
+    first = found[0]
+    values = {
+        "image": image, "target": 1, "target_label": "spot", "default_class": False,
+        "ratio": first.ratio, "pixels": first.pixels, "target_confidence": 0.95,
+        "mps_confidence": 0.8, "queries": 100, "seconds": 0.1, "sufficient": True,
+        "ratio_spread": (first.ratio, first.ratio), "mask": first.mask,
+        "original_mask": first.original_mask, "explanations": found, "redundancy": len(found),
+        "redundancy_stopped": stopped, "contrastive": None,
+    }  # fmt: skip
+    return SimpleNamespace(**(values | fields))

@@ -33,6 +33,12 @@ class ImageRecord:
     object (None for an empty MPS); ``touches_object``; and of the location estimate, whether
     its peak lies inside the object (``peak_inside``, the pointing game) and its
     ``relevance_mass`` and ``relevance_rank`` accuracies inside it.
+
+    Of the disjoint sufficient sets (the engine option ``explanations``; all None for a result
+    that predates them): ``redundancy``, how many were found; ``redundancy_stopped``, why the
+    search ended (``exhausted``: the rest was no longer sufficient; ``limit``: the option's
+    number was reached; ``none``: there was no set to search from); ``set_pixels``, each set's
+    size in order, the MPS first; ``necessary``, whether hiding the MPS changes the top-1.
     """
 
     path: str
@@ -63,6 +69,10 @@ class ImageRecord:
     peak_inside: bool | None = None
     relevance_mass: float | None = None
     relevance_rank: float | None = None
+    redundancy: int | None = None
+    redundancy_stopped: str | None = None
+    set_pixels: tuple[int, ...] | None = None
+    necessary: bool | None = None
 
     @classmethod
     def from_explanation(
@@ -92,6 +102,7 @@ class ImageRecord:
             margin=getattr(explanation, "margin", None),
             fragile=getattr(explanation, "fragile", False),
             padded_queries=getattr(explanation, "padded_queries", None) or explanation.queries,
+            **sets_of(explanation),
         )
 
     def localised(self, explanation: Any, target: np.ndarray | None) -> ImageRecord:
@@ -120,9 +131,24 @@ class ImageRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageRecord:
         fields = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
-        if fields.get("ratio_spread") is not None:
-            fields["ratio_spread"] = tuple(fields["ratio_spread"])
+        for name in ("ratio_spread", "set_pixels"):
+            if fields.get(name) is not None:
+                fields[name] = tuple(fields[name])
         return cls(**fields)
+
+
+def sets_of(explanation: Any) -> dict[str, Any]:
+    """A record's fields of an explanation's disjoint sufficient sets (None where its result
+    predates them: an older cache)."""
+    sets = getattr(explanation, "explanations", None)
+    if sets is None:
+        return {}
+    return {
+        "redundancy": int(explanation.redundancy),
+        "redundancy_stopped": explanation.redundancy_stopped,
+        "set_pixels": tuple(int(found.pixels) for found in sets),
+        "necessary": bool(sets[0].necessary) if sets else None,
+    }
 
 
 class Figures:

@@ -40,6 +40,24 @@ def share_text(count: int, total: int, allowed: float, what: str, passed: bool) 
     return f"{text} {percent(allowed)}"
 
 
+def bounds_message(
+    check: str,
+    problems: Sequence[str],
+    fine: Sequence[str],
+    n: int,
+    heading: str,
+    named: Sequence[str] = (),
+    details: Sequence[str] = (),
+) -> str:
+    """``check: <the bounds broken, else those kept> (n=..).`` and, where images are named,
+    ``<heading>: <name> <detail>, ...``."""
+    message = f"{check}: {'; '.join(problems or fine)} (n={n})."
+    if not named:
+        return message
+    listed = ", ".join(f"{name} {detail}" for name, detail in zip(named, details, strict=True))
+    return f"{message} {heading}: {listed}."
+
+
 def listing(items: Sequence[str]) -> str:
     """The first few items, and how many more there are."""
     shown = ", ".join(items[:SHOWN])

@@ -20,6 +20,7 @@ from pytest_mps.report.selection import (
     pair_matrix,
 )
 from pytest_mps.report.summary import (
+    disjoint_text,
     localisation_figures,
     pair_text,
     ratio,
@@ -112,6 +113,7 @@ def _audit_view(audit: dict[str, Any], model_name: str | None = None) -> dict[st
         "labelled": any(image["correct"] is not None for image in images),
         "localisation": localisation_figures(images),
         "sets": sets_text(images, audit["config"]),
+        "disjoint": disjoint_text(images, audit["config"]),
     }
 
 

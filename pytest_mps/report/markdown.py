@@ -8,6 +8,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from pytest_mps.report.summary import disjoint_text
+
 VERDICTS = {"pass": "PASS", "fail": "**FAIL**", "xfail": "XFAIL (expected)"}
 
 
@@ -21,6 +23,9 @@ def markdown_summary(
     for audit in audits:
         lines += [f"### {audit['name']}", ""]
         lines += [f"Model `{audit['model']['path']}`, {audit['figures']['n']} images.", ""]
+        disjoint = disjoint_text(audit["images"], audit["config"])
+        if disjoint is not None:
+            lines += [f"Disjoint sufficient sets: {disjoint}.", ""]
         lines += _checks_table(audit["checks"])
     for comparison in comparisons:
         lines += [f"### MPS comparison: {comparison['name']}", ""]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,13 @@ COLORMAP = "inferno"
 OUTLINE = (0, 229, 255)  # cyan: no colour of the inferno map, and rare in a dimmed photo
 REGION_OUTLINE = (57, 255, 20)  # lime: the location region, on the heat map (not inferno's)
 OUTLINE_WIDTH = 2  # display pixels: thin, yet still seen on the 128 px pytest-html thumbnails
+# The disjoint sets' tints on the overlay, the MPS first (matplotlib's tab10 without its cyan,
+# the object's outline); more sets than colours reuse them in turn.
+SET_COLOURS = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (188, 189, 34),
+)  # fmt: skip
+TINT = 0.6  # how much of a set's pixel is its colour: enough to tell sets apart on any photo
 
 
 def render_pictures(explanation: Any, object_mask: np.ndarray | None = None) -> dict[str, bytes]:
@@ -37,7 +46,10 @@ def render_pictures(explanation: Any, object_mask: np.ndarray | None = None) -> 
     photo = load_image(explanation.image, "RGB")
     size = display_size(photo.size)
     shown = photo.resize(size, _resample(photo.size, size))
-    masked = overlay(shown, explanation.original_mask)
+    sets = [found.original_mask for found in getattr(explanation, "explanations", ())]
+    masked = (
+        sets_overlay(shown, sets) if len(sets) > 1 else overlay(shown, explanation.original_mask)
+    )
     estimate = explanation.responsibility
     heat = heatmap(estimate)
     if estimate.max() > 0:  # an empty MPS has no location
@@ -91,16 +103,28 @@ def display_size(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def overlay(photo: Image.Image, mask: np.ndarray) -> Image.Image:
-    """``photo`` with the MPS pixels clear and everything else dimmed.
-
-    The mask is shrunk with a box filter and any covered share counts as kept, so that a few
-    scattered MPS pixels stay visible on a reduced photo.
-    """
-    grid = Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
-    kept = np.asarray(grid.resize(photo.size, _resample(grid.size, photo.size, Image.BOX))) > 0
+    """``photo`` with the MPS pixels clear and everything else dimmed (see `_shown`)."""
+    kept = _shown(mask, photo.size)
     pixels = np.asarray(photo, dtype=np.float32)
     dimmed = np.where(kept[:, :, None], pixels, pixels * DIM)
     return Image.fromarray(dimmed.round().astype(np.uint8), mode="RGB")
+
+
+def sets_overlay(photo: Image.Image, masks: Sequence[np.ndarray]) -> Image.Image:
+    """``photo`` with the pixels of each disjoint set (original grid, the MPS first) tinted in
+    its own `SET_COLOURS` colour and everything else dimmed."""
+    pixels = np.asarray(overlay(photo, np.logical_or.reduce(masks)), dtype=np.float32)
+    for mask, colour in zip(masks, itertools.cycle(SET_COLOURS), strict=False):
+        kept = _shown(mask, photo.size)
+        pixels[kept] = pixels[kept] * (1 - TINT) + np.array(colour, np.float32) * TINT
+    return Image.fromarray(pixels.round().astype(np.uint8), mode="RGB")
+
+
+def _shown(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Where ``mask`` lies on a picture of ``size``: shrunk with a box filter, any covered
+    share counting as inside, so that a few scattered pixels stay visible on a reduced photo."""
+    grid = Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
+    return np.asarray(grid.resize(size, _resample(grid.size, size, Image.BOX))) > 0
 
 
 def heatmap(responsibility: np.ndarray) -> Image.Image:

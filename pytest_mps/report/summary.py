@@ -4,9 +4,12 @@ summary tables."""
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from pytest_mps.audit.checks import registry
 from pytest_mps.audit.checks.localisation import localisation_text
@@ -156,6 +159,9 @@ def _audit_table(audit: dict[str, Any]) -> Table:
         table.add_row("accuracy", f"{figures['accuracy']:.3f}")
     table.add_row("MPS ratio", f"mean {ratio(figures['mean'])}, median {ratio(figures['median'])}")
     table.add_row("sets", sets_text(audit["images"], audit["config"]))
+    disjoint = disjoint_text(audit["images"], audit["config"])
+    if disjoint is not None:
+        table.add_row("disjoint sets", disjoint)
     if figures.get("median_correct") is not None or figures.get("median_incorrect") is not None:
         table.add_row(
             "median correct / incorrect",
@@ -253,6 +259,32 @@ def sets_text(images: Sequence[dict[str, Any]], config: dict[str, Any]) -> str:
     fragile = sum(image["fragile"] for image in searched)
     text += f"; margin asked {asked:g} logits, smallest {smallest:.3g}"
     return text + (f", {fragile} fragile" if fragile else "")
+
+
+def disjoint_text(images: Sequence[dict[str, Any]], config: dict[str, Any]) -> str | None:
+    """How many disjoint sufficient sets the images hold (mean, median, share with two or
+    more), why the searches stopped, and how many MPS are necessary too; None for an audit
+    that did not search for several (engine option ``explanations`` 1)."""
+    counts = searched_sets(images, config)
+    if counts is None:
+        return None
+    several = int((counts >= 2).sum())
+    text = (
+        f"mean {counts.mean():.3g}, median {np.median(counts):g} per image; {several} of "
+        f"{counts.size} with 2 or more (searched up to {config['explanations']})"
+    )
+    stopped = Counter(image["redundancy_stopped"] for image in images)
+    text += "; stopped: " + ", ".join(f"{n} {why}" for why, n in sorted(stopped.items()))
+    known = [image["necessary"] for image in images if image["necessary"] is not None]
+    return text + (f"; MPS also necessary in {sum(known)} of {len(known)}" if known else "")
+
+
+def searched_sets(images: Sequence[dict[str, Any]], config: dict[str, Any]) -> np.ndarray | None:
+    """An audit's image entries' set counts, where its engine searched for several; else
+    None (an audit computed with ``explanations`` 1 shows none of this)."""
+    if int(config.get("explanations", 1)) < 2 or any(i.get("redundancy") is None for i in images):
+        return None
+    return np.array([image["redundancy"] for image in images], dtype=np.int64)
 
 
 def images_text(figures: dict[str, Any]) -> str:

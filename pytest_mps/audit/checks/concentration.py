@@ -14,7 +14,7 @@ from pytest_mps.audit import arguments
 from pytest_mps.audit.arguments import Interval
 from pytest_mps.audit.checks.base import Audit, Check
 from pytest_mps.audit.records import Figures, Judged, ratios
-from pytest_mps.audit.text import SHOWN, percent, ratio_text, size_text
+from pytest_mps.audit.text import SHOWN, bounds_message, percent, ratio_text, size_text
 
 Statistic = Callable[[np.ndarray], float]
 
@@ -98,13 +98,10 @@ class Concentration(Check):
                 problems.append(f"{text}, more than the allowed {percent(self.max_below_floor)}")
             else:
                 fine.append(f"{text} (allowed {percent(self.max_below_floor)})")
-        message = f"concentration: {'; '.join(problems or fine)} (n={found.n})."
-        if judged.passed:
-            return message
-        listed = ", ".join(
-            f"{name} {size}" for name, size in zip(judged.images, found.sizes, strict=True)
+        heading = "Smallest" if found.low else "Largest"
+        return bounds_message(
+            "concentration", problems, fine, found.n, heading, judged.images, found.sizes
         )
-        return f"{message} {'Smallest' if found.low else 'Largest'}: {listed}."
 
 
 FLOOR = "floor"  # the bound on the share below the floor, among the broken ones

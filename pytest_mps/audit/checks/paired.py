@@ -12,11 +12,13 @@ from pytest_mps.audit.text import SHOWN, listing, p_value, ratio_text, signed
 
 @dataclass(frozen=True)
 class Shift:
-    """A paired comparison judged against ``alpha`` and an optional bound on the median shift."""
+    """A paired comparison judged against ``alpha`` and an optional bound on the median shift
+    (either way; with the one-sided ``alternative`` "less", on a drop only)."""
 
     result: Any  # stats.PairedComparison
     alpha: float
     limit: float | None
+    alternative: str = "two-sided"
 
     @property
     def significant(self) -> bool:
@@ -24,7 +26,10 @@ class Shift:
 
     @property
     def too_far(self) -> bool:
-        return self.limit is not None and abs(self.result.median_shift) > self.limit
+        if self.limit is None:
+            return False
+        moved = self.result.median_shift
+        return (-moved if self.alternative == "less" else abs(moved)) > self.limit
 
     @property
     def passed(self) -> bool:
@@ -41,7 +46,12 @@ class Shift:
 
     def named(self, now: np.ndarray, then: np.ndarray, images: list[str]) -> list[str]:
         """The images a failed shift names: those whose ratio changed most (up to `SHOWN`)."""
-        return [] if self.passed else [images[i] for i in _by_change(now, then)[:SHOWN]]
+        return [] if self.passed else [images[i] for i in self.moved(now, then)[:SHOWN]]
+
+    def moved(self, now: np.ndarray, then: np.ndarray) -> list[int]:
+        """The positions whose value changed (the way tested), the largest change first."""
+        drops = self.alternative == "less"
+        return [i for i in _by_change(now, then) if not drops or now[i] < then[i]]
 
     def message(
         self,
@@ -59,7 +69,7 @@ class Shift:
             return message
         listed = [
             f"{images[i]} {ratio_text(then[i])} → {ratio_text(now[i])}"
-            for i in _by_change(now, then)
+            for i in self.moved(now, then)
         ]
         return f"{message} Largest changes: {listing(listed)}."
 
@@ -70,16 +80,30 @@ class Shift:
             f"(Wilcoxon W={result.statistic:.1f}, p={p_value(result.p_value)} "
             f"{'<' if self.significant else '≥'} alpha {self.alpha:g}; median change "
             f"{signed(result.median_shift)} [{result.confidence:.0%} CI {signed(result.ci_low)}, "
-            f"{signed(result.ci_high)}]{'' if limit is None else f', allowed ±{limit:g}'}; "
+            f"{signed(result.ci_high)}]{'' if limit is None else f', allowed {self.allowed}'}; "
             f"n={result.n} {unit}, {result.n_nonzero} changed)"
         )
 
+    @property
+    def allowed(self) -> str:
+        """The bound on the median shift as the figures give it: ±0.1, or -1 for a drop."""
+        return f"-{self.limit:g}" if self.alternative == "less" else f"±{self.limit:g}"
 
-def shift(now: np.ndarray, then: np.ndarray, alpha: float, limit: float | None, min_n: int):
-    """The Wilcoxon comparison of ``now`` against ``then`` (paired by position), judged."""
+
+def shift(
+    now: np.ndarray,
+    then: np.ndarray,
+    alpha: float,
+    limit: float | None,
+    min_n: int,
+    alternative: str = "two-sided",
+) -> Shift:
+    """The Wilcoxon comparison of ``now`` against ``then`` (paired by position), judged;
+    ``alternative`` "less" tests only whether ``now`` tends to be smaller."""
     from pytest_mps.audit import stats  # SciPy: loaded by the first check that runs
 
-    return Shift(stats.compare_paired(now, then, min_n=min_n), alpha, limit)
+    result = stats.compare_paired(now, then, min_n=min_n, alternative=alternative)
+    return Shift(result, alpha, limit, alternative)
 
 
 def _by_change(now: np.ndarray, then: np.ndarray) -> list[int]:

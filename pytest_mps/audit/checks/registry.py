@@ -18,6 +18,9 @@ from pytest_mps.audit.checks.correct_vs_incorrect import CorrectVsIncorrect
 from pytest_mps.audit.checks.default_class import DefaultClass
 from pytest_mps.audit.checks.localisation import Localisation
 from pytest_mps.audit.checks.location_agreement import LocationAgreement
+from pytest_mps.audit.checks.overinterpretation import Overinterpretation
+from pytest_mps.audit.checks.redundancy import Redundancy
+from pytest_mps.audit.checks.redundancy_shift import RedundancyShift
 from pytest_mps.audit.checks.size_shift import SizeShift
 from pytest_mps.audit.checks.sizes_differ import SizesDiffer
 from pytest_mps.audit.runner import check_method
@@ -31,9 +34,12 @@ BUILT_IN: tuple[type[Check], ...] = (
     BaselineCheck,
     DefaultClass,
     Localisation,
+    Redundancy,
+    Overinterpretation,
     SizeShift,
     SizesDiffer,
     LocationAgreement,
+    RedundancyShift,
 )
 
 AUDIT, COMPARISON = "audit", "comparison"  # what a check judges: one model, or several

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,34 +37,55 @@ class SizeShift(ComparisonCheck):
         self.canonical_if_given(max_median_shift=arguments.non_negative)
 
     def judge(self, comparison: Any) -> Judged:
-        reference, candidate = self.models
-        then = ratios(comparison.audit(reference).records)
-        now = ratios(comparison.audit(candidate).records)
-        images = comparison.images
-        if len(images) < MIN_PAIRS:
-            return Judged(False, Shifted(len(images), reference, candidate))
-        judged = shift(now, then, self.alpha, self.max_median_shift, MIN_PAIRS)
-        found = Shifted(len(images), reference, candidate, judged, now, then, images)
-        named = judged.named(now, then, images)
-        statistics = dataclasses.asdict(judged.result)
-        return Judged(judged.passed, found, named, statistics=statistics)
+        return judge_shift(
+            comparison, self.models, _ratios, self.alpha, self.max_median_shift, "two-sided"
+        )
 
     def explain(self, judged: Judged) -> str:
-        found = judged.figures
-        reference, candidate = found.reference, found.candidate
-        if found.shift is None:
-            return (
-                f"size_shift: {found.n} images; at least {MIN_PAIRS} are needed to compare "
-                f"{candidate} with {reference}."
-            )
+        reference, candidate = judged.figures.reference, judged.figures.candidate
         headlines = (
             f"{candidate}'s MPS ratios match {reference}'s",
             f"{candidate}'s MPS ratios differ significantly from {reference}'s",
             f"{candidate}'s median MPS ratio is more than {{limit}} from {reference}'s",
         )
-        return found.shift.message(
-            "size_shift", headlines, "images", found.now, found.then, found.images
+        return explain_shift(self.name, judged, headlines)
+
+
+def _ratios(audit: Any) -> np.ndarray:
+    return ratios(audit.records)
+
+
+def judge_shift(
+    comparison: Any,
+    models: tuple[str, ...],
+    values: Callable[[Any], np.ndarray],
+    alpha: float,
+    limit: float | None,
+    alternative: str,
+) -> Judged:
+    """The paired test of the candidate's ``values`` (of its audit) against the reference's,
+    image by image (``models``: reference, candidate)."""
+    reference, candidate = models
+    then = values(comparison.audit(reference))
+    now = values(comparison.audit(candidate))
+    images = comparison.images
+    if len(images) < MIN_PAIRS:
+        return Judged(False, Shifted(len(images), reference, candidate))
+    judged = shift(now, then, alpha, limit, MIN_PAIRS, alternative)
+    found = Shifted(len(images), reference, candidate, judged, now, then, images)
+    statistics = dataclasses.asdict(judged.result)
+    return Judged(judged.passed, found, judged.named(now, then, images), statistics=statistics)
+
+
+def explain_shift(check: str, judged: Judged, headlines: tuple[str, str, str]) -> str:
+    """The message of `judge_shift`'s decision, in one of its three ``headlines``."""
+    found = judged.figures
+    if found.shift is None:
+        return (
+            f"{check}: {found.n} images; at least {MIN_PAIRS} are needed to compare "
+            f"{found.candidate} with {found.reference}."
         )
+    return found.shift.message(check, headlines, "images", found.now, found.then, found.images)
 
 
 @dataclasses.dataclass(frozen=True)
