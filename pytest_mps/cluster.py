@@ -27,6 +27,8 @@ from pytest_mps.errors import MPSError, first_line
 from pytest_mps.ray_actor import COUNTED, Images, ModelBundle, Worker
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from pytest_mps.engine.model import Classifier, PathLike
     from pytest_mps.engine.result import Explanation
 
@@ -204,6 +206,10 @@ class RayExecutor:
     def locate(self, image: PathLike) -> None:
         """None: location estimates are made in this process, and the actors live only
         while `explain_many` runs."""
+        return None
+
+    def reveal(self, image: PathLike, mask: np.ndarray) -> None:
+        """None: as `locate`, asked in this process."""
         return None
 
     def stats(self) -> dict[str, Any]:

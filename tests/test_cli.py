@@ -407,3 +407,16 @@ def test_explains_progress_bar_counts_evaluations_on_a_terminal(tmp_path, spot_m
     results = _explain_with_progress(engine, pictures, console)
     assert [r.image for r in results] == [str(p) for p in pictures]
     assert "explaining" in screen.getvalue()
+
+
+def test_the_progress_estimate_counts_every_set_asked_for():
+    from types import SimpleNamespace
+
+    from pytest_mps.cli.options import EXPECTED_EVALUATIONS, expected_evaluations
+    from pytest_mps.engine.settings import make_settings
+
+    digit, photo = SimpleNamespace(height=28, width=28), SimpleNamespace(height=224, width=224)
+    assert expected_evaluations(make_settings(), digit) == EXPECTED_EVALUATIONS["pixels"]
+    assert expected_evaluations(make_settings(), photo) == EXPECTED_EVALUATIONS["cells"]
+    three = make_settings(explanations=3)
+    assert expected_evaluations(three, digit) == 3 * EXPECTED_EVALUATIONS["pixels"]

@@ -359,13 +359,16 @@ def test_the_overlay_tints_each_set_in_its_own_colour():
 def test_the_readmes_yaml_checks_load(tmp_path):
     spec = tmp_path / "gate.mps.yaml"
     spec.write_text(
-        "models: {shipped: a.onnx, candidate: b.onnx}\nimages: data\nchecks:\n"
+        "models: {shipped: a.onnx, candidate: b.onnx}\nimages: data\n"
+        "engine: {explanations: 4}\nchecks:\n"
         "  - redundancy: {median_between: [2, 4], at_least: 2, min_share: 0.5}\n"
         "  - overinterpretation: {floor: 0.05, max_share: 0.1, keep: 0.05,\n"
         "                         max_accuracy_kept: 0.5}\n"
         "  - redundancy_shift: {max_median_drop: 1}\n"
     )
-    checks = load_audit_spec(spec).checks
+    loaded = load_audit_spec(spec)
+    assert loaded.engine["explanations"] == 4
+    checks = loaded.checks
     assert {check.check for check in checks} == {
         "redundancy", "overinterpretation", "redundancy_shift",
     }  # fmt: skip

@@ -56,6 +56,8 @@ SHORTCUT = FASHION.parent / "shortcut"
 TROUSERS = sorted((SHORTCUT / "test").glob("*_trouser.png"))  # each carries the mark
 SEVERAL = {  # a modest number of images: every set is searched (and checked) in full
     "fashion cnn": (FASHION / "cnn.onnx", sorted((FASHION / "test").glob("*.png"))[:10]),
+    "fashion vit": (FASHION / "vit.onnx", sorted((FASHION / "test").glob("*.png"))[:5]),
+    "lite0 photo": (LITE0, [PHOTOS / "camera.jpg"]),
     "shortcut": (
         SHORTCUT / "shortcut.onnx",
         TROUSERS[:5] + sorted(set((SHORTCUT / "test").glob("*.png")) - set(TROUSERS))[:5],

@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     models = model_names(args.models)
     images = check_images(compared_images(args.images))
     check_outputs(args.json, [args.json, args.md], [args.masks])
-    settings = make_settings(args.preset)
+    settings = make_settings(args.preset, **sets(args))
     expected = len(images) * sum(  # every model valid before the first one's work
         expected_evaluations(settings, load_classifier(path)) for path in models.values()
     )

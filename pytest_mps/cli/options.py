@@ -61,15 +61,16 @@ SUFFICIENCY_OPTIONS = ("min_margin", "min_confidence", "min_confidence_ratio")
 
 # Evaluations one image's MPS costs with the default preset, by grain (engine 0.9-0.10, means
 # of benchmarks/RESULTS.md: Fashion CNN 727 and ViT 1,235 per 28 px digit, Lite0 1,112 per
-# photo); a location estimate adds 247-322.
+# photo); a location estimate adds 247-322. A disjoint set after the MPS costs about as many
+# (engine 0.11: CNN 861 against 730, ViT 1,336 against 1,279, medians).
 EXPECTED_EVALUATIONS = {"pixels": 1000, "cells": 1100}
 
 
 def expected_evaluations(settings: Any, classifier: Any) -> int:
-    """About how many evaluations one image's MPS costs under ``settings`` with
-    ``classifier``, by the grain its input gets."""
+    """About how many evaluations one image's sets cost under ``settings`` with
+    ``classifier``, by the grain its input gets: the MPS's, once per set asked for."""
     side = settings.extraction.cell_side((classifier.height, classifier.width))
-    return EXPECTED_EVALUATIONS["cells" if side > 1 else "pixels"]
+    return EXPECTED_EVALUATIONS["cells" if side > 1 else "pixels"] * settings.explanations
 
 
 def sufficiency(args: argparse.Namespace) -> dict[str, float]:

@@ -47,6 +47,10 @@ class Executor(Protocol):
         """The location estimate of ``image`` made here and its evaluations; None where this
         executor makes none in this process."""
 
+    def reveal(self, image: PathLike, mask: np.ndarray) -> tuple[int, float] | None:
+        """The top-1 class and its probability with only ``mask`` of ``image`` revealed, asked
+        here; None where this executor asks nothing in this process."""
+
     def stats(self) -> dict[str, Any]:
         """The work so far (the keys of `Engine.stats`, and the executor's own)."""
 

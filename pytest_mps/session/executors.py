@@ -72,10 +72,11 @@ class SessionExecutors:
     ) -> tuple[int, float]:
         """What the model gives with only ``mask`` of ``image`` revealed (`Engine.reveal`), by
         the local engine under ``key``, else by a local engine of its own (as `locate`)."""
-        engine = self.engines.get(key)
-        if not isinstance(engine, Engine):  # none loaded (all cached), or a Ray executor
-            engine = self._locator(key, classifier, options)
-        return engine.reveal(image, mask)
+        executor = self.engines.get(key)
+        found = executor.reveal(image, mask) if executor is not None else None
+        if found is not None:
+            return found
+        return self._locator(key, classifier, options).reveal(image, mask)
 
     def _locator(self, key: str, classifier: Classifier, options: dict[str, Any]) -> Engine:
         """The local engine of ``key`` that makes what its executor does not here."""
