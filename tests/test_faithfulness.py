@@ -17,6 +17,7 @@ from pytest_mps import Engine
 from pytest_mps.audit.audit import Audit, MPSCheckFailed
 from pytest_mps.audit.payload import audit_entry
 from pytest_mps.audit.records import ImageRecord
+from pytest_mps.audit.spec import load_audit_spec
 from pytest_mps.cli import main
 from pytest_mps.engine.curves import Curving
 from pytest_mps.report.document import build_document, schema, session_info
@@ -258,3 +259,34 @@ def test_a_yaml_audit_runs_the_check_and_its_report_holds_the_areas(project):
     assert report["session"]["evaluations"] >= passed["measured"]["evaluations"]
     markdown = (project.path / "s.md").read_text(encoding="utf-8")
     assert f"median insertion AUC {np.median(insertion):.3f}" in markdown
+
+
+def test_a_yaml_comparison_runs_the_check_on_the_model_it_names(project):
+    (project.path / "same.onnx").write_bytes((project.path / "model.onnx").read_bytes())
+    (project.path / "same.yaml").write_text("output: logits\n")
+    project.makefile(
+        ".mps.yaml",
+        compare="models: {a: model.onnx, b: same.onnx}\nimages: data\nchecks:\n"
+        "  - faithfulness: {model: b, max_median_deletion: 1.0, steps: 2}\n",
+    )
+    result = project.runpytest_inprocess("-rA")
+    result.assert_outcomes(passed=1)
+    assert "PASSED compare.mps.yaml::faithfulness[b]" in result.stdout.str()
+    assert "faithfulness[a]" not in result.stdout.str()
+
+
+def test_explain_analyse_refuses_ray_before_any_work(capsys):
+    image = str(sorted((FASHION / "test").glob("*.png"))[0])
+    arguments = ["explain", str(FASHION / "cnn.onnx"), image, "--analyse", "--ray", "local"]
+    assert main(arguments) == 2
+    assert "--analyse asks the model in this process" in capsys.readouterr().err
+
+
+def test_the_readmes_yaml_check_loads(tmp_path):
+    spec = tmp_path / "gate.mps.yaml"
+    spec.write_text(
+        "model: a.onnx\nimages: data\nchecks:\n"
+        "  - faithfulness: {min_median_insertion: 0.5, max_median_deletion: 0.2, steps: 20}\n"
+    )
+    (check,) = load_audit_spec(spec).checks
+    assert check.check == "faithfulness"
