@@ -26,17 +26,9 @@ import time
 from typing import Any
 
 import numpy as np
-from bench import ROOT
+from redundancy import MODELS  # the same models, images and fills
 
 from pytest_mps import Engine
-
-FASHION, SHORTCUT = ROOT / "fixtures/fashion", ROOT / "fixtures/shortcut"
-MODELS = {  # name: (model, image folder, fill)
-    "cnn": (FASHION / "cnn.onnx", FASHION / "test", "zero"),
-    "vit": (FASHION / "vit.onnx", FASHION / "test", "zero"),
-    "clean": (SHORTCUT / "clean.onnx", SHORTCUT / "test", "#000000"),
-    "shortcut": (SHORTCUT / "shortcut.onnx", SHORTCUT / "test", "#000000"),
-}
 
 
 def measure(name: str, steps: int, limit: int | None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pytest_mps.audit import arguments
-from pytest_mps.audit.checks.base import Audit, Check
+from pytest_mps.audit.checks.base import Audit, Check, engine_result
 from pytest_mps.audit.records import Figures, Judged
 from pytest_mps.audit.text import SHOWN, bounds_message
 from pytest_mps.engine.settings import CURVE_STEPS
@@ -66,12 +66,8 @@ class Faithfulness(Check):
         for them cost (none for curves the engine's results already hold)."""
         found, spent = {}, 0
         for record in audit.records:
-            explanation = audit.explanations.get(record.path)
-            if explanation is None:
-                raise ValueError(
-                    f"faithfulness: no engine result for {audit.name_of(record.path)}: "
-                    "the curves need each image's location estimate and model"
-                )
+            need = "the curves need each image's location estimate and model"
+            explanation = engine_result(audit, record, self.name, need)
             before = _spent(explanation)
             curves = explanation.curves(self.steps)
             spent += _spent(explanation) - before
@@ -81,20 +77,17 @@ class Faithfulness(Check):
     def explain(self, judged: Judged) -> str:
         found = judged.figures
         problems, fine = [], []
-        if self.min_median_insertion is not None:
-            verdict = "under" if found.broken_insertion else "at least"
-            sentence = (
-                f"median insertion AUC {found.median_insertion:.3f}, {verdict} the "
-                f"{self.min_median_insertion:g} required"
-            )
-            (problems if found.broken_insertion else fine).append(sentence)
-        if self.max_median_deletion is not None:
-            verdict = "over" if found.broken_deletion else "within"
-            sentence = (
-                f"median deletion AUC {found.median_deletion:.3f}, {verdict} the "
-                f"{self.max_median_deletion:g} allowed"
-            )
-            (problems if found.broken_deletion else fine).append(sentence)
+        bounds = (  # what, bound, median, broken, the words broken and kept, the bound's kind
+            ("insertion", self.min_median_insertion, found.median_insertion,
+             found.broken_insertion, "under", "at least", "required"),
+            ("deletion", self.max_median_deletion, found.median_deletion,
+             found.broken_deletion, "over", "within", "allowed"),
+        )  # fmt: skip
+        for what, bound, median, broken, worse, kept, kind in bounds:
+            if bound is not None:
+                verdict = worse if broken else kept
+                sentence = f"median {what} AUC {median:.3f}, {verdict} the {bound:g} {kind}"
+                (problems if broken else fine).append(sentence)
         heading = "Least faithful (insertion/deletion AUC)"
         return bounds_message(
             "faithfulness", problems, fine, found.n, heading, judged.images, found.details
