@@ -212,6 +212,10 @@ class RayExecutor:
         """None: as `locate`, asked in this process."""
         return None
 
+    def probe(self, image: PathLike, masks: np.ndarray, target: int) -> None:
+        """None: as `locate`, asked in this process."""
+        return None
+
     def stats(self) -> dict[str, Any]:
         """The keys of `Engine.stats`, summed over the batches the actors returned (``seconds``:
         their time explaining; ``in_flight``: the most one actor searched at once), with

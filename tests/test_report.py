@@ -31,6 +31,7 @@ from support import (
     spot_detector,
 )
 
+from pytest_mps.audit.checks import registry
 from pytest_mps.cli import main
 from pytest_mps.engine.explainer import ENGINE_VERSION
 from pytest_mps.report.document import schema
@@ -105,7 +106,7 @@ def load(path: Path) -> dict:
 def test_json_report_follows_its_schema(gate):
     report = load(gate / "report" / "mps-report.json")
     jsonschema.validate(report, schema())
-    assert report["format"] == "pytest-mps-report" and report["version"] == 5
+    assert report["format"] == "pytest-mps-report" and report["version"] == 6
     assert (
         report["audits"][0]["engine_version"] == ENGINE_VERSION
     )  # the engine's, not the package's
@@ -438,8 +439,7 @@ def test_merged_payloads_hold_each_check_once_and_what_every_process_flagged():
     from pytest_mps.report.summary import merge_audit_reports
 
     def image(path, **notes):
-        return {"path": path, "anomaly": False, "anomaly_p_value": None,
-                "anomaly_direction": None, **notes}  # fmt: skip
+        return {"path": path, **registry.image_fields(), **notes}  # every check's defaults
 
     def payload(checks, flagged, images, baseline=None):
         audit = {"id": "a" * 16, "name": "m", "checks": checks, "flagged": flagged,

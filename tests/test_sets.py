@@ -82,6 +82,7 @@ def explain(rule: Rule, **options) -> tuple[object, Fake]:
         config={},
         locate=lambda: (np.zeros(SHAPE), 0),
         reveal=lambda mask: (rule(mask), 0.9),
+        probe=lambda masks: np.full(len(masks), 0.9),
     )
     assert result.queries == fake.evaluations  # every evaluation counted, once
     return result, fake

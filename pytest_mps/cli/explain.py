@@ -18,6 +18,7 @@ from pytest_mps.cli.options import (
     sufficiency,
     unique,
 )
+from pytest_mps.engine.settings import CURVE_STEPS
 
 
 def add_parser(commands: Any) -> None:
@@ -39,6 +40,12 @@ def add_parser(commands: Any) -> None:
     explain.add_argument(
         "--stats", type=Path, help="write the run's figures (model calls, evaluations...) as JSON"
     )
+    explain.add_argument(
+        "--analyse",
+        action="store_true",
+        help="add each image's insertion and deletion AUC (curves of the location estimate in "
+        f"{CURVE_STEPS} steps) to its --json record, and print their medians",
+    )
     add_engine_options(explain)
     explain.set_defaults(run=run)
 
@@ -48,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from pytest_mps.engine.images import check_images, list_images
     from pytest_mps.fileio import write_json_atomic
 
+    if args.analyse and args.ray is not None:
+        raise ValueError("--analyse asks the model in this process: it does not run with --ray")
     images = check_images(list_images(args.images))
     check_outputs(args.json, [args.json, args.stats], [args.masks])
     if errors.is_terminal and args.batch_size is None and args.ray is None:
@@ -69,11 +78,13 @@ def run(args: argparse.Namespace) -> int:
     errors.print(f"[dim]provider: {engine.provider_note}; batch {batch}")
     with contextlib.closing(engine):
         results = _explain_with_progress(engine, images, console)
-    records = [
-        _record(result, masks, args.contrastive)
-        for result, masks in _write_masks(results, args.masks, args.model_grid)
-    ]
+        records = [
+            _record(result, masks, args.contrastive, args.analyse)
+            for result, masks in _write_masks(results, args.masks, args.model_grid)
+        ]
     console.print(_table(records, engine))
+    if args.analyse:
+        console.print(_medians(records))
     if args.json is not None:
         write_json_atomic(args.json, records)
         errors.print(f"[dim]wrote {args.json}")
@@ -123,9 +134,10 @@ def _explain_with_progress(engine: Any, images: list[Path], console: Any) -> lis
     return results
 
 
-def _record(result: Any, masks: dict[str, Any], contrastive: bool) -> dict[str, Any]:
+def _record(result: Any, masks: dict[str, Any], contrastive: bool, analyse: bool) -> dict[str, Any]:
     """One image's JSON record: the result's summary, its disjoint sets and, where asked, its
-    contrastive set, each with the path of its mask PNG (None without ``--masks``)."""
+    contrastive set, each with the path of its mask PNG (None without ``--masks``), and its
+    insertion and deletion AUC (``analyse``)."""
     record = {
         **result.summary(),
         "mask": masks["mask"],
@@ -140,7 +152,20 @@ def _record(result: Any, masks: dict[str, Any], contrastive: bool) -> dict[str, 
         found = result.contrastive
         record["contrastive"] = found and _set_record(found, masks["contrastive"])
         record["why_no_contrastive"] = result.why_no_contrastive
+    if analyse:
+        curves = result.curves(CURVE_STEPS)
+        record["insertion_auc"] = curves.insertion_auc
+        record["deletion_auc"] = curves.deletion_auc
     return record
+
+
+def _medians(records: list[dict[str, Any]]) -> str:
+    """The medians of the images' insertion and deletion AUC."""
+    import numpy as np
+
+    insertion = np.median([record["insertion_auc"] for record in records])
+    deletion = np.median([record["deletion_auc"] for record in records])
+    return f"median insertion AUC {insertion:.3f}, median deletion AUC {deletion:.3f}"
 
 
 def _set_record(found: Any, mask: str | None) -> dict[str, Any]:

@@ -51,6 +51,10 @@ class Executor(Protocol):
         """The top-1 class and its probability with only ``mask`` of ``image`` revealed, asked
         here; None where this executor asks nothing in this process."""
 
+    def probe(self, image: PathLike, masks: np.ndarray, target: int) -> np.ndarray | None:
+        """The probability of class ``target`` under each of ``masks`` of ``image``, asked
+        here; None where this executor asks nothing in this process."""
+
     def stats(self) -> dict[str, Any]:
         """The work so far (the keys of `Engine.stats`, and the executor's own)."""
 

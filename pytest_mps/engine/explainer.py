@@ -120,7 +120,8 @@ class Engine:
         ``in_flight`` (the most images searched at once), ``provider``, ``seconds`` (in
         `explain`), ``inference_seconds`` (inside onnxruntime) and ``location_evaluations``
         (those of the ``evaluations`` that made location estimates asked for after the MPS,
-        `locate`, or asked what the top share of one keeps, `reveal`)."""
+        `locate`, asked what the top share of one keeps, `reveal`, or for its insertion and
+        deletion curves, `probe`)."""
         oracle = self.oracle
         return {
             "images": self._images,
@@ -225,6 +226,16 @@ class Engine:
         self._location_evaluations += 1
         return int(answers.top1[0]), float(answers.top1_confidence[0])
 
+    def probe(self, image: PathLike, masks: np.ndarray, target: int) -> np.ndarray:
+        """The probability of class ``target`` for ``image`` under each of ``masks`` (model
+        grid, True = shown, the rest at the fill), in one batch: counted as location
+        evaluations (`Explanation.curves` asks it)."""
+        search = self._search(image)
+        self.oracle.set_image(search.image, search.fill, Target(target))
+        answers = self.oracle.evaluate(masks)
+        self._location_evaluations += len(masks)
+        return answers.target_confidence
+
     def _search(self, image: PathLike) -> Search:
         return Search(self.settings, self.classifier, self.classifier.prepare(image))
 
@@ -251,6 +262,7 @@ class Engine:
             config=self.describe(),
             locate=functools.partial(self.locate, path),
             reveal=functools.partial(self.reveal, path),
+            probe=functools.partial(self.probe, path, target=search.target),
         )
 
     def describe(self) -> dict[str, Any]:

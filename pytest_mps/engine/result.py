@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_mps.engine.curves import STEPS, Curves, Curving
 from pytest_mps.engine.preprocess import Geometry
 
 if TYPE_CHECKING:
@@ -183,13 +184,14 @@ class Explanation:
     ``limit`` (as many as asked found) or ``none`` (no set to search from: no sufficient set,
     or the default class). ``contrastive`` is a set both sufficient and necessary, where asked
     (``contrastive``) and found; ``why_no_contrastive`` says why there is none.
-    ``keeping_top`` asks what the top share of the location estimate keeps.
+    ``keeping_top`` asks what the top share of the location estimate keeps, ``curves`` for its
+    insertion and deletion curves.
     ``restart_sizes`` are the sizes the extractions found (each from its own ranking of the
     map; the MPS is the smallest): their spread says how certain the size is. ``queries``
     counts the model evaluations of real masks for the MPS and the sets above (a map made
     later counts apart, in ``location.queries``, as do ``keeping_top``'s in
-    ``keeping.queries``), ``padded_queries`` the forward passes including the padding of
-    batches to fixed sizes.
+    ``keeping.queries`` and the curves' in ``curving.queries``), ``padded_queries`` the
+    forward passes including the padding of batches to fixed sizes.
     """
 
     image: str
@@ -223,6 +225,7 @@ class Explanation:
     contrastive: SufficientSet | None = None
     why_no_contrastive: str | None = None
     keeping: Keeping = field(default_factory=Keeping, compare=False, repr=False)
+    curving: Curving = field(default_factory=Curving, compare=False, repr=False)
 
     @property
     def redundancy(self) -> int:
@@ -235,6 +238,14 @@ class Explanation:
         revealed, the rest at the fill (`top_share`). Asked on first use for each share (one
         evaluation, plus the location estimate where it is not known yet), then kept."""
         return self.keeping.top(self.responsibility, share)
+
+    def curves(self, steps: int = STEPS) -> Curves:
+        """The insertion and deletion curves of the location estimate (``responsibility``) in
+        ``steps`` equal shares of the pixels (`pytest_mps.engine.curves.curve_masks`), with
+        their areas (``insertion_auc``, ``deletion_auc``). Asked on first use for each number
+        of steps (2 * steps evaluations in one batch, plus the location estimate where it is
+        not known yet), then kept."""
+        return self.curving.curves(self.responsibility, steps)
 
     @property
     def responsibility(self) -> np.ndarray:

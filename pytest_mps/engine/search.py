@@ -20,6 +20,7 @@ from pytest_mps.engine.contrastive import (
     both_ways,
     ranking_from,
 )
+from pytest_mps.engine.curves import Curving
 from pytest_mps.engine.extract import (
     certify_steps,
     occlusion_steps,
@@ -148,11 +149,13 @@ class Search:
         config: dict[str, Any],
         locate: Callable[[], tuple[np.ndarray, int]],
         reveal: Callable[[np.ndarray], tuple[int, float]],
+        probe: Callable[[np.ndarray], np.ndarray],
     ) -> Explanation:
         """The result of the finished search, ``found`` by `steps`, with what it cost; the
         engine's ``provider`` and ``config`` (`Engine.describe`), ``locate`` to make the
         location estimate when the search made none, and ``reveal`` to ask the model about
-        one mask later (`Explanation.keeping_top`)."""
+        one mask later (`Explanation.keeping_top`), ``probe`` for the target's probability under a
+        batch of masks (`Explanation.curves`)."""
         mask, verified = found
         pixels = int(mask.sum())
         if self.location is not None:
@@ -193,6 +196,7 @@ class Search:
             contrastive=self.contrastive and self._as_set(*self.contrastive),
             why_no_contrastive=self.why_no_contrastive,
             keeping=Keeping(reveal),
+            curving=Curving(probe),
         )
 
     def _as_set(self, mask: np.ndarray, answers: Answers, minimal: bool) -> SufficientSet:

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from pytest_mps import choices
+from pytest_mps.engine.curves import STEPS
 from pytest_mps.engine.extract import ExtractionSettings
 from pytest_mps.engine.location import ESTIMATORS, LocationSettings
 from pytest_mps.engine.modelconfig import ModelConfig
@@ -69,6 +70,7 @@ SPLITS = ("uniform", "quasi", "betabinomial")
 RUN_OPTIONS = ("device", "batch_size", "io_binding", "pad_batches", "threads", "gpu_slot")
 LOCATION_OPTIONS = ("location", "location_blocks", "location_scale")
 SET_OPTIONS = ("explanations", "contrastive")  # how many sets beside the MPS (`Settings`)
+CURVE_STEPS = STEPS  # the insertion and deletion curves' equal shares, for the checks
 ENGINE_OPTIONS = tuple(
     sorted(
         {*RUN_OPTIONS, "preset", "seed", "baseline", "min_confidence", "min_confidence_ratio"}

@@ -21,6 +21,7 @@ from pytest_mps.report.selection import (
 )
 from pytest_mps.report.summary import (
     disjoint_text,
+    faithfulness_text,
     localisation_figures,
     pair_text,
     ratio,
@@ -114,6 +115,7 @@ def _audit_view(audit: dict[str, Any], model_name: str | None = None) -> dict[st
         "localisation": localisation_figures(images),
         "sets": sets_text(images, audit["config"]),
         "disjoint": disjoint_text(images, audit["config"]),
+        "faithfulness": faithfulness_text(images),
     }
 
 

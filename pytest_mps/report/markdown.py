@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_mps.report.summary import disjoint_text
+from pytest_mps.report.summary import disjoint_text, faithfulness_text
 
 VERDICTS = {"pass": "PASS", "fail": "**FAIL**", "xfail": "XFAIL (expected)"}
 
@@ -26,6 +26,9 @@ def markdown_summary(
         disjoint = disjoint_text(audit["images"], audit["config"])
         if disjoint is not None:
             lines += [f"Disjoint sufficient sets: {disjoint}.", ""]
+        faithfulness = faithfulness_text(audit["images"])
+        if faithfulness is not None:
+            lines += [f"Faithfulness: {faithfulness}.", ""]
         lines += _checks_table(audit["checks"])
     for comparison in comparisons:
         lines += [f"### MPS comparison: {comparison['name']}", ""]

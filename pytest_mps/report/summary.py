@@ -167,6 +167,9 @@ def _audit_table(audit: dict[str, Any]) -> Table:
             "median correct / incorrect",
             f"{ratio(figures.get('median_correct'))} / {ratio(figures.get('median_incorrect'))}",
         )
+    faithfulness = faithfulness_text(audit["images"])
+    if faithfulness is not None:
+        table.add_row("faithfulness", faithfulness)
     localisation = localisation_figures(audit["images"])
     if localisation is not None:
         table.add_row("localisation", localisation_text(localisation))
@@ -277,6 +280,20 @@ def disjoint_text(images: Sequence[dict[str, Any]], config: dict[str, Any]) -> s
     text += "; stopped: " + ", ".join(f"{n} {why}" for why, n in sorted(stopped.items()))
     known = [image["necessary"] for image in images if image["necessary"] is not None]
     return text + (f"; MPS also necessary in {sum(known)} of {len(known)}" if known else "")
+
+
+def faithfulness_text(images: Sequence[dict[str, Any]]) -> str | None:
+    """The medians of the insertion and deletion AUC over the images whose curves a
+    faithfulness check computed; None where none did."""
+    curved = [image for image in images if image.get("insertion_auc") is not None]
+    if not curved:
+        return None
+    insertion = np.median([image["insertion_auc"] for image in curved])
+    deletion = np.median([image["deletion_auc"] for image in curved])
+    return (
+        f"median insertion AUC {insertion:.3f}, median deletion AUC {deletion:.3f} "
+        f"(n={len(curved)})"
+    )
 
 
 def searched_sets(images: Sequence[dict[str, Any]], config: dict[str, Any]) -> np.ndarray | None:

@@ -150,7 +150,7 @@ class ResultCache:
         fields = {
             name: getattr(result, name)
             for name in Explanation.__dataclass_fields__
-            if name not in (*ARRAYS, *SETS, "image", "location", "keeping")
+            if name not in (*ARRAYS, *SETS, "image", "location", "keeping", "curving")
         }
         buffer = io.BytesIO()
         arrays = {name: getattr(result, name) for name in ARRAYS}

@@ -78,6 +78,23 @@ class SessionExecutors:
             return found
         return self._locator(key, classifier, options).reveal(image, mask)
 
+    def probe(
+        self,
+        key: str,
+        classifier: Classifier,
+        options: dict[str, Any],
+        image: Path,
+        masks: np.ndarray,
+        target: int,
+    ) -> np.ndarray:
+        """The probability of ``target`` under each of ``masks`` of ``image`` (`Engine.probe`),
+        by the local engine under ``key``, else by a local engine of its own (as `locate`)."""
+        executor = self.engines.get(key)
+        found = executor.probe(image, masks, target) if executor is not None else None
+        if found is not None:
+            return found
+        return self._locator(key, classifier, options).probe(image, masks, target)
+
     def _locator(self, key: str, classifier: Classifier, options: dict[str, Any]) -> Engine:
         """The local engine of ``key`` that makes what its executor does not here."""
         if key not in self.locators:  # none loaded (all cached), or one that makes none

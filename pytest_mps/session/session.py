@@ -230,12 +230,15 @@ class MPSSession:
                 compute_shared(executor, missing, keys, paths, self.results, workers, progress.add)
         located = functools.partial(self._locate, key, classifier, options)
         reveal = functools.partial(self.executors.reveal, key, classifier, options)
+        probe = functools.partial(self.executors.probe, key, classifier, options)
         for result_key, path in zip(keys, paths, strict=True):
             result = self.results[result_key]
             if not result.location.known:
                 result.location.compute = functools.partial(located, result_key, path)
             if result.keeping.compute is None:  # read from the cache, or a Ray result
                 result.keeping.compute = functools.partial(reveal, path)
+            if result.curving.compute is None:
+                result.curving.compute = functools.partial(probe, path, target=result.target)
         return [(self.results[k], self.results.cached(k)) for k in keys]
 
     def _locate(

@@ -39,6 +39,16 @@ class Audit(Protocol):
 NO_IMAGES = Judged(False, NoImages("audit"))
 
 
+def engine_result(audit: Audit, record: ImageRecord, check: str, need: str) -> Any:
+    """The engine's result for ``record``: a check that asks the model more needs it (``need``
+    says what for); `ValueError` naming the image where the audit has none."""
+    explanation = audit.explanations.get(record.path)
+    if explanation is None:
+        name = audit.name_of(record.path)
+        raise ValueError(f"{check}: no engine result for {name}: {need}")
+    return explanation
+
+
 class Check:
     """One release gate, a frozen dataclass whose fields are the check's keyword arguments
     (the same in Python and YAML): ``__post_init__`` raises `ValueError` for a bad one, before

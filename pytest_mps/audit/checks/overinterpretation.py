@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 from pytest_mps.audit import arguments
-from pytest_mps.audit.checks.base import Audit, Check
+from pytest_mps.audit.checks.base import Audit, Check, engine_result
 from pytest_mps.audit.records import Figures, ImageRecord, Judged
 from pytest_mps.audit.text import SHOWN, listing, percent, ratio_text, share_text
 
@@ -80,12 +80,8 @@ class Overinterpretation(Check):
         (none for an answer the engine's result already holds)."""
         right, spent = [], 0
         for record in audit.records:
-            explanation = audit.explanations.get(record.path)
-            if explanation is None:
-                raise ValueError(
-                    f"overinterpretation: no engine result for {audit.name_of(record.path)}: "
-                    "max_accuracy_kept needs them to keep each image's top pixels"
-                )
+            need = "max_accuracy_kept needs them to keep each image's top pixels"
+            explanation = engine_result(audit, record, self.name, need)
             before = _spent(explanation)
             top1, probability = explanation.keeping_top(self.keep)
             spent += _spent(explanation) - before
