@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from pytest_mps.audit.checks.invariance import headlines_text
 from pytest_mps.report.summary import disjoint_text
 
 VERDICTS = {"pass": "PASS", "fail": "**FAIL**", "xfail": "XFAIL (expected)"}
@@ -26,6 +27,9 @@ def markdown_summary(
         disjoint = disjoint_text(audit["images"], audit["config"])
         if disjoint is not None:
             lines += [f"Disjoint sufficient sets: {disjoint}.", ""]
+        invariance = headlines_text(audit["invariance"])
+        if invariance is not None:
+            lines += [f"Invariance: {invariance}.", ""]
         lines += _checks_table(audit["checks"])
     for comparison in comparisons:
         lines += [f"### MPS comparison: {comparison['name']}", ""]

@@ -16,6 +16,7 @@ from pytest_mps.audit.checks.baseline import BaselineCheck
 from pytest_mps.audit.checks.concentration import Concentration
 from pytest_mps.audit.checks.correct_vs_incorrect import CorrectVsIncorrect
 from pytest_mps.audit.checks.default_class import DefaultClass
+from pytest_mps.audit.checks.invariance import Invariance
 from pytest_mps.audit.checks.localisation import Localisation
 from pytest_mps.audit.checks.location_agreement import LocationAgreement
 from pytest_mps.audit.checks.overinterpretation import Overinterpretation
@@ -36,6 +37,7 @@ BUILT_IN: tuple[type[Check], ...] = (
     Localisation,
     Redundancy,
     Overinterpretation,
+    Invariance,
     SizeShift,
     SizesDiffer,
     LocationAgreement,
