@@ -147,8 +147,8 @@ def test_the_audit_entry_keeps_each_transforms_medians_and_the_schema_holds_them
     shift = entry["invariance"][-2]
     assert text.count("Invariance: under ") == 1
     assert (
-        f"under shift:2: median size change {percent(shift['median_size_change'])}, median location "
-        f"Dice {shift['median_location_dice']:.3g}, 0 of 11 changed class" in text
+        f"under shift:2: median size change {percent(shift['median_size_change'])}, median "
+        f"location Dice {shift['median_location_dice']:.3g}, 0 of 11 changed class" in text
     )
 
 
