@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 from support import red_mass_project, report_document
 
+from pytest_mps.audit.checks.invariance import headlines_text
 from pytest_mps.audit.checks.registry import make_check
 from pytest_mps.audit.runner import MPSCheckFailed
 from pytest_mps.audit.text import percent
 from pytest_mps.audit.transforms import Transform, apply_all, describe, parse, to_original
 from pytest_mps.report.document import schema
+from pytest_mps.report.html import render_html
 from pytest_mps.report.markdown import markdown_summary
+from pytest_mps.report.summary import render_summary
 from pytest_mps.session.options import SessionOptions
 from pytest_mps.session.session import MPSSession
 
@@ -133,7 +136,9 @@ def test_dimming_fails_naming_the_images_that_move_most_and_counts_class_changes
     )][:5]  # fmt: skip
 
 
-def test_the_audit_entry_keeps_each_transforms_medians_and_the_schema_holds_them(red_mass):
+def test_the_audit_entry_keeps_each_transforms_medians_and_the_schema_holds_them(
+    red_mass, tmp_path
+):
     _, audit = red_mass
     audit.check_invariance(transform="hflip", max_size_change=0)
     audit.check_invariance(transform="shift:2", min_location_dice=0.1)
@@ -150,6 +155,10 @@ def test_the_audit_entry_keeps_each_transforms_medians_and_the_schema_holds_them
         f"under shift:2: median size change {percent(shift['median_size_change'])}, median "
         f"location Dice {shift['median_location_dice']:.3g}, 0 of 11 changed class" in text
     )
+    line = headlines_text(entry["invariance"])
+    assert f"<dt>invariance</dt><dd>{line}</dd>" in render_html(report, tmp_path, tmp_path)
+    terminal = " ".join(render_summary(report["audits"], report["session"], width=400).split())
+    assert f"invariance {line}" in terminal
 
 
 @pytest.mark.parametrize(

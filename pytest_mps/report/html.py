@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pytest_mps.audit.checks.invariance import headlines_text
 from pytest_mps.audit.checks.localisation import localisation_text
 from pytest_mps.audit.text import percent
 from pytest_mps.report.plots import distribution_png
@@ -114,6 +115,7 @@ def _audit_view(audit: dict[str, Any], model_name: str | None = None) -> dict[st
         "localisation": localisation_figures(images),
         "sets": sets_text(images, audit["config"]),
         "disjoint": disjoint_text(images, audit["config"]),
+        "invariance": headlines_text(audit["invariance"]),
     }
 
 
