@@ -7,9 +7,10 @@ as an audit file runs it (engine seed 0, CPU): the median and largest relative c
 size, the median Dice of the location regions (top 5% of each location estimate, the
 transformed one mapped back), how many images change class, and the evaluations the
 transformed images cost. The Fashion models hide pixels with the default fill; the shortcut
-pair with black, as `audits/demo_shortcut.mps.yaml` does. For the shortcut pair, the
-marked trousers (20, the mark in the top-left corner; `fixtures/shortcut/README.md`) are
-also counted apart: how many of them change class.
+pair with black, as `audits/demo_shortcut.mps.yaml` does. Also counted: of the images the
+model calls Trouser (the class the shortcut model learnt from the mark in the top-left
+corner; `fixtures/shortcut/README.md`), how many change class. The transformed images and
+their MPS are cached under `benchmarks/out/invariance/cache`: a second run reads them.
 
 Usage::
 
@@ -50,7 +51,7 @@ def measure(session: MPSSession, name: str, transform: str) -> dict[str, Any]:
     outcome = audit.check_invariance(transform=transform, max_worst_size_change=1e9)
     found = outcome.measured
     rows = found["images"]
-    marked = [r for r in rows if r["target"] == TROUSER]
+    trousers = [r for r in rows if r["target"] == TROUSER]
     return {
         "model": name,
         "transform": transform,
@@ -60,8 +61,8 @@ def measure(session: MPSSession, name: str, transform: str) -> dict[str, Any]:
         "worst_size_change": found["worst_size_change"],
         "median_location_dice": found["median_location_dice"],
         "class_changed": len(found["class_changed"]),
-        "trousers_changed": sum(r["transformed_target"] != TROUSER for r in marked),
-        "trousers": len(marked),
+        "trousers_changed": sum(r["transformed_target"] != TROUSER for r in trousers),
+        "trousers": len(trousers),
         "evaluations": found["queries"],
         "seconds": round(time.perf_counter() - start, 1),
     }
