@@ -192,3 +192,5 @@ def test_the_yaml_check_runs_and_reports_its_medians(project):
     assert medians[1]["class_changed"] == 3
     mps = sum(image["queries"] for image in report["audits"][0]["images"])
     assert report["session"]["evaluations"] > mps  # the transformed images' too
+    again = project.runpytest("-rA", "-p", "no:randomly").stdout.str()
+    assert "the transformed images' MPS took" in again and "(11 images from the cache)" in again

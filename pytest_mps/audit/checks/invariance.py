@@ -215,7 +215,7 @@ def summarise(rows: list[dict[str, Any]], described: str, changed: Any) -> Moved
         median_size_change=float(np.median(sizes)) if sizes else None,
         worst_size_change=max(sizes) if sizes else None,
         median_location_dice=float(np.median(dices)) if dices else None,
-        queries=sum(r.queries for r in changed.records if not r.cached),
+        queries=sum(r.queries for r in changed.records),
         cached=sum(r.cached for r in changed.records),
         images=tuple(rows),
         moved=tuple(moved),
