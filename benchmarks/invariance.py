@@ -27,19 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import ROOT
+from redundancy import MODELS  # name: (model, image folder, fill), the same four
 
 from pytest_mps.session.options import SessionOptions
 from pytest_mps.session.session import MPSSession
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "invariance"
-FASHION, SHORTCUT = ROOT / "fixtures/fashion", ROOT / "fixtures/shortcut"
-MODELS = {  # name: (model, image folder, fill)
-    "cnn": (FASHION / "cnn.onnx", FASHION / "test", "zero"),
-    "vit": (FASHION / "vit.onnx", FASHION / "test", "zero"),
-    "clean": (SHORTCUT / "clean.onnx", SHORTCUT / "test", "#000000"),
-    "shortcut": (SHORTCUT / "shortcut.onnx", SHORTCUT / "test", "#000000"),
-}
 TROUSER = 1  # the class the shortcut model learnt from the mark
 
 
