@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import jsonschema
 import numpy as np
@@ -174,23 +175,31 @@ def test_the_check_refuses_bad_arguments(arguments, error):
         make_check("invariance", arguments)
 
 
-def test_the_yaml_check_runs_and_reports_its_medians(project):
+def test_the_yaml_check_runs_in_audits_and_comparisons_and_reports_its_medians(project):
+    shutil.copy(project.path / "model.onnx", project.path / "copy.onnx")  # its results shared
     project.makefile(
         ".mps.yaml",
         mirror="model: model.onnx\nimages: data\nchecks:\n"
         "  - invariance: {transform: [hflip, 'shift:1'], max_size_change: 0.01}\n"
         "  - invariance: {transform: 'brightness:0.5', max_size_change: 0.5}\n",
+        compare="models: {first: model.onnx, second: copy.onnx}\nimages: data\nchecks:\n"
+        "  - invariance: {transform: hflip, max_size_change: 0}\n",
     )
     result = project.runpytest("-rA", "-p", "no:randomly", "--mps-report", "out")
     text = result.stdout.str()
     assert "PASSED mirror.mps.yaml::invariance" in text
     assert "FAILED mirror.mps.yaml::invariance" in text
+    for model in ("first", "second"):
+        assert f"PASSED compare.mps.yaml::invariance[{model}]" in text
     report = json.loads((project.path / "out" / "mps-report.json").read_text())
     jsonschema.validate(report, schema())
-    medians = report["audits"][0]["invariance"]
-    assert [m["transform"] for m in medians] == ["hflip, shift:1", "brightness:0.5"]
-    assert medians[1]["class_changed"] == 3
-    mps = sum(image["queries"] for image in report["audits"][0]["images"])
+    # compare.mps.yaml's first model is mirror.mps.yaml's audit (the same model and images)
+    entries = {audit["model"]["path"]: audit["invariance"] for audit in report["audits"]}
+    medians = {entry["transform"]: entry for entry in entries["model.onnx"]}
+    assert list(medians) == ["hflip", "hflip, shift:1", "brightness:0.5"]
+    assert medians["brightness:0.5"]["class_changed"] == 3
+    assert [entry["transform"] for entry in entries["copy.onnx"]] == ["hflip"]
+    mps = sum(image["queries"] for audit in report["audits"] for image in audit["images"])
     assert report["session"]["evaluations"] > mps  # the transformed images' too
     again = project.runpytest("-rA", "-p", "no:randomly").stdout.str()
     assert "the transformed images' MPS took" in again and "(11 images from the cache)" in again
