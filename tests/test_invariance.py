@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from support import red_mass_project, report_document
 
+from pytest_mps.audit.audit import Audit
 from pytest_mps.audit.checks.invariance import headlines_text
 from pytest_mps.audit.checks.registry import make_check
 from pytest_mps.audit.runner import MPSCheckFailed
@@ -173,6 +174,13 @@ def test_the_audit_entry_keeps_each_transforms_medians_and_the_schema_holds_them
 def test_the_check_refuses_bad_arguments(arguments, error):
     with pytest.raises(ValueError, match=error):
         make_check("invariance", arguments)
+
+
+def test_an_audit_that_cannot_compute_mps_says_so(red_mass):
+    _, computed = red_mass
+    read_back = Audit("read back", "model.onnx", "0" * 64, "cpu", {}, computed.records)
+    with pytest.raises(ValueError, match=r"^invariance: this audit cannot compute MPS \(only"):
+        read_back.check_invariance(transform="hflip", max_size_change=1)
 
 
 def test_the_yaml_check_runs_in_audits_and_comparisons_and_reports_its_medians(project):

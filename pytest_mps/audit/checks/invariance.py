@@ -33,14 +33,14 @@ class Invariance(Check):
     back onto the original grid). Bounds, at least one: ``max_size_change`` on the median
     change, ``max_worst_size_change`` on the largest, ``min_location_dice`` on the median
     Dice. Images whose class changes under the transform are counted apart and named (an
-    accuracy finding, not a size one), as are those with an empty MPS either way; both are
-    left out of the figures. The transformed images' MPS cost model evaluations, counted in
+    accuracy finding, not a size one), those with an empty MPS either way counted apart; both
+    are left out of the figures. The transformed images' MPS cost model evaluations, counted in
     the run's ``evaluations``; ``queries`` here is what they took, whenever computed (like an
     audit's ``queries``; ``cached``: how many came from the cache)."""
 
     name: ClassVar[str] = "invariance"
     entry_fields: ClassVar[dict[str, Any]] = {"invariance": []}
-    transform: Any
+    transform: str | Sequence[str]
     max_size_change: float | None = None
     max_worst_size_change: float | None = None
     min_location_dice: float | None = None
