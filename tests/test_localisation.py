@@ -246,7 +246,7 @@ def test_the_shipped_shortcut_example_catches_the_shortcut_model():
     clean, shortcut = comparison.audits["clean"], comparison.audits["shortcut"]
     assert round(abs(clean.accuracy - shortcut.accuracy) * 38) <= 1  # one image apart at most
     verdicts = {}
-    for check in spec.checks:
+    for check in (check for check in spec.checks if check.check == "localisation"):
         try:
             comparison.audits[check.model].check_localisation(**check.arguments)
             verdicts[check.model] = "pass"
