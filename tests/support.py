@@ -320,3 +320,18 @@ def fake_explanation(image: str, sets: Sequence[np.ndarray], stopped: str = "exh
         "redundancy_stopped": stopped, "contrastive": None,
     }  # fmt: skip
     return SimpleNamespace(**(values | fields))
+
+
+def report_document(*audits) -> dict:
+    """The report (`build_document`) of ``audits``, as one process sends them."""
+    from pytest_mps.audit.payload import audit_entry
+    from pytest_mps.report.document import build_document, session_info
+
+    entries = [audit_entry(each, {}, {}) for each in audits]
+    for i, entry in enumerate(entries):
+        entry["id"] = f"{i:016x}"
+    payload = {
+        "process": "main", "evaluations": 0, "padded_evaluations": 0, "fallbacks": [],
+        "audits": entries, "comparisons": [],
+    }  # fmt: skip
+    return build_document([payload], session_info("cpu"))

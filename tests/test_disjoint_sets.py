@@ -12,16 +12,15 @@ import jsonschema
 import numpy as np
 import pytest
 from PIL import Image
-from support import fake_explanation
+from support import fake_explanation, report_document
 
 from pytest_mps.audit.audit import Audit, MPSCheckFailed
 from pytest_mps.audit.checks.registry import make_check
 from pytest_mps.audit.comparison import Comparison
-from pytest_mps.audit.payload import audit_entry
 from pytest_mps.audit.records import ImageRecord
 from pytest_mps.audit.spec import load_audit_spec
 from pytest_mps.errors import MPSInputError
-from pytest_mps.report.document import build_document, schema, session_info
+from pytest_mps.report.document import schema
 from pytest_mps.report.html import render_html
 from pytest_mps.report.markdown import markdown_summary
 from pytest_mps.report.pictures import DIM, SET_COLOURS, TINT, overlay, sets_overlay
@@ -299,21 +298,10 @@ def test_redundancy_shift_needs_both_models_searched_for_several_sets():
 # ------------------------------------------------------------------ reports
 
 
-def document(*audits: Audit) -> dict:
-    entries = [audit_entry(each, {}, {}) for each in audits]
-    for i, entry in enumerate(entries):
-        entry["id"] = f"{i:016x}"
-    payload = {
-        "process": "main", "evaluations": 0, "padded_evaluations": 0, "fallbacks": [],
-        "audits": entries, "comparisons": [],
-    }  # fmt: skip
-    return build_document([payload], session_info("cpu"))
-
-
 def test_the_reports_show_the_set_counts_and_the_schema_holds_the_new_keys(tmp_path):
     searched = audit(with_sets(COUNTS))
     searched.check_redundancy(mean_between=(1, 2))
-    report = document(searched)
+    report = report_document(searched)
     jsonschema.validate(report, schema())
     assert [image["set_pixels"] for image in report["audits"][0]["images"]][3] == [10, 10, 10]
     expected = (
@@ -331,7 +319,7 @@ def test_the_reports_show_the_set_counts_and_the_schema_holds_the_new_keys(tmp_p
 def test_audits_computed_with_one_set_show_no_set_counts(tmp_path):
     old = audit([record("a.jpg"), record("b.jpg")], searched=1)  # keys null: predates
     single = audit(with_sets([1, 1]), searched=1)
-    report = document(old, single)
+    report = report_document(old, single)
     jsonschema.validate(report, schema())
     assert "disjoint" not in render_summary(report["audits"], report["session"]).lower()
     assert "disjoint" not in markdown_summary(report["audits"]).lower()

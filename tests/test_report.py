@@ -443,7 +443,7 @@ def test_merged_payloads_hold_each_check_once_and_what_every_process_flagged():
 
     def payload(checks, flagged, images, baseline=None):
         audit = {"id": "a" * 16, "name": "m", "checks": checks, "flagged": flagged,
-                 "baseline": baseline, "images": images}  # fmt: skip
+                 "baseline": baseline, "invariance": [], "images": images}  # fmt: skip
         return {"audits": [audit], "evaluations": 1, "padded_evaluations": 1, "fallbacks": []}
 
     same = {"check": "concentration", "message": "run by two tests"}

@@ -8,7 +8,7 @@ registry), running them in `pytest_mps.audit.runner`, the report entry in
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from pytest_mps.audit import payload
 from pytest_mps.audit.checks import registry
 from pytest_mps.audit.records import ImageRecord, ratios
 from pytest_mps.audit.runner import CheckRunner, MPSCheckFailed
+from pytest_mps.audit.transforms import Transform
 from pytest_mps.versions import ENGINE_VERSION
 
 PathLike = str | os.PathLike[str]
@@ -62,6 +63,10 @@ class Audit(CheckRunner):
         # record path -> object mask (original grid), for the images that have one: the
         # reports outline the object on the pictures
         self.object_masks = object_masks or {}
+        # The audit of these images under transforms (`pytest_mps.audit.transforms`), for the
+        # invariance check: set by the session that can compute MPS (an audit read from a
+        # report cannot). Given the transforms, it returns that audit, its images in order.
+        self.transformed: Callable[[tuple[Transform, ...]], Audit] | None = None
         super().__init__()
 
     # ------------------------------------------------------------------ measurements

@@ -19,7 +19,8 @@ FORMAT = "pytest-mps-report"
 # 2: figures split this run's time from the compute cost; default_class check; 3: each image's
 # margin, fragile, grain and why_not_minimal; 4: each audit's engine_version; 5: each image's
 # redundancy, redundancy_stopped, set_pixels and necessary (the disjoint sufficient sets); 6:
-# each image's insertion_auc and deletion_auc (a faithfulness check's curves).
+# each image's insertion_auc and deletion_auc (a faithfulness check's curves), and each audit's
+# invariance (the invariance checks' medians per transform).
 VERSION = 6
 # Comparisons came later within version 2: a report without them is still read (none ran).
 JSON_NAME = "mps-report.json"

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pytest_mps.audit.checks.invariance import headlines_text
 from pytest_mps.audit.checks.localisation import localisation_text
 from pytest_mps.audit.text import percent
 from pytest_mps.report.plots import distribution_png
@@ -116,6 +117,7 @@ def _audit_view(audit: dict[str, Any], model_name: str | None = None) -> dict[st
         "sets": sets_text(images, audit["config"]),
         "disjoint": disjoint_text(images, audit["config"]),
         "faithfulness": faithfulness_text(images),
+        "invariance": headlines_text(audit["invariance"]),
     }
 
 

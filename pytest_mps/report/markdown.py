@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from pytest_mps.audit.checks.invariance import headlines_text
 from pytest_mps.report.summary import disjoint_text, faithfulness_text
 
 VERDICTS = {"pass": "PASS", "fail": "**FAIL**", "xfail": "XFAIL (expected)"}
@@ -29,6 +30,9 @@ def markdown_summary(
         faithfulness = faithfulness_text(audit["images"])
         if faithfulness is not None:
             lines += [f"Faithfulness: {faithfulness}.", ""]
+        invariance = headlines_text(audit["invariance"])
+        if invariance is not None:
+            lines += [f"Invariance: {invariance}.", ""]
         lines += _checks_table(audit["checks"])
     for comparison in comparisons:
         lines += [f"### MPS comparison: {comparison['name']}", ""]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pytest_mps.audit.checks import registry
+from pytest_mps.audit.checks.invariance import headlines_text
 from pytest_mps.audit.checks.localisation import localisation_text
 from pytest_mps.audit.payload import audit_entry, comparison_entry
 from pytest_mps.audit.text import percent, ratio_text
@@ -174,6 +175,9 @@ def _audit_table(audit: dict[str, Any]) -> Table:
     if localisation is not None:
         table.add_row("localisation", localisation_text(localisation))
     table.add_row("anomalies", anomalies_text(audit))
+    invariance = headlines_text(audit["invariance"])
+    if invariance is not None:
+        table.add_row("invariance", invariance)
     table.add_row(
         "model evaluations",
         f"{figures['queries']} to compute these MPS ({figures['padded_queries']} with padding)",

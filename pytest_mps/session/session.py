@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_mps.audit.transforms import Transform, describe
 from pytest_mps.engine.images import check_images
 from pytest_mps.engine.model import Classifier, load_classifier
 from pytest_mps.engine.result import Explanation
@@ -45,6 +47,7 @@ from pytest_mps.session.masks import MaskSpec, match_masks
 from pytest_mps.session.options import SessionOptions
 from pytest_mps.session.progress import AuditProgress, Heartbeat
 from pytest_mps.session.results import SessionResults
+from pytest_mps.session.transformed import transformed_images
 
 if TYPE_CHECKING:
     from pytest_mps.audit.audit import Audit
@@ -66,6 +69,8 @@ class MPSSession:
         self.audits: dict[str, Audit] = {}
         self.comparisons: dict[str, Comparison] = {}
         self._sha = FileHashes()
+        self._transformed_audits: dict[tuple[str, str], Audit] = {}
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def evaluations(self) -> int:
@@ -125,24 +130,91 @@ class MPSSession:
         labels_path = labels and absolute(labels, base)
         identity = audit_identity(model_path, config_path, paths, labels_path, options, mask_files)
         if identity not in self.audits:
-            start = time.perf_counter()
-            key = executor_key(model_path, config_path, options)
-            found = fingerprint(classifier, options, settings, self._sha)
-            results = self._explain_all(key, classifier, options, paths, found)
             rootdir = self.options.rootdir
-            self.audits[identity] = build_audit(
-                f"{relative(model_path, rootdir)} on {describe_images(images, base, rootdir)}",
-                classifier,
-                paths,
-                results,
-                truth,
-                mask_files if masks is not None else None,
-                identity=identity,
-                rootdir=rootdir,
-                update_baselines=self.options.update_baselines,
-                started=start,
+            name = f"{relative(model_path, rootdir)} on {describe_images(images, base, rootdir)}"
+            key = executor_key(model_path, config_path, options)
+            built = self._new_audit(
+                name, identity, key, classifier, options, settings, paths, truth, mask_files, masks
             )
+            built.transformed = functools.partial(
+                self._transformed, built, key, classifier, options, settings, paths
+            )
+            self.audits[identity] = built
         return self.audits[identity]
+
+    def _new_audit(
+        self,
+        name: str,
+        identity: str,
+        key: str,
+        classifier: Classifier,
+        options: dict[str, Any],
+        settings: Any,
+        paths: list[Path],
+        truth: dict[Path, int | None],
+        mask_files: dict[Path, Path | None],
+        masks: MaskSpec | None,
+    ) -> Audit:
+        """The audit ``name`` of ``paths``, its images explained (or read from the cache)."""
+        start = time.perf_counter()
+        found = fingerprint(classifier, options, settings, self._sha)
+        results = self._explain_all(key, classifier, options, paths, found)
+        return build_audit(
+            name,
+            classifier,
+            paths,
+            results,
+            truth,
+            mask_files if masks is not None else None,
+            identity=identity,
+            rootdir=self.options.rootdir,
+            update_baselines=self.options.update_baselines,
+            started=start,
+        )
+
+    def _transformed(
+        self,
+        audit: Audit,
+        key: str,
+        classifier: Classifier,
+        options: dict[str, Any],
+        settings: Any,
+        paths: list[Path],
+        transforms: tuple[Transform, ...],
+    ) -> Audit:
+        """The audit of ``audit``'s images under ``transforms``, in its order (what an
+        invariance check judges). Its images are PNG files in the cache folder (a temporary
+        one without a cache: `transformed_images`), explained like any other image; it is
+        kept for the session but is no audit of the report (``audits``)."""
+        described = describe(transforms)
+        known = (audit.identity, described)
+        if known not in self._transformed_audits:
+            changed = transformed_images(
+                classifier, paths, transforms, settings.baseline, self._transformed_folder()
+            )
+            truth: dict[Path, int | None] = dict.fromkeys(changed)
+            name = f"{audit.name} under {described}"
+            self._transformed_audits[known] = self._new_audit(
+                name,
+                f"{audit.identity} {described}",
+                key,
+                classifier,
+                options,
+                settings,
+                changed,
+                truth,
+                {},
+                None,
+            )
+        return self._transformed_audits[known]
+
+    def _transformed_folder(self) -> Path:
+        """Where transformed images are written: the cache's folder, else a temporary one."""
+        if self.cache.folder is not None:
+            return self.cache.folder / "transformed"
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="pytest-mps-")
+        return Path(self._scratch.name)
 
     def comparison(
         self,

@@ -21,6 +21,7 @@ class Audit(Protocol):
     settings: dict[str, Any]
     update_baselines: bool
     explanations: dict[str, Any]  # by record path: the engine's results, masks included
+    transformed: Callable[[tuple[Any, ...]], Any] | None  # see `Audit.transformed`
 
     @property
     def correct(self) -> list[ImageRecord]: ...
@@ -34,6 +35,8 @@ class Audit(Protocol):
     def name_of(self, path: str | Path) -> str: ...
 
     def resolve(self, path: str | Path) -> Path: ...
+
+    def contributed(self, key: str, default: Any = None) -> Any: ...
 
 
 NO_IMAGES = Judged(False, NoImages("audit"))

@@ -17,6 +17,7 @@ from pytest_mps.audit.checks.concentration import Concentration
 from pytest_mps.audit.checks.correct_vs_incorrect import CorrectVsIncorrect
 from pytest_mps.audit.checks.default_class import DefaultClass
 from pytest_mps.audit.checks.faithfulness import Faithfulness
+from pytest_mps.audit.checks.invariance import Invariance
 from pytest_mps.audit.checks.localisation import Localisation
 from pytest_mps.audit.checks.location_agreement import LocationAgreement
 from pytest_mps.audit.checks.overinterpretation import Overinterpretation
@@ -38,6 +39,7 @@ BUILT_IN: tuple[type[Check], ...] = (
     Redundancy,
     Overinterpretation,
     Faithfulness,
+    Invariance,
     SizeShift,
     SizesDiffer,
     LocationAgreement,
