@@ -53,6 +53,19 @@ def test_in_flight_every_image_gets_the_mps_it_gets_alone(batch_size, in_flight)
     assert sum(r.padded_queries for r in found) == stats["padded_evaluations"] - maps
 
 
+def test_a_lazy_figure_asked_between_two_results_changes_none_of_the_later_ones():
+    """Asking a result already handed out for its location estimate and kept-top class points
+    the oracle at that image; the searches still in flight get their own images back."""
+    alone = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=64)
+    together = Engine(FASHION / "cnn.onnx", device="cpu", batch_size=64)
+    expected = [alone.explain(image) for image in FASHION_IMAGES]
+    found = []
+    for result in together.explain_many(FASHION_IMAGES, in_flight=4):
+        result.keeping_top(0.05)  # asks the model about this image, between two calls
+        found.append(result)
+    assert_same(expected, found)
+
+
 def test_in_flight_every_image_gets_the_sets_it_gets_alone_in_fewer_calls():
     """The disjoint and contrastive sets are steps of the image's own search: shared calls
     carry them, and change none."""

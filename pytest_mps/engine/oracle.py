@@ -124,6 +124,7 @@ class MaskedOracle:
         self.pad_batches = on_cuda if pad_batches is None else pad_batches
         self._feeds: dict[str, np.ndarray] = {}
         self._binding = None
+        self.images_set = 0  # how often `set_images` has been called
         self.reset_counts()
         asked = classifier.fixed_batch or batch_size
         self.batch_size = asked or self._choose_batch_size()
@@ -158,6 +159,7 @@ class MaskedOracle:
         fills and their targets (`set_targets`); on the device they stay until the next
         call."""
         self._feeds = {"mps_images": images, "mps_fills": fills}
+        self.images_set += 1  # a scheduler between calls sees that someone re-pointed it
         if self.io_binding:
             self._binding = self._session.io_binding()
             for name, value in self._feeds.items():

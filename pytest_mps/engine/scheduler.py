@@ -69,6 +69,7 @@ class Scheduler:
         # targets (a few numbers, not every image in flight again).
         self._new_image = True
         self._new_target = False
+        self._images_set = -1  # the oracle's `images_set` after this scheduler last set them
         self._clock = time.perf_counter()  # when the last shared call ended
         self._calls = 0  # shared calls so far
 
@@ -113,8 +114,11 @@ class Scheduler:
         finished."""
         oracle = self.oracle
         slots = self._next_call(live)
-        if self._new_image:
+        # Between two calls a caller may have asked the oracle about another image (a lazy
+        # figure of a result already handed out): the searches' images go back first.
+        if self._new_image or oracle.images_set != self._images_set:
             oracle.set_images(self._images, self._fills, self._targets)
+            self._images_set = oracle.images_set
         elif self._new_target:
             oracle.set_targets(self._targets)
         self._new_image = self._new_target = False
