@@ -4,8 +4,9 @@ none."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -13,6 +14,8 @@ from pytest_mps.engine.executor import Executor
 from pytest_mps.engine.explainer import Engine
 from pytest_mps.engine.model import Classifier
 from pytest_mps.engine.oracle import cpu_cores
+
+T = TypeVar("T")
 
 
 class SessionExecutors:
@@ -54,13 +57,8 @@ class SessionExecutors:
     def locate(
         self, key: str, classifier: Classifier, options: dict[str, Any], image: Path
     ) -> tuple[np.ndarray, int]:
-        """``image``'s location estimate and its evaluations, by the executor under ``key``
-        where it makes one here, else by a local engine of its own."""
-        executor = self.engines.get(key)
-        found = executor.locate(image) if executor is not None else None
-        if found is not None:
-            return found
-        return self._locator(key, classifier, options).locate(image)
+        """``image``'s location estimate and its evaluations (`Engine.locate`)."""
+        return self._asked(key, classifier, options, lambda executor: executor.locate(image))
 
     def reveal(
         self,
@@ -70,13 +68,8 @@ class SessionExecutors:
         image: Path,
         mask: np.ndarray,
     ) -> tuple[int, float]:
-        """What the model gives with only ``mask`` of ``image`` revealed (`Engine.reveal`), by
-        the local engine under ``key``, else by a local engine of its own (as `locate`)."""
-        executor = self.engines.get(key)
-        found = executor.reveal(image, mask) if executor is not None else None
-        if found is not None:
-            return found
-        return self._locator(key, classifier, options).reveal(image, mask)
+        """What the model gives with only ``mask`` of ``image`` revealed (`Engine.reveal`)."""
+        return self._asked(key, classifier, options, lambda executor: executor.reveal(image, mask))
 
     def probe(
         self,
@@ -87,13 +80,27 @@ class SessionExecutors:
         masks: np.ndarray,
         target: int,
     ) -> np.ndarray:
-        """The probability of ``target`` under each of ``masks`` of ``image`` (`Engine.probe`),
-        by the local engine under ``key``, else by a local engine of its own (as `locate`)."""
+        """The probability of ``target`` under each of ``masks`` of ``image`` (`Engine.probe`)."""
+        return self._asked(
+            key, classifier, options, lambda executor: executor.probe(image, masks, target)
+        )
+
+    def _asked(
+        self,
+        key: str,
+        classifier: Classifier,
+        options: dict[str, Any],
+        ask: Callable[[Executor], T | None],
+    ) -> T:
+        """``ask`` of the executor under ``key`` where it answers in this process, else of a
+        local engine of its own (`_locator`): a Ray executor asks nothing here."""
         executor = self.engines.get(key)
-        found = executor.probe(image, masks, target) if executor is not None else None
+        found = ask(executor) if executor is not None else None
         if found is not None:
             return found
-        return self._locator(key, classifier, options).probe(image, masks, target)
+        answer = ask(self._locator(key, classifier, options))
+        assert answer is not None  # a local engine always answers
+        return answer
 
     def _locator(self, key: str, classifier: Classifier, options: dict[str, Any]) -> Engine:
         """The local engine of ``key`` that makes what its executor does not here."""
