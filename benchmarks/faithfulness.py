@@ -1,7 +1,8 @@
 """Is the location estimate faithful to the model? Insertion and deletion curves per model.
 
 Per model (the shipped Fashion CNN and ViT on `fixtures/fashion/test`, the clean and the
-shortcut model on `fixtures/shortcut/test`), every image is explained on the CPU (seed 0) and
+shortcut model on `fixtures/shortcut/test`, EfficientNet-Lite0 on the 8 photos of
+`fixtures/photos`), every image is explained on the CPU (seed 0) and
 its location estimate's insertion and deletion curves are asked for (`Explanation.curves`,
 ``--steps`` equal shares, default 20): the area under the target's probability as the pixels
 the estimate ranks first are revealed (insertion, from all fill) or hidden (deletion, from the
@@ -9,13 +10,15 @@ whole image). Figures per model: the median and mean of both areas, the median o
 images (the shortcut fixtures' 20 trousers, with the 3x3 corner mark) and on the others, and
 the evaluations the curves cost.
 
-The Fashion models hide pixels with the default fill; the shortcut pair with black, as
+The Fashion models and Lite0 hide pixels with the default fill (Lite0 configured by the YAML
+next to it, as `audits/imagenet.mps.yaml` runs it); the shortcut pair with black, as
 `audits/demo_shortcut.mps.yaml` does (the Fashion-MNIST background).
 
 Usage::
 
     .venv/bin/python benchmarks/faithfulness.py                     # every model, 20 steps
     .venv/bin/python benchmarks/faithfulness.py --models clean shortcut --limit 10
+    .venv/bin/python benchmarks/faithfulness.py --models lite0      # the photos alone
 """
 
 from __future__ import annotations
@@ -26,15 +29,16 @@ import time
 from typing import Any
 
 import numpy as np
-from redundancy import MODELS  # the same models, images and fills
+from redundancy import ALL_MODELS as MODELS  # the same models, images and fills, and Lite0
 
 from pytest_mps import Engine
+from pytest_mps.engine.images import list_images
 
 
 def measure(name: str, steps: int, limit: int | None) -> dict[str, Any]:
     """The model's images' areas, and what the curves cost."""
     model, folder, fill = MODELS[name]
-    images = sorted(folder.glob("*.png"))[:limit]
+    images = list_images([folder])[:limit]  # PNG digits, JPEG photos
     engine = Engine(model, device="cpu", baseline=fill, seed=0)
     results = list(engine.explain_many(images))  # all found before the curves ask the model
     before = engine.stats()["location_evaluations"]
