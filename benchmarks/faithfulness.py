@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from redundancy import ALL_MODELS as MODELS  # the same models, images and fills, and Lite0
+from redundancy import PHOTO_MODELS
 
 from pytest_mps import Engine
 from pytest_mps.engine.images import list_images
@@ -48,8 +49,12 @@ def measure(name: str, steps: int, limit: int | None) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     spent = engine.stats()["location_evaluations"] - before
     marked = np.array(["trouser" in image.name for image in images])
+    # The deletion curve starts at the whole image: the target's probability there.
+    paired = zip(images, results, curves, strict=True)
+    whole = {image.name: (found.target, float(curve.deletion[0])) for image, found, curve in paired}
     return {
         "areas": np.array(areas),
+        "whole": whole,
         "marked": marked,
         "evaluations": spent,
         "curve_evaluations": sum(r.curving.queries for r in results),
@@ -60,10 +65,11 @@ def measure(name: str, steps: int, limit: int | None) -> dict[str, Any]:
 def overall_row(name: str, found: dict[str, Any]) -> str:
     areas = found["areas"]
     median, mean = np.median(areas, axis=0), areas.mean(axis=0)
+    whole = [probability for _, probability in found["whole"].values()]
     return (
         f"| {name} | {len(areas)} | {median[0]:.3f} | {mean[0]:.3f} | {median[1]:.3f} "
-        f"| {mean[1]:.3f} | {found['curve_evaluations']} | {found['evaluations']} "
-        f"| {found['seconds']:.1f} |"
+        f"| {mean[1]:.3f} | {np.median(whole):.3f} ({min(whole):.2f}-{max(whole):.2f}) "
+        f"| {found['curve_evaluations']} | {found['evaluations']} | {found['seconds']:.1f} |"
     )
 
 
@@ -86,11 +92,16 @@ def main() -> None:
     print(f"# Insertion and deletion AUC, {args.steps} steps ({platform.processor() or 'cpu'})\n")
     print(
         "| model | n | median insertion | mean insertion | median deletion | mean deletion "
-        "| curve evaluations | all evaluations asked (maps included) | seconds |"
+        "| target's probability whole: median (range) | curve evaluations "
+        "| all evaluations asked (maps included) | seconds |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, figures in found.items():
         print(overall_row(name, figures))
+    for name in PHOTO_MODELS.keys() & found.keys():
+        print(f"\n{name}, each photo's top-1 and its probability whole:")
+        for image, (target, probability) in found[name]["whole"].items():
+            print(f"- {image}: class {target}, {probability:.2f}")
     shortcut = [name for name in ("clean", "shortcut") if name in found]
     if shortcut:
         print("\n| model | marked | median insertion | median deletion | others | median "

@@ -61,6 +61,12 @@ def measure(session: MPSSession, name: str, transform: str) -> dict[str, Any]:
         "worst_size_change": found["worst_size_change"],
         "median_location_dice": found["median_location_dice"],
         "class_changed": len(found["class_changed"]),
+        # Each image whose class changed: its class whole, then transformed.
+        "class_changes": {
+            r["image"]: [r["target"], r["transformed_target"]]
+            for r in rows
+            if r["target"] != r["transformed_target"]
+        },
         "trousers_changed": sum(r["transformed_target"] != TROUSER for r in trousers),
         "trousers": len(trousers),
         "evaluations": found["queries"],
