@@ -140,7 +140,10 @@ def faithful_audit(areas: dict[str, tuple[float, float]]) -> Audit:
 
         def curves(steps):
             found.curving.queries = 2 * steps
-            return SimpleNamespace(insertion_auc=pair[0], deletion_auc=pair[1])
+            flat = [np.full(steps + 1, area) for area in pair]  # a flat curve has its area
+            return SimpleNamespace(
+                insertion_auc=pair[0], deletion_auc=pair[1], insertion=flat[0], deletion=flat[1]
+            )
 
         found.curves = curves
         return found
@@ -171,7 +174,12 @@ def test_faithfulness_passes_within_its_bounds_and_reports_the_medians():
         "faithfulness: median insertion AUC 0.650, at least the 0.6 required; median deletion "
         "AUC 0.300, within the 0.35 allowed (n=4)."
     )
-    assert outcome.annotations["img/b.jpg"] == {"insertion_auc": 0.3, "deletion_auc": 0.5}
+    assert outcome.annotations["img/b.jpg"] == {
+        "insertion_auc": 0.3,
+        "deletion_auc": 0.5,
+        "insertion_curve": [0.3] * 21,
+        "deletion_curve": [0.5] * 21,
+    }
 
 
 def test_faithfulness_fails_naming_the_least_faithful_images_first():
