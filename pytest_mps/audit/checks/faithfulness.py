@@ -23,8 +23,9 @@ class Faithfulness(Check):
     area in [0, 1]): ``min_median_insertion`` (at least) and ``max_median_deletion`` (at
     most). The curves cost 2 * steps model evaluations per image (and the location estimate,
     where the search did not make it), counted in ``evaluations``; each image's areas and
-    curves (the probabilities, ``steps + 1`` each) go into its report entry. A failure names the least faithful images first: the lowest insertion
-    area, or the highest deletion area, by the bound broken."""
+    curves (the probabilities, ``steps + 1`` each) go into its report entry. A failure names
+    the least faithful images first: the lowest insertion area, or the highest deletion area,
+    by the bound broken."""
 
     name: ClassVar[str] = "faithfulness"
     image_fields: ClassVar[dict[str, Any]] = dict.fromkeys(
