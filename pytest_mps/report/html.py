@@ -14,10 +14,13 @@ from pytest_mps.audit.checks.localisation import localisation_text
 from pytest_mps.audit.text import percent
 from pytest_mps.report.plots import distribution_png
 from pytest_mps.report.selection import (
+    auc_groups,
+    curved,
     disagreement,
     disagreements,
     distribution_groups,
     gallery,
+    median_curved,
     pair_matrix,
 )
 from pytest_mps.report.summary import (
@@ -31,6 +34,7 @@ from pytest_mps.report.summary import (
 )
 
 TEMPLATES = Path(__file__).with_name("templates")
+AUC_AXIS = "area under the curve (target probability over the share revealed or hidden)"
 # A comparison's models x models tables, as the study gives them: (title, pair figure), each
 # on the location regions (the figure with a ``region_`` prefix) and on the MPS masks.
 MATRICES = (("Mean Dice", "mean_dice"), ("Median Hausdorff (px)", "median_hausdorff"))
@@ -118,7 +122,15 @@ def _audit_view(audit: dict[str, Any], model_name: str | None = None) -> dict[st
         "disjoint": disjoint_text(images, audit["config"]),
         "faithfulness": faithfulness_text(images),
         "invariance": headlines_text(audit["invariance"]),
+        "curved": curved(images),
+        "first_curved": median_curved(images),
+        "auc_plot": _auc_plot(auc_groups(images), f"Insertion and deletion AUC of {audit['name']}"),
     }
+
+
+def _auc_plot(groups: list[tuple[str, list[float]]], title: str) -> str | None:
+    """The AUC distributions of ``groups`` (`auc_groups`) as a data URI; None without any."""
+    return png_data_uri(distribution_png(groups, title, AUC_AXIS)) if groups else None
 
 
 def _comparison_view(
@@ -141,6 +153,14 @@ def _comparison_view(
         "by_model": by_model,
         "share": share,
         "plot": _models_plot(by_model),
+        "auc_plot": _auc_plot(
+            [
+                group
+                for name, images in by_model.items()
+                for group in auc_groups(list(images.values()), f"{name}: ")
+            ],
+            "Insertion and deletion AUC per model",
+        ),
         "matrices": [
             {"title": f"{title}, {on}", "rows": pair_matrix(comparison, prefix + figure)}
             for title, figure in MATRICES

@@ -1,5 +1,6 @@
-"""What the reports show of an audit (the ratio groups of its plot, its gallery's images) and of
-a comparison (its pair matrices, the images its models disagree on most)."""
+"""What the reports show of an audit (the ratio groups of its plot, its gallery's images, the
+images whose curves it computed) and of a comparison (its pair matrices, the images its models
+disagree on most)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,33 @@ def distribution_groups(
     if baseline:
         groups.append(("baseline", list(baseline["ratios"].values())))
     return groups
+
+
+def curved(images: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The images whose insertion and deletion curves a faithfulness check computed, by name."""
+    return sorted(
+        (image for image in images if image["insertion_curve"] is not None),
+        key=lambda image: image["path"],
+    )
+
+
+def median_curved(images: Sequence[dict[str, Any]]) -> str | None:
+    """The curved image a report shows first: the one with the median insertion AUC (of an
+    even number, the lower middle one; ties by name); None without curves."""
+    ranked = sorted(curved(images), key=lambda image: (image["insertion_auc"], image["path"]))
+    return ranked[(len(ranked) - 1) // 2]["path"] if ranked else None
+
+
+def auc_groups(images: Sequence[dict[str, Any]], prefix: str = "") -> list[Group]:
+    """The insertion and deletion AUC of the curved images, a group each (labels after
+    ``prefix``); none without curves."""
+    shown = curved(images)
+    if not shown:
+        return []
+    return [
+        (f"{prefix}{what} AUC", [image[f"{what}_auc"] for image in shown])
+        for what in ("insertion", "deletion")
+    ]
 
 
 def gallery(
