@@ -20,6 +20,7 @@ from pytest_mps.report.selection import (
     disagreements,
     distribution_groups,
     gallery,
+    invariance_galleries,
     median_curved,
     pair_matrix,
 )
@@ -122,6 +123,7 @@ def _audit_view(audit: dict[str, Any], model_name: str | None = None) -> dict[st
         "disjoint": disjoint_text(images, audit["config"]),
         "faithfulness": faithfulness_text(images),
         "invariance": headlines_text(audit["invariance"]),
+        "moved": invariance_galleries(audit["invariance"], images),
         "curved": curved(images),
         "first_curved": median_curved(images),
         "auc_plot": _auc_plot(auc_groups(images), f"Insertion and deletion AUC of {audit['name']}"),
