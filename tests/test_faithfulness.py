@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import jsonschema
 import numpy as np
 import pytest
-from support import FASHION, PlainModel, spot_detector, spot_image
+from support import FASHION, PlainModel, faithful_audit, spot_detector, spot_image
 
 from pytest_mps import Engine
 from pytest_mps.audit.audit import Audit, MPSCheckFailed
 from pytest_mps.audit.payload import audit_entry
-from pytest_mps.audit.records import ImageRecord
 from pytest_mps.audit.spec import load_audit_spec
 from pytest_mps.cli import main
 from pytest_mps.engine.curves import Curving
@@ -127,38 +125,6 @@ def test_explain_analyse_adds_both_areas_to_each_record(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ the check
-
-
-def faithful_audit(areas: dict[str, tuple[float, float]]) -> Audit:
-    """An audit whose fake engine results have the given (insertion, deletion) areas, each
-    costing 40 evaluations the first time."""
-
-    def result(pair):
-        found = SimpleNamespace(
-            curving=SimpleNamespace(queries=0), location=SimpleNamespace(queries=0)
-        )
-
-        def curves(steps):
-            found.curving.queries = 2 * steps
-            flat = [np.full(steps + 1, area) for area in pair]  # a flat curve has its area
-            return SimpleNamespace(
-                insertion_auc=pair[0], deletion_auc=pair[1], insertion=flat[0], deletion=flat[1]
-            )
-
-        found.curves = curves
-        return found
-
-    records = [
-        ImageRecord(
-            path=f"img/{name}", target=1, target_label="cat", label=None, correct=None,
-            ratio=0.1, pixels=10, target_confidence=0.9, mps_confidence=0.8, queries=40,
-            seconds=0.1, default_class=False, sufficient=True, margin=1.0,
-        )
-        for name in areas
-    ]  # fmt: skip
-    results = {f"img/{name}": result(pair) for name, pair in areas.items()}
-    settings = {"engine_version": "0.1.0", "seed": 0, "preset": "default", "baseline": "zero"}
-    return Audit("release", "model.onnx", "a" * 64, "CPU", settings, records, results)
 
 
 AREAS = {"a.jpg": (0.8, 0.1), "b.jpg": (0.3, 0.5), "c.jpg": (0.6, 0.2), "d.jpg": (0.7, 0.4)}
