@@ -243,10 +243,18 @@ def test_a_yaml_comparison_runs_the_check_on_the_model_it_names(project):
         compare="models: {a: model.onnx, b: same.onnx}\nimages: data\nchecks:\n"
         "  - faithfulness: {model: b, max_median_deletion: 1.0, steps: 2}\n",
     )
-    result = project.runpytest_inprocess("-rA")
+    result = project.runpytest_inprocess("-rA", "--mps-report", "report")
     result.assert_outcomes(passed=1)
     assert "PASSED compare.mps.yaml::faithfulness[b]" in result.stdout.str()
     assert "faithfulness[a]" not in result.stdout.str()
+    page = (project.path / "report" / "index.html").read_text(encoding="utf-8")
+    comparison = page.split('<section class="audit comparison"')[1].split("</section>")[0]
+    assert comparison.count('alt="insertion and deletion AUC distribution per model of') == 1
+    audits = {
+        section.split("<h2>")[1].split(":")[0]: section.split("</section>")[0]
+        for section in page.split('<section class="audit"')[1:]
+    }
+    assert "curve-pick" in audits["b"] and "curve-pick" not in audits["a"]
 
 
 def test_explain_analyse_refuses_ray_before_any_work(capsys):
