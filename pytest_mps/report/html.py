@@ -106,7 +106,8 @@ def _audit_view(audit: dict[str, Any], model_name: str | None = None) -> dict[st
     """What the page shows of an audit; headed ``name: model on images`` where a comparison's
     ``models:`` named its model."""
     images = audit["images"]
-    title = f"MPS ratio of {model_name or audit['model']['path']}"
+    model = model_name or audit["model"]["path"]
+    title = f"MPS ratio of {model}"
     return {
         **audit,
         "name": f"{model_name}: {audit['name']}" if model_name else audit["name"],
@@ -123,10 +124,10 @@ def _audit_view(audit: dict[str, Any], model_name: str | None = None) -> dict[st
         "disjoint": disjoint_text(images, audit["config"]),
         "faithfulness": faithfulness_text(images),
         "invariance": headlines_text(audit["invariance"]),
-        "moved": invariance_galleries(audit["invariance"], images),
+        "invariance_galleries": invariance_galleries(audit["invariance"], images),
         "curved": curved(images),
         "first_curved": median_curved(images),
-        "auc_plot": _auc_plot(auc_groups(images), f"Insertion and deletion AUC of {audit['name']}"),
+        "auc_plot": _auc_plot(auc_groups(images), f"Insertion and deletion AUC of {model}"),
     }
 
 
