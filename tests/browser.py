@@ -115,6 +115,11 @@ def assert_renders(page: Path) -> PageCheck:
     return check
 
 
+def dump_dom(page: Path) -> str:
+    """The DOM of ``page`` (from disk) after its scripts ran, as headless chromium serialises it."""
+    return _run(["--dump-dom", "--virtual-time-budget=10000", page.resolve().as_uri()])
+
+
 def screenshot(page: Path, target: Path) -> Path:
     """Save a PNG screenshot of ``page`` at the top of a 1400 x 2400 window."""
     target = target.resolve()

@@ -335,3 +335,38 @@ def report_document(*audits) -> dict:
         "audits": entries, "comparisons": [],
     }  # fmt: skip
     return build_document([payload], session_info("cpu"))
+
+
+def faithful_audit(areas: dict[str, tuple[float, float]]):
+    """An audit named "release" of images ``img/<name>`` whose fake engine results have the
+    given (insertion, deletion) areas (flat curves), each costing 40 evaluations the first
+    time."""
+    from pytest_mps.audit.audit import Audit
+    from pytest_mps.audit.records import ImageRecord
+
+    def result(pair):
+        found = SimpleNamespace(
+            curving=SimpleNamespace(queries=0), location=SimpleNamespace(queries=0)
+        )
+
+        def curves(steps):
+            found.curving.queries = 2 * steps
+            flat = [np.full(steps + 1, area) for area in pair]  # a flat curve has its area
+            return SimpleNamespace(
+                insertion_auc=pair[0], deletion_auc=pair[1], insertion=flat[0], deletion=flat[1]
+            )
+
+        found.curves = curves
+        return found
+
+    records = [
+        ImageRecord(
+            path=f"img/{name}", target=1, target_label="cat", label=None, correct=None,
+            ratio=0.1, pixels=10, target_confidence=0.9, mps_confidence=0.8, queries=40,
+            seconds=0.1, default_class=False, sufficient=True, margin=1.0,
+        )
+        for name in areas
+    ]  # fmt: skip
+    results = {f"img/{name}": result(pair) for name, pair in areas.items()}
+    settings = {"engine_version": "0.1.0", "seed": 0, "preset": "default", "baseline": "zero"}
+    return Audit("release", "model.onnx", "a" * 64, "CPU", settings, records, results)

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import jsonschema
 import numpy as np
 import pytest
-from support import FASHION, PlainModel, spot_detector, spot_image
+from support import FASHION, PlainModel, faithful_audit, spot_detector, spot_image
 
 from pytest_mps import Engine
 from pytest_mps.audit.audit import Audit, MPSCheckFailed
 from pytest_mps.audit.payload import audit_entry
-from pytest_mps.audit.records import ImageRecord
 from pytest_mps.audit.spec import load_audit_spec
 from pytest_mps.cli import main
 from pytest_mps.engine.curves import Curving
@@ -129,35 +127,6 @@ def test_explain_analyse_adds_both_areas_to_each_record(tmp_path, capsys):
 # ------------------------------------------------------------------ the check
 
 
-def faithful_audit(areas: dict[str, tuple[float, float]]) -> Audit:
-    """An audit whose fake engine results have the given (insertion, deletion) areas, each
-    costing 40 evaluations the first time."""
-
-    def result(pair):
-        found = SimpleNamespace(
-            curving=SimpleNamespace(queries=0), location=SimpleNamespace(queries=0)
-        )
-
-        def curves(steps):
-            found.curving.queries = 2 * steps
-            return SimpleNamespace(insertion_auc=pair[0], deletion_auc=pair[1])
-
-        found.curves = curves
-        return found
-
-    records = [
-        ImageRecord(
-            path=f"img/{name}", target=1, target_label="cat", label=None, correct=None,
-            ratio=0.1, pixels=10, target_confidence=0.9, mps_confidence=0.8, queries=40,
-            seconds=0.1, default_class=False, sufficient=True, margin=1.0,
-        )
-        for name in areas
-    ]  # fmt: skip
-    results = {f"img/{name}": result(pair) for name, pair in areas.items()}
-    settings = {"engine_version": "0.1.0", "seed": 0, "preset": "default", "baseline": "zero"}
-    return Audit("release", "model.onnx", "a" * 64, "CPU", settings, records, results)
-
-
 AREAS = {"a.jpg": (0.8, 0.1), "b.jpg": (0.3, 0.5), "c.jpg": (0.6, 0.2), "d.jpg": (0.7, 0.4)}
 
 
@@ -171,7 +140,12 @@ def test_faithfulness_passes_within_its_bounds_and_reports_the_medians():
         "faithfulness: median insertion AUC 0.650, at least the 0.6 required; median deletion "
         "AUC 0.300, within the 0.35 allowed (n=4)."
     )
-    assert outcome.annotations["img/b.jpg"] == {"insertion_auc": 0.3, "deletion_auc": 0.5}
+    assert outcome.annotations["img/b.jpg"] == {
+        "insertion_auc": 0.3,
+        "deletion_auc": 0.5,
+        "insertion_curve": [0.3] * 21,
+        "deletion_curve": [0.5] * 21,
+    }
 
 
 def test_faithfulness_fails_naming_the_least_faithful_images_first():
@@ -221,7 +195,7 @@ def test_the_reports_show_the_areas_where_computed(tmp_path):
     jsonschema.validate(plain, schema())
     assert "AUC" not in render_summary(plain["audits"], plain["session"], width=400)
     assert "AUC" not in markdown_summary(plain["audits"])
-    assert "AUC" not in render_html(plain, tmp_path, tmp_path)
+    assert "AUC" not in render_html(plain, tmp_path, tmp_path).split("<script>")[0]
     audit = faithful_audit(AREAS)
     audit.check_faithfulness(min_median_insertion=0.5)
     report = document(audit)
@@ -269,10 +243,18 @@ def test_a_yaml_comparison_runs_the_check_on_the_model_it_names(project):
         compare="models: {a: model.onnx, b: same.onnx}\nimages: data\nchecks:\n"
         "  - faithfulness: {model: b, max_median_deletion: 1.0, steps: 2}\n",
     )
-    result = project.runpytest_inprocess("-rA")
+    result = project.runpytest_inprocess("-rA", "--mps-report", "report")
     result.assert_outcomes(passed=1)
     assert "PASSED compare.mps.yaml::faithfulness[b]" in result.stdout.str()
     assert "faithfulness[a]" not in result.stdout.str()
+    page = (project.path / "report" / "index.html").read_text(encoding="utf-8")
+    comparison = page.split('<section class="audit comparison"')[1].split("</section>")[0]
+    assert comparison.count('alt="insertion and deletion AUC distribution per model of') == 1
+    audits = {
+        section.split("<h2>")[1].split(":")[0]: section.split("</section>")[0]
+        for section in page.split('<section class="audit"')[1:]
+    }
+    assert "curve-pick" in audits["b"] and "curve-pick" not in audits["a"]
 
 
 def test_explain_analyse_refuses_ray_before_any_work(capsys):

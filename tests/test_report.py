@@ -106,7 +106,7 @@ def load(path: Path) -> dict:
 def test_json_report_follows_its_schema(gate):
     report = load(gate / "report" / "mps-report.json")
     jsonschema.validate(report, schema())
-    assert report["format"] == "pytest-mps-report" and report["version"] == 6
+    assert report["format"] == "pytest-mps-report" and report["version"] == 7
     assert (
         report["audits"][0]["engine_version"] == ENGINE_VERSION
     )  # the engine's, not the package's

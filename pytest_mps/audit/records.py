@@ -179,7 +179,7 @@ class NoImages(Figures):
 class Judged:
     """A check's decision, the typed outcome the message is made from: whether it passed,
     its measured `Figures`, the images it names, its test statistics, and what it adds to the
-    report beyond its entry (`CheckOutcome.annotations`, ``contributes``)."""
+    report beyond its entry (`CheckOutcome.annotations`, ``contributes``, ``drawn``)."""
 
     passed: bool
     figures: Figures
@@ -187,6 +187,7 @@ class Judged:
     statistics: dict[str, Any] = field(default_factory=dict)
     annotations: dict[str, dict[str, Any]] = field(default_factory=dict)
     contributes: dict[str, Any] = field(default_factory=dict)
+    drawn: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -197,7 +198,9 @@ class CheckOutcome:
     A check may add to the report beyond its own entry (not part of that entry): ``annotations``
     sets fields of the image entries it speaks of (image name -> fields, the check declaring
     their defaults in ``image_fields``), ``contributes`` fields of the audit's entry (declared
-    in ``entry_fields``); the latest outcome that gives one wins.
+    in ``entry_fields``); the latest outcome that gives one wins. ``drawn`` holds results the
+    check computed whose MPS the report draws among an image's pictures ((the image's record
+    path, the picture's kind) -> an engine result); it stays in this process, never serialised.
     """
 
     check: str
@@ -209,6 +212,7 @@ class CheckOutcome:
     images: list[str] = field(default_factory=list)
     annotations: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
     contributes: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    drawn: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(
@@ -225,6 +229,7 @@ class CheckOutcome:
             judged.images,
             judged.annotations,
             judged.contributes,
+            judged.drawn,
         )
 
     def as_dict(self) -> dict[str, Any]:

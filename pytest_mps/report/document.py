@@ -20,8 +20,10 @@ FORMAT = "pytest-mps-report"
 # margin, fragile, grain and why_not_minimal; 4: each audit's engine_version; 5: each image's
 # redundancy, redundancy_stopped, set_pixels and necessary (the disjoint sufficient sets); 6:
 # each image's insertion_auc and deletion_auc (a faithfulness check's curves), and each audit's
-# invariance (the invariance checks' medians per transform).
-VERSION = 6
+# invariance (the invariance checks' medians per transform); 7: each image's insertion_curve and
+# deletion_curve, and in each audit's invariance the images that moved most and those whose
+# class changed (the HTML's curves and invariance gallery).
+VERSION = 7
 # Comparisons came later within version 2: a report without them is still read (none ran).
 JSON_NAME = "mps-report.json"
 HTML_NAME = "index.html"

@@ -14,10 +14,14 @@ from pytest_mps.audit.checks.localisation import localisation_text
 from pytest_mps.audit.text import percent
 from pytest_mps.report.plots import distribution_png
 from pytest_mps.report.selection import (
+    auc_groups,
+    curved,
     disagreement,
     disagreements,
     distribution_groups,
     gallery,
+    invariance_galleries,
+    median_curved,
     pair_matrix,
 )
 from pytest_mps.report.summary import (
@@ -31,6 +35,7 @@ from pytest_mps.report.summary import (
 )
 
 TEMPLATES = Path(__file__).with_name("templates")
+AUC_AXIS = "area under the curve (target probability over the share revealed or hidden)"
 # A comparison's models x models tables, as the study gives them: (title, pair figure), each
 # on the location regions (the figure with a ``region_`` prefix) and on the MPS masks.
 MATRICES = (("Mean Dice", "mean_dice"), ("Median Hausdorff (px)", "median_hausdorff"))
@@ -101,7 +106,8 @@ def _audit_view(audit: dict[str, Any], model_name: str | None = None) -> dict[st
     """What the page shows of an audit; headed ``name: model on images`` where a comparison's
     ``models:`` named its model."""
     images = audit["images"]
-    title = f"MPS ratio of {model_name or audit['model']['path']}"
+    model = model_name or audit["model"]["path"]
+    title = f"MPS ratio of {model}"
     return {
         **audit,
         "name": f"{model_name}: {audit['name']}" if model_name else audit["name"],
@@ -118,7 +124,16 @@ def _audit_view(audit: dict[str, Any], model_name: str | None = None) -> dict[st
         "disjoint": disjoint_text(images, audit["config"]),
         "faithfulness": faithfulness_text(images),
         "invariance": headlines_text(audit["invariance"]),
+        "invariance_galleries": invariance_galleries(audit["invariance"], images),
+        "curved": curved(images),
+        "first_curved": median_curved(images),
+        "auc_plot": _auc_plot(auc_groups(images), f"Insertion and deletion AUC of {model}"),
     }
+
+
+def _auc_plot(groups: list[tuple[str, list[float]]], title: str) -> str | None:
+    """The AUC distributions of ``groups`` (`auc_groups`) as a data URI; None without any."""
+    return png_data_uri(distribution_png(groups, title, AUC_AXIS)) if groups else None
 
 
 def _comparison_view(
@@ -141,6 +156,14 @@ def _comparison_view(
         "by_model": by_model,
         "share": share,
         "plot": _models_plot(by_model),
+        "auc_plot": _auc_plot(
+            [
+                group
+                for name, images in by_model.items()
+                for group in auc_groups(list(images.values()), f"{name}: ")
+            ],
+            "Insertion and deletion AUC per model",
+        ),
         "matrices": [
             {"title": f"{title}, {on}", "rows": pair_matrix(comparison, prefix + figure)}
             for title, figure in MATRICES

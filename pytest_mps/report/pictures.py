@@ -43,13 +43,8 @@ def render_pictures(explanation: Any, object_mask: np.ndarray | None = None) -> 
     location estimate as the checks read it (model grid, at its reading scale), its location
     region (the top `REGION_SHARE`) outlined; with the image's ``object_mask`` (original grid),
     the object's outline is drawn on the overlay and the heat map."""
-    photo = load_image(explanation.image, "RGB")
-    size = display_size(photo.size)
-    shown = photo.resize(size, _resample(photo.size, size))
-    sets = [found.original_mask for found in getattr(explanation, "explanations", ())]
-    masked = (
-        sets_overlay(shown, sets) if len(sets) > 1 else overlay(shown, explanation.original_mask)
-    )
+    shown = _photo(explanation)
+    masked = mps_picture(explanation, shown)
     estimate = explanation.responsibility
     heat = heatmap(estimate)
     if estimate.max() > 0:  # an empty MPS has no location
@@ -61,9 +56,27 @@ def render_pictures(explanation: Any, object_mask: np.ndarray | None = None) -> 
     return {"original": _png(shown), "overlay": _png(masked), "heatmap": _png(heat)}
 
 
+def mps_picture(explanation: Any, shown: Image.Image | None = None) -> Image.Image:
+    """The MPS of ``explanation`` on its photo (``shown``: the photo at display size, read
+    from the explanation's image without it): `overlay`, or `sets_overlay` for several sets."""
+    shown = _photo(explanation) if shown is None else shown
+    sets = [found.original_mask for found in getattr(explanation, "explanations", ())]
+    if len(sets) > 1:
+        return sets_overlay(shown, sets)
+    return overlay(shown, explanation.original_mask)
+
+
+def _photo(explanation: Any) -> Image.Image:
+    """The explanation's image, in RGB at its `display_size`."""
+    photo = load_image(explanation.image, "RGB")
+    size = display_size(photo.size)
+    return photo.resize(size, _resample(photo.size, size))
+
+
 def write_pictures(audit: Any, folder: Path) -> dict[str, dict[str, str]]:
-    """Write every image's pictures under ``folder/pictures``; returns, per record path, the
-    pictures' paths relative to ``folder``.
+    """Write every image's pictures under ``folder/pictures``, and the MPS its checks computed
+    for it that they ask to be drawn (`CheckOutcome.drawn`, by their kind); returns, per record
+    path, the pictures' paths relative to ``folder``.
 
     Names carry the image, the model and a hash of the bytes (outline included): a new run
     never overwrites a picture that the previous report still shows.
@@ -77,15 +90,28 @@ def write_pictures(audit: Any, folder: Path) -> dict[str, dict[str, str]]:
         image = _slug(str(Path(record.path).with_suffix("")))
         paths = {}
         pictures = render_pictures(explanation, audit.object_masks.get(record.path))
+        pictures |= {kind: _png(mps_picture(drawn)) for kind, drawn in _drawn(audit, record.path)}
         for kind, data in pictures.items():
             digest = hashlib.sha256(data).hexdigest()[:10]
-            relative = f"{FOLDER}/{model}/{image}.{kind}.{digest}.png"
+            relative = f"{FOLDER}/{model}/{image}.{_slug(kind)}.{digest}.png"
             target = folder / relative
             if not target.exists():  # same name, same bytes: another worker already wrote it
                 write_bytes_atomic(target, data)
             paths[kind] = relative
         written[record.path] = paths
     return written
+
+
+def _drawn(audit: Any, path: str) -> list[tuple[str, Any]]:
+    """The results the audit's checks ask to be drawn among the pictures of image ``path``,
+    with their kinds (the latest check's of a kind wins)."""
+    found = {
+        kind: result
+        for outcome in audit.outcomes
+        for (image, kind), result in outcome.drawn.items()
+        if image == path
+    }
+    return list(found.items())
 
 
 def display_size(size: tuple[int, int]) -> tuple[int, int]:

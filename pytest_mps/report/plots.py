@@ -1,4 +1,5 @@
-"""Distribution plots of MPS ratios (matplotlib, Agg, no global pyplot state) as PNG bytes."""
+"""Distribution plots of MPS ratios and other figures (matplotlib, Agg, no global pyplot state)
+as PNG bytes."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-Group = tuple[str, Sequence[float]]  # (label, ratios)
+Group = tuple[str, Sequence[float]]  # (label, values: MPS ratios unless the plot says)
 LOG_SPAN = 20.0  # a log axis once the largest ratio is this many times the smallest
 COLOURS = ("#3b6ea8", "#c8553d", "#6a994e", "#8e6c8a", "#d4a017", "#4d908e")
 
 
-def distribution_png(groups: Sequence[Group], title: str) -> bytes:
-    """A horizontal box plot per group with every image as a jittered dot; PNG bytes."""
+def distribution_png(groups: Sequence[Group], title: str, share: str | None = None) -> bytes:
+    """A horizontal box plot per group with every image as a jittered dot; PNG bytes. The
+    values are MPS ratios, or with ``share`` (the axis's label) figures from 0 to 1."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -40,7 +42,11 @@ def distribution_png(groups: Sequence[Group], title: str) -> bytes:
         axes.scatter(values, row + jitter, s=14, color=colour, alpha=0.55, linewidths=0)
     axes.set_yticks(range(len(shown)), [f"{label} (n={v.size})" for label, v in shown])
     axes.set_ylim(max(len(shown), 1) - 0.4, -0.6)  # first group on top
-    _ratio_axis(axes, [v for _, v in shown])
+    if share is None:
+        _ratio_axis(axes, [v for _, v in shown])
+    else:
+        axes.set_xlabel(share)
+        axes.set_xlim(-0.02, 1.02)
     axes.set_title(title, loc="left", fontsize=10)
     axes.grid(axis="x", alpha=0.3)
     figure.tight_layout()

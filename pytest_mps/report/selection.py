@@ -1,11 +1,13 @@
-"""What the reports show of an audit (the ratio groups of its plot, its gallery's images) and of
-a comparison (its pair matrices, the images its models disagree on most)."""
+"""What the reports show of an audit (the ratio groups of its plot, its gallery's images, the
+images whose curves it computed, those its invariance checks moved most) and of a comparison
+(its pair matrices, the images its models disagree on most)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from pytest_mps.audit.checks.invariance import transformed_kind
 from pytest_mps.report.plots import Group
 
 GALLERY_EACH = 4  # smallest and largest MPS images shown in a gallery
@@ -29,6 +31,53 @@ def distribution_groups(
     if baseline:
         groups.append(("baseline", list(baseline["ratios"].values())))
     return groups
+
+
+def curved(images: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The images whose insertion and deletion curves a faithfulness check computed, by name."""
+    return sorted(
+        (image for image in images if image["insertion_curve"] is not None),
+        key=lambda image: image["path"],
+    )
+
+
+def median_curved(images: Sequence[dict[str, Any]]) -> str | None:
+    """The curved image a report shows first: the one with the median insertion AUC (of an
+    even number, the lower middle one; ties by name); None without curves."""
+    ranked = sorted(curved(images), key=lambda image: (image["insertion_auc"], image["path"]))
+    return ranked[(len(ranked) - 1) // 2]["path"] if ranked else None
+
+
+def auc_groups(images: Sequence[dict[str, Any]], prefix: str = "") -> list[Group]:
+    """The insertion and deletion AUC of the curved images, a group each (labels after
+    ``prefix``); none without curves."""
+    shown = curved(images)
+    if not shown:
+        return []
+    return [
+        (f"{prefix}{what} AUC", [image[f"{what}_auc"] for image in shown])
+        for what in ("insertion", "deletion")
+    ]
+
+
+def invariance_galleries(
+    entries: Sequence[dict[str, Any]], images: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per transform of the audit entry's ``invariance``: the images that moved most, in the
+    check's order, each with its figures and its two pictures (``mps``: its own MPS;
+    ``transformed``: its MPS under the transform, in the transformed frame; None where the
+    report has no pictures), and the images whose class changed."""
+    by_path = {image["path"]: image for image in images}
+    shown = []
+    for entry in entries:
+        kind = transformed_kind(entry["transform"])
+        moved = []
+        for row in entry["moved"]:
+            pictures = by_path[row["image"]]["pictures"] or {}
+            pair = (pictures.get("overlay"), pictures.get(kind))
+            moved.append({**row, "pictures": pair if None not in pair else None})
+        shown.append({**entry, "moved": moved})
+    return shown
 
 
 def gallery(

@@ -89,7 +89,7 @@ def _merge_audit(current: dict[str, Any], other: dict[str, Any]) -> None:
     """A process's entry of an audit into ``current`` (which starts with no checks and the
     checks' defaults): its new checks (a check run by several tests: once), and what its
     checks added (lists joined, new items only; else the first given; an image's notes where
-    it has some)."""
+    it has some, its pictures that ``current`` lacks: another process's checks drew them)."""
     _extend_new(current["checks"], other["checks"])
     for key, default in registry.entry_fields().items():
         if isinstance(default, list):
@@ -103,6 +103,8 @@ def _merge_audit(current: dict[str, Any], other: dict[str, Any]) -> None:
     for image, theirs in zip(current["images"], other["images"], strict=True):
         noted = {key: theirs[key] for key, default in defaults.items() if theirs[key] != default}
         image.update(noted)
+        if image.get("pictures") is not None and theirs.get("pictures") is not None:
+            image["pictures"] = {**theirs["pictures"], **image["pictures"]}
 
 
 def merge_comparison_reports(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:

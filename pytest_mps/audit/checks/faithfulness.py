@@ -22,12 +22,15 @@ class Faithfulness(Check):
     their insertion and deletion curves (`Explanation.curves` in ``steps`` equal shares; each
     area in [0, 1]): ``min_median_insertion`` (at least) and ``max_median_deletion`` (at
     most). The curves cost 2 * steps model evaluations per image (and the location estimate,
-    where the search did not make it), counted in ``evaluations``; each image's areas go into
-    its report entry. A failure names the least faithful images first: the lowest insertion
-    area, or the highest deletion area, by the bound broken."""
+    where the search did not make it), counted in ``evaluations``; each image's areas and
+    curves (the probabilities, ``steps + 1`` each) go into its report entry. A failure names
+    the least faithful images first: the lowest insertion area, or the highest deletion area,
+    by the bound broken."""
 
     name: ClassVar[str] = "faithfulness"
-    image_fields: ClassVar[dict[str, Any]] = {"insertion_auc": None, "deletion_auc": None}
+    image_fields: ClassVar[dict[str, Any]] = dict.fromkeys(
+        ("insertion_auc", "deletion_auc", "insertion_curve", "deletion_curve")
+    )
     min_median_insertion: float | None = None
     max_median_deletion: float | None = None
     steps: int = CURVE_STEPS
@@ -44,7 +47,8 @@ class Faithfulness(Check):
             )
 
     def judge(self, audit: Audit) -> Judged:
-        areas, spent = self.areas(audit)
+        curves, spent = self.curves(audit)
+        areas = {name: (c.insertion_auc, c.deletion_auc) for name, c in curves.items()}
         insertion = float(np.median([a[0] for a in areas.values()]))
         deletion = float(np.median([a[1] for a in areas.values()]))
         low = self.min_median_insertion is not None and insertion < self.min_median_insertion
@@ -55,23 +59,19 @@ class Faithfulness(Check):
             named = sorted(areas, key=lambda name: (-areas[name][1], name))[:SHOWN] if high else []
         details = tuple(f"{areas[n][0]:.2f}/{areas[n][1]:.2f}" for n in named)
         found = Faithful(len(areas), insertion, deletion, spent, low, high, details)
-        annotations = {
-            name: {"insertion_auc": pair[0], "deletion_auc": pair[1]}
-            for name, pair in areas.items()
-        }
+        annotations = {name: _annotation(each) for name, each in curves.items()}
         return Judged(not (low or high), found, named, annotations=annotations)
 
-    def areas(self, audit: Audit) -> tuple[dict[str, tuple[float, float]], int]:
-        """Each image's insertion and deletion areas by name, and the model evaluations asking
-        for them cost (none for curves the engine's results already hold)."""
+    def curves(self, audit: Audit) -> tuple[dict[str, Any], int]:
+        """Each image's `Curves` by name, and the model evaluations asking for them cost
+        (none for curves the engine's results already hold)."""
         found, spent = {}, 0
         for record in audit.records:
             need = "the curves need each image's location estimate and model"
             explanation = engine_result(audit, record, self.name, need)
             before = _spent(explanation)
-            curves = explanation.curves(self.steps)
+            found[audit.name_of(record.path)] = explanation.curves(self.steps)
             spent += _spent(explanation) - before
-            found[audit.name_of(record.path)] = (curves.insertion_auc, curves.deletion_auc)
         return found, spent
 
     def explain(self, judged: Judged) -> str:
@@ -92,6 +92,16 @@ class Faithfulness(Check):
         return bounds_message(
             "faithfulness", problems, fine, found.n, heading, judged.images, found.details
         )
+
+
+def _annotation(curves: Any) -> dict[str, Any]:
+    """An image's report fields of its `Curves`: both areas and both curves' probabilities."""
+    return {
+        "insertion_auc": curves.insertion_auc,
+        "deletion_auc": curves.deletion_auc,
+        "insertion_curve": [float(p) for p in curves.insertion],
+        "deletion_curve": [float(p) for p in curves.deletion],
+    }
 
 
 def _spent(explanation: Any) -> int:

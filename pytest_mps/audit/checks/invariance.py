@@ -22,6 +22,15 @@ from pytest_mps.audit.stats.location import REGION_SHARE, dice, top_region
 from pytest_mps.audit.text import SHOWN, listing, percent
 
 EPS = 1e-9  # the smallest original ratio a relative change divides by
+# What the audit entry shows of the images that moved most, and of those whose class changed.
+MOVED_FIELDS = ("image", "size_change", "location_dice")
+CHANGE_FIELDS = ("image", "target", "target_label", "transformed_target", "transformed_label")
+
+
+def transformed_kind(transform: str) -> str:
+    """The picture kind of an image's MPS under ``transform`` (`transforms.describe`'s text),
+    drawn in the transformed image's frame beside its own pictures."""
+    return f"transformed: {transform}"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -36,7 +45,9 @@ class Invariance(Check):
     accuracy finding, not a size one), those with an empty MPS either way counted apart; both
     are left out of the figures. The transformed images' MPS cost model evaluations, counted in
     the run's ``evaluations``; ``queries`` here is what they took, whenever computed (like an
-    audit's ``queries``; ``cached``: how many came from the cache)."""
+    audit's ``queries``; ``cached``: how many came from the cache). The audit's entry names
+    the images that moved most (those the message names, in its order) and those whose class
+    changed; the report draws each moved image's transformed MPS (``drawn``)."""
 
     name: ClassVar[str] = "invariance"
     entry_fields: ClassVar[dict[str, Any]] = {"invariance": []}
@@ -83,7 +94,10 @@ class Invariance(Check):
         found = dataclasses.replace(found, broken=broken)
         passed = not broken and found.compared > 0
         named = [name for name, _ in found.moved[:SHOWN]] if broken else []
-        return Judged(passed, found, named, contributes={"invariance": self._entry(audit, found)})
+        contributes = {"invariance": self._entry(audit, found)}
+        return Judged(
+            passed, found, named, contributes=contributes, drawn=drawn(audit, changed, found)
+        )
 
     def compare(
         self,
@@ -99,7 +113,9 @@ class Invariance(Check):
         row: dict[str, Any] = {
             "image": audit.name_of(original.path),
             "target": original.target,
+            "target_label": original.target_label,
             "transformed_target": moved.target,
+            "transformed_label": moved.target_label,
             "size_change": None,
             "location_dice": None,
         }
@@ -178,10 +194,14 @@ class Moved(Figures):
     broken: tuple[str, ...] = ()
 
     def headline(self) -> dict[str, Any]:
-        """The medians the audit's entry and the summaries show."""
+        """The medians the audit's entry and the summaries show, the images that moved most
+        (as many as the message names) and those whose class changed."""
         keys = ("transform", "n", "compared", "median_size_change", "median_location_dice")
+        rows = {row["image"]: row for row in self.images}
         return {key: getattr(self, key) for key in keys} | {
-            "class_changed": len(self.class_changed)
+            "class_changed": len(self.class_changed),
+            "moved": [_fields(rows[name], MOVED_FIELDS) for name, _ in self.moved[:SHOWN]],
+            "class_changes": [_fields(rows[name], CHANGE_FIELDS) for name in self.class_changed],
         }
 
     def figures_text(self) -> str:
@@ -197,6 +217,22 @@ class Moved(Figures):
             f"class, {self.empty} with an empty MPS either way; the transformed images' MPS "
             f"took {self.queries} evaluations ({self.cached} images from the cache)"
         )
+
+
+def _fields(row: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    return {key: row[key] for key in keys}
+
+
+def drawn(audit: Audit, changed: Any, found: Moved) -> dict[tuple[str, str], Any]:
+    """The transformed results of the images that moved most (``changed``: the transformed
+    images' audit), by (the original's record path, `transformed_kind`)."""
+    shown = {name for name, _ in found.moved[:SHOWN]}
+    kind = transformed_kind(found.transform)
+    return {
+        (original.path, kind): changed.explanations[moved.path]
+        for original, moved in zip(audit.records, changed.records, strict=True)
+        if audit.name_of(original.path) in shown
+    }
 
 
 def summarise(rows: list[dict[str, Any]], described: str, changed: Any) -> Moved:
