@@ -266,6 +266,9 @@ def measure(name: str, opts: argparse.Namespace, sets: dict[str, list[Path]], tr
         row[f"{kind}_auc"] = roc_auc(planted, clean)
     flags = [{path for path, v in found.items() if v <= alpha} for _, found in by_seed]
     row["jaccard"] = min((jaccard(a, b) for a, b in itertools.combinations(flags, 2)), default=None)
+    # A size pruning's budget cut short is never flagged as large: how many of each set.
+    unfinished = {r.path for r in records if not r.minimal}
+    row["not_minimal"] = {k: sum(str(p) in unfinished for p in v) for k, v in sets.items()}
     sizes = {r.path: r.ratio for r in records}
     row["median_ratio_clean"] = float(np.median([sizes[str(path)] for path in sets["clean"]]))
     row["median_ratio_contrast"] = float(np.median([sizes[str(path)] for path in sets["contrast"]]))
