@@ -13,9 +13,9 @@ LOG_SPAN = 20.0  # a log axis once the largest ratio is this many times the smal
 COLOURS = ("#3b6ea8", "#c8553d", "#6a994e", "#8e6c8a", "#d4a017", "#4d908e")
 
 
-def distribution_png(groups: Sequence[Group], title: str, share: str | None = None) -> bytes:
+def distribution_png(groups: Sequence[Group], title: str, share_axis: str | None = None) -> bytes:
     """A horizontal box plot per group with every image as a jittered dot; PNG bytes. The
-    values are MPS ratios, or with ``share`` (the axis's label) figures from 0 to 1."""
+    values are MPS ratios, or with ``share_axis`` (the axis's label) shares from 0 to 1."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -42,10 +42,10 @@ def distribution_png(groups: Sequence[Group], title: str, share: str | None = No
         axes.scatter(values, row + jitter, s=14, color=colour, alpha=0.55, linewidths=0)
     axes.set_yticks(range(len(shown)), [f"{label} (n={v.size})" for label, v in shown])
     axes.set_ylim(max(len(shown), 1) - 0.4, -0.6)  # first group on top
-    if share is None:
+    if share_axis is None:
         _ratio_axis(axes, [v for _, v in shown])
     else:
-        axes.set_xlabel(share)
+        axes.set_xlabel(share_axis)
         axes.set_xlim(-0.02, 1.02)
     axes.set_title(title, loc="left", fontsize=10)
     axes.grid(axis="x", alpha=0.3)
