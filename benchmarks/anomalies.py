@@ -56,7 +56,7 @@ from PIL import Image, ImageFilter
 
 from pytest_mps import Engine
 from pytest_mps.audit.audit import Audit
-from pytest_mps.audit.checks.anomalies import ALPHA
+from pytest_mps.audit.checks.anomalies import ALPHA, Anomalies
 from pytest_mps.audit.records import ImageRecord
 
 HERE = Path(__file__).resolve().parent
@@ -223,11 +223,11 @@ def _label(truth: dict[str, int | None], path: str, top1: int) -> int | None:
 
 
 def p_values(records: list[ImageRecord], alpha: float, direction: str) -> dict[str, float]:
-    """Each judged image's p-value from the anomalies check (at ``alpha``; 1 where its MPS is
-    empty), against the reference images' correct ones."""
+    """Each image's p-value from the anomalies check at ``alpha`` (1 where its MPS is empty),
+    against the reference images' correct ones: what the check compares with ``alpha``."""
     audit = Audit("benchmark", "model.onnx", "0" * 64, "CPU", {}, records)
-    outcome = audit.check_anomalies(alpha=alpha, max_fraction=1.0, direction=direction)
-    found = {entry["image"]: entry["p_value"] for entry in outcome.measured["images"]}
+    judged = Anomalies(alpha=alpha, direction=direction).judged_images(audit)
+    found = {entry["image"]: entry["p_value"] for entry in judged or ()}
     return {r.path: found.get(audit.name_of(r.path), 1.0) for r in records}
 
 
@@ -272,7 +272,7 @@ def judged(
 ) -> dict[str, Any]:
     """Recall, AUC and false alarms per set under the first seed, and the flags' Jaccard
     between seeds, with the check's ``direction``."""
-    found = [p_values(records, 0.999999, direction) for records in by_seed]
+    found = [p_values(records, alpha, direction) for records in by_seed]
     p = found[0]
     clean = [p[str(path)] for path in sets["clean"]]
     row: dict[str, Any] = {"direction": direction}

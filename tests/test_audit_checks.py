@@ -13,6 +13,7 @@ import pytest
 
 from pytest_mps.audit.audit import Audit, MPSCheckFailed
 from pytest_mps.audit.baseline import make_baseline, write_baseline
+from pytest_mps.audit.checks.anomalies import Anomalies
 from pytest_mps.audit.checks.registry import make_check
 from pytest_mps.audit.records import CheckOutcome, ImageRecord
 from pytest_mps.errors import MPSInputError
@@ -375,6 +376,30 @@ def test_by_class_where_a_class_has_enough_reference_images(tmp_path):
     fewer = make_audit(tmp_path, [*cats, *dogs[:30], odd])
     judged = fewer.check_anomalies(max_fraction=1.0)
     assert odd not in fewer.flagged and judged.statistics["classes_alone"] == ["cat"]
+
+
+def test_every_image_judged_is_what_the_flags_come_from(tmp_path):
+    """`judged_images` gives every image's p-value under the check's own ``alpha``: the flags
+    are exactly those at most ``alpha``, and a class with too few images for a flag at that
+    ``alpha`` (30 dogs at 0.05) is judged against all, though a larger ``alpha`` would judge it
+    alone (what benchmarks/anomalies.py once got wrong by asking at an alpha near 1)."""
+    cats = [record(tmp_path, f"c{i:02d}.jpg", 0.01 * (1 + i / 100), True) for i in range(60)]
+    dogs = [
+        record(tmp_path, f"d{i:02d}.jpg", 0.1 * (1 + i / 100), True, target=7, target_label="dog")
+        for i in range(30)
+    ]
+    odd = record(tmp_path, "odd.jpg", 0.0125, target=7, target_label="dog")
+    audit = make_audit(tmp_path, [*cats, *dogs, odd])
+    check = Anomalies(max_fraction=1.0)
+    judged = {entry["image"]: entry for entry in check.judged_images(audit)}
+    assert len(judged) == 91
+    assert judged["img/odd.jpg"]["reference"] == "all 90 reference images"
+    outcome = audit.check_anomalies(max_fraction=1.0)
+    flagged = {entry["image"] for entry in outcome.measured["images"]}
+    assert flagged == {name for name, entry in judged.items() if entry["p_value"] <= 0.05}
+    loose = {e["image"]: e for e in Anomalies(alpha=0.5).judged_images(audit)}
+    assert loose["img/odd.jpg"]["reference"] == "the 30 images of class dog"
+    assert Anomalies().judged_images(make_audit(tmp_path, cats[:20])) is None  # too few
 
 
 def test_one_direction_only(tmp_path):

@@ -109,15 +109,15 @@ class Anomalies(Check):
     def judge(self, audit: Audit) -> Judged:
         from pytest_mps.audit import stats  # SciPy: loaded by the first check that runs
 
-        sized = [record for record in audit.records if not record.default_class]
         reference = self._reference(audit)
         need = stats.smallest_reference(self.alpha, self.direction)
         found = Flags(len(audit.records), int(reference.ratios.size), need, reference.described)
-        if reference.ratios.size < need:
+        judged = self.judged_images(audit, reference)
+        if judged is None:
             return Judged(False, found, contributes={"flagged": []})
-        judged = [self._judge_one(audit, record, reference, need) for record in sized]
+        sized = len(judged)
         hits = sorted((j for j in judged if j["p_value"] <= self.alpha), key=_unusual)
-        found = dataclasses.replace(found, hits=hits, empty=len(audit.records) - len(sized))
+        found = dataclasses.replace(found, hits=hits, empty=len(audit.records) - sized)
         statistics = {
             "n_reference": found.n_reference,
             "min_class_reference": need,
@@ -158,6 +158,21 @@ class Anomalies(Check):
                 f" {count_images(found.empty)} with an empty MPS left out (see default_class)."
             )
         return message
+
+    def judged_images(
+        self, audit: Audit, reference: Reference | None = None
+    ) -> list[dict[str, Any]] | None:
+        """Every image with an MPS, judged: its p-value, the way it lies, its class's typical
+        size and what it was judged against (the flags are those at most ``alpha``); None
+        where the reference is too small for any flag at ``alpha``."""
+        from pytest_mps.audit import stats
+
+        reference = reference or self._reference(audit)
+        need = stats.smallest_reference(self.alpha, self.direction)
+        if reference.ratios.size < need:
+            return None
+        sized = [record for record in audit.records if not record.default_class]
+        return [self._judge_one(audit, record, reference, need) for record in sized]
 
     def _judge_one(
         self, audit: Audit, record: ImageRecord, reference: Reference, need: int
