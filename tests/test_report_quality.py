@@ -117,6 +117,22 @@ def test_the_browser_draws_the_chosen_images_curves_with_both_areas(tmp_path):
     assert "insertion AUC 0.600" in drawn and "deletion AUC 0.200" in drawn
 
 
+def test_clicking_an_images_auc_in_the_table_shows_its_curves(tmp_path):
+    """Each AUC in the table of images links to the curve view; a click there (made by a
+    script added to the page, as a reader's would be) draws that image's curves."""
+    audit = faithful_audit(AREAS)
+    audit.check_faithfulness(min_median_insertion=0.5)
+    page = render_html(report_document(audit), tmp_path, tmp_path)
+    links = re.findall(r'<a href="#curves-[^"]+" class="show-curves" data-image="([^"]+)"', page)
+    assert sorted(set(links)) == [f"img/{name}" for name in AREAS]  # both AUCs of each image
+    assert len(links) == 2 * len(AREAS)
+    click = '<script>document.querySelector(\'a.show-curves[data-image="img/b.jpg"]\').click();'
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(page.replace("</body>", click + "</script></body>"), "utf-8")
+    (drawn,) = re.findall(r'<svg class="curve-plot".*?</svg>', dump_dom(clicked), re.S)
+    assert "insertion AUC 0.300" in drawn and "deletion AUC 0.500" in drawn  # b.jpg, not c.jpg
+
+
 def test_the_auc_distributions_show_exactly_in_audits_with_curves(tmp_path):
     curved = faithful_audit(AREAS)
     curved.check_faithfulness(min_median_insertion=0.5)

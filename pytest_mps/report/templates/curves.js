@@ -39,5 +39,12 @@
     var pick = view.querySelector("select.curve-pick"), svg = view.querySelector("svg.curve-plot");
     pick.addEventListener("change", function () { draw(svg, pick.options[pick.selectedIndex]); });
     draw(svg, pick.options[pick.selectedIndex]);
+    // An AUC in the audit's table of images shows that image's curves (the link scrolls up).
+    view.closest("section").querySelectorAll("a.show-curves").forEach(function (link) {
+      link.addEventListener("click", function () {
+        pick.value = link.dataset.image;
+        draw(svg, pick.options[pick.selectedIndex]);
+      });
+    });
   });
 })();
