@@ -126,7 +126,7 @@ def test_clicking_an_images_auc_in_the_table_shows_its_curves(tmp_path):
     links = re.findall(r'<a href="#curves-[^"]+" class="show-curves" data-image="([^"]+)"', page)
     assert sorted(set(links)) == [f"img/{name}" for name in AREAS]  # both AUCs of each image
     assert len(links) == 2 * len(AREAS)
-    click = '<script>document.querySelector(\'a.show-curves[data-image="img/b.jpg"]\').click();'
+    click = "<script>document.querySelector('a.show-curves[data-image=\"img/b.jpg\"]').click();"
     clicked = tmp_path / "clicked.html"
     clicked.write_text(page.replace("</body>", click + "</script></body>"), "utf-8")
     (drawn,) = re.findall(r'<svg class="curve-plot".*?</svg>', dump_dom(clicked), re.S)
