@@ -115,9 +115,8 @@ class Anomalies(Check):
         judged = self.judged_images(audit, reference)
         if judged is None:
             return Judged(False, found, contributes={"flagged": []})
-        sized = len(judged)
         hits = sorted((j for j in judged if j["p_value"] <= self.alpha), key=_unusual)
-        found = dataclasses.replace(found, hits=hits, empty=len(audit.records) - sized)
+        found = dataclasses.replace(found, hits=hits, empty=len(audit.records) - len(judged))
         statistics = {
             "n_reference": found.n_reference,
             "min_class_reference": need,
@@ -167,7 +166,8 @@ class Anomalies(Check):
         where the reference is too small for any flag at ``alpha``."""
         from pytest_mps.audit import stats
 
-        reference = reference or self._reference(audit)
+        if reference is None:
+            reference = self._reference(audit)
         need = stats.smallest_reference(self.alpha, self.direction)
         if reference.ratios.size < need:
             return None
