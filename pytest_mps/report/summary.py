@@ -241,10 +241,17 @@ def localisation_figures(images: Sequence[dict[str, Any]]) -> dict[str, Any] | N
 
 
 def anomalies_text(audit: dict[str, Any]) -> str:
-    """The flagged images, most unusual first, each with which way and its p-value."""
-    images = {image["path"]: image for image in audit["images"]}
+    """The flagged images, most unusual first, each with its size, which way it is unusual
+    against the typical size it was judged against, and its p-value."""
+    judged = {
+        entry["image"]: entry
+        for check in audit["checks"]
+        if check["check"] == "anomalies"
+        for entry in check["measured"].get("images", ())
+    }  # the last anomalies check's entries win: its flags are the audit's
     flags = [
-        f"{path} ({images[path]['anomaly_direction']}, p={images[path]['anomaly_p_value']:.2g})"
+        f"{path} {ratio_text(judged[path]['ratio'])} ({judged[path]['direction']} than the "
+        f"typical {ratio_text(judged[path]['typical'])}, p={judged[path]['p_value']:.2g})"
         for path in audit["flagged"]
     ]
     return ", ".join(flags) or "none flagged"
