@@ -107,6 +107,8 @@ def test_json_report_follows_its_schema(gate):
     report = load(gate / "report" / "mps-report.json")
     jsonschema.validate(report, schema())
     assert report["format"] == "pytest-mps-report" and report["version"] == 7
+    described = schema()  # names the version it describes
+    assert described["$id"] == "pytest-mps-report-7.json" and "version 7 " in described["title"]
     assert (
         report["audits"][0]["engine_version"] == ENGINE_VERSION
     )  # the engine's, not the package's
