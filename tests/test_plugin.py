@@ -284,10 +284,13 @@ def test_xdist_runs_and_prints_one_combined_summary(project):
     assert text.count("MPS audit summary") == 1
     assert text.count("model.onnx on data") == 1
     assert "PASS concentration" in text and "FAIL anomalies" in text
-    # The summary's anomalies row: each flag with its size, which way against the typical size
-    # and its p-value (1/7 for the faint image, the largest of the 7 correct ones, judged
-    # against the other 6).
-    row = "anomalies data/faint.png 0.05957 (larger than the typical 0.01416, p=0.14), data/dim3"
+    # The summary's anomalies row, in the check's words: each flag with its size, which way
+    # against the typical size of its reference, and its p-value (1/7 for the faint image, the
+    # largest of the 7 correct ones, judged against the other 6).
+    row = (
+        "anomalies data/faint.png 0.05957 (larger than the typical 0.01416 of the 6 images of "
+        "class 1; p=0.14), data/dim3.png 0.04004 (larger than the typical 0.01465 of the 7 "
+    )
     assert row in " ".join(text.split())
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pytest_mps.audit.checks import registry
+from pytest_mps.audit.checks.anomalies import flag_text
 from pytest_mps.audit.checks.invariance import headlines_text
 from pytest_mps.audit.checks.localisation import localisation_text
 from pytest_mps.audit.payload import audit_entry, comparison_entry
@@ -241,20 +242,14 @@ def localisation_figures(images: Sequence[dict[str, Any]]) -> dict[str, Any] | N
 
 
 def anomalies_text(audit: dict[str, Any]) -> str:
-    """The flagged images, most unusual first, each with its size, which way it is unusual
-    against the typical size it was judged against, and its p-value."""
+    """The flagged images, most unusual first, as the anomalies check's message names them."""
     judged = {
         entry["image"]: entry
         for check in audit["checks"]
         if check["check"] == "anomalies"
         for entry in check["measured"].get("images", ())
     }  # the last anomalies check's entries win: its flags are the audit's
-    flags = [
-        f"{path} {ratio_text(judged[path]['ratio'])} ({judged[path]['direction']} than the "
-        f"typical {ratio_text(judged[path]['typical'])}, p={judged[path]['p_value']:.2g})"
-        for path in audit["flagged"]
-    ]
-    return ", ".join(flags) or "none flagged"
+    return ", ".join(flag_text(judged[path]) for path in audit["flagged"]) or "none flagged"
 
 
 def sets_text(images: Sequence[dict[str, Any]], config: dict[str, Any]) -> str:

@@ -151,7 +151,7 @@ class Anomalies(Check):
             f"{found.need}, else all of them)."
         )
         if found.hits:
-            message += f" Flagged: {listing([_flag_text(hit) for hit in found.hits])}."
+            message += f" Flagged: {listing([flag_text(hit) for hit in found.hits])}."
         if found.empty:
             message += (
                 f" {count_images(found.empty)} with an empty MPS left out (see default_class)."
@@ -280,7 +280,9 @@ def _sides(direction: str) -> str:
     ]
 
 
-def _flag_text(hit: dict[str, Any]) -> str:
+def flag_text(hit: dict[str, Any]) -> str:
+    """A flagged image: its size, which way against the typical size of what it was judged
+    against, and its p-value (the message's words, and the summaries')."""
     return (
         f"{hit['image']} {ratio_text(hit['ratio'])} ({hit['direction']} than the typical "
         f"{ratio_text(hit['typical'])} of {hit['reference']}; p={hit['p_value']:.2g})"
