@@ -68,6 +68,7 @@ MODELS = {
     "vit_b": (HERE / "heldout/fashion/vit_b.onnx", "held out"),
 }
 PHOTO_MODELS = {"lite0": (ROOT / "fixtures/imagenet/efficientnet_lite0.onnx", "shipped")}
+ALL_MODELS = {**MODELS, **PHOTO_MODELS}
 PHOTO_FOLDERS = (ROOT / "fixtures/photos", HERE / "heldout/photos")
 PHOTO_FILL = "zero"  # audits/imagenet.mps.yaml's (the engine's default)
 # Where each crop's corner lies, as shares of the room the crop leaves: corners, then edges.
@@ -249,7 +250,7 @@ def measure(
 ) -> list[dict[str, Any]]:
     """The model's row for each of ``--directions``, from one explanation of every image under
     each seed."""
-    model, role = {**MODELS, **PHOTO_MODELS}[name]
+    model, role = ALL_MODELS[name]
     fill = PHOTO_FILL if name in PHOTO_MODELS else opts.fill
     explained = [explain_sets(model, seed, fill, sets, truth) for seed in opts.seeds]
     row: dict[str, Any] = {"model": name, "role": role, "alpha": opts.alpha, "seeds": opts.seeds}
@@ -303,8 +304,7 @@ def table(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    models = sorted({**MODELS, **PHOTO_MODELS})
-    parser.add_argument("--models", nargs="+", choices=models, default=list(MODELS))
+    parser.add_argument("--models", nargs="+", choices=sorted(ALL_MODELS), default=list(MODELS))
     parser.add_argument("--reference", type=int, default=600, help="reference images")
     parser.add_argument("--clean", type=int, default=300, help="held-out clean images")
     parser.add_argument("--planted", type=int, default=40, help="images of each kind")
