@@ -368,6 +368,29 @@ def test_occlusion_searches_on_shifted_grids_keep_the_smallest_certified_set():
     assert extraction.occlusion_searches((28, 28)) == 4
 
 
+@pytest.mark.parametrize("model", ["cnn", "vit"])
+def test_a_search_asks_the_model_about_each_mask_once(model, monkeypatch):
+    """Every mask a search judges (pruning, certification, on all four shifted grids) is
+    evaluated once: asked again, it is answered from the search's memory, and counted once.
+    Only the verification asks again, on purpose, about the set it reports."""
+    engine = Engine(FASHION / f"{model}.onnx", device="cpu")
+    asked: list[np.ndarray] = []
+    evaluate = engine.oracle.evaluate
+
+    def recorded(masks, images=None):
+        asked.append(np.asarray(masks, dtype=bool))
+        return evaluate(masks, images)
+
+    monkeypatch.setattr(engine.oracle, "evaluate", recorded)
+    for image in sorted((FASHION / "test").glob("*.png"))[:4]:
+        asked.clear()
+        result = engine.explain(image)
+        searched = np.concatenate(asked[:-1])  # the last call: the verification and necessity
+        keys = {np.packbits(mask).tobytes() for mask in searched}
+        assert len(keys) == len(searched)
+        assert result.queries == len(searched) + 2 and result.minimal
+
+
 def test_extraction_weights_the_map_by_each_pixels_change_only_where_pruning_can_finish():
     """The whole 28 x 28 image is within 4 pixels per test of a budget of 400, not of 100."""
     model = FASHION / "cnn.onnx"

@@ -1011,6 +1011,33 @@ def test_certified_sets_pass_and_no_unit_of_them_can_go_even_for_erratic_models(
     assert removable_units(found, rule, side) == []
 
 
+def test_recalled_answers_change_no_certificate_and_no_mask_is_asked_twice():
+    """Certification sent the model's whole answers through a memory of them: the set and its
+    certificate are those asked afresh, while a mask asked again (the set without a unit,
+    when nothing went since a pass tried that unit) is answered from memory."""
+    shape = (12, 12)
+    full = np.ones(shape, dtype=bool)
+    settings = ExtractionSettings(prune_blocks=(2, 1))
+    margin = lambda mask: zlib.crc32(np.packbits(mask).tobytes(), 7) / 2**32  # noqa: E731
+    asked = {"fresh": 0, "recalled": 0}
+    for seed in range(6):
+        erratic = noisy(seed, full, rate=3)
+        rule = lambda mask, erratic=erratic: mask.any() and erratic(mask)  # noqa: E731
+        values = random_values(shape, seed)
+        pruned, _ = drive(prune_steps(full, values, settings), FakeOracle(rule, shape))
+        fresh = MarginOracle(rule, margin, shape)
+        expected = drive(certify_steps(pruned, settings), fresh)
+        recalled, memory = MarginOracle(rule, margin, shape), {}
+        steps = recalling(certify_steps(pruned, settings), memory, Answers.joined)
+        found = drive(steps, recalled)
+        assert np.array_equal(found[0], expected[0]) and found[1] == expected[1]
+        distinct = {np.packbits(mask).tobytes() for mask in fresh.seen}
+        assert len(distinct) == recalled.evaluations == len(memory)
+        asked["fresh"] += fresh.evaluations
+        asked["recalled"] += recalled.evaluations
+    assert asked["recalled"] < asked["fresh"]
+
+
 def test_certification_says_when_its_budget_ran_out():
     shape = (1, 3)
     start = mask_of(shape, [A, C])

@@ -71,6 +71,16 @@ class Answers:
             self.sufficient[part],
         )
 
+    @staticmethod
+    def joined(parts: list[Answers]) -> Answers:
+        """The answers of ``parts``, one batch after another, as one batch."""
+        return Answers(
+            *(
+                np.concatenate([getattr(part, name) for part in parts])
+                for name in Answers.__dataclass_fields__
+            )
+        )
+
 
 class MaskedOracle:
     """Evaluates batches of masks, each on the image it names, counting every evaluation.

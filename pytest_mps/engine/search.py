@@ -104,7 +104,7 @@ class Search:
         self.restart_sizes: tuple[int, ...] = ()
         self.why_not_minimal: str | None = None  # None: the set reported is certified 1-minimal
         self.location: np.ndarray | None = None  # the location estimate, where the search made it
-        self.verdicts: dict[bytes, bool] = {}  # of every extraction's masks: none asked twice
+        self.answered: dict[bytes, Answers] = {}  # every mask judged, by key: none asked twice
         self.need = Target(0)
         self.target_confidence = 0.0
         self.target_margin = 0.0
@@ -341,12 +341,12 @@ class Search:
         """The shortest sufficient prefix of the ranking of ``values`` the search finds."""
         ranking = rank_pixels(values)
         prefix = prefix_steps(ranking, self.shape, self.settings.extraction)
-        return (yield from self._judged("extraction", recalling(prefix, self.verdicts)))
+        return (yield from self._judged("extraction", prefix))
 
     def _pruned(self, mask: np.ndarray, values: np.ndarray) -> Steps[tuple[np.ndarray, bool]]:
         """``mask`` pruned and certified (`_certified`), and whether it is certified."""
         pruning = prune_steps(mask, values, self.settings.extraction)
-        mask, pruned = yield from self._judged("pruning", recalling(pruning, self.verdicts))
+        mask, pruned = yield from self._judged("pruning", pruning)
         return (yield from self._certified(mask, pruned))
 
     def _occlusions(self) -> Steps[list[tuple[np.ndarray, bool]]]:
@@ -462,7 +462,8 @@ class Search:
 
         try:
             verdicts = None if answers else attrgetter("sufficient")
-            return (yield from relayed(steps, verdicts, counted))
+            recalled = recalling(relayed(steps, verdicts), self.answered, Answers.joined)
+            return (yield from relayed(recalled, asked=counted))
         finally:  # also when closed: what it asked for was evaluated
             self._count(stage, asked)
 

@@ -7,6 +7,7 @@ driver steps it through a `Stepper`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
@@ -68,19 +69,21 @@ def relayed(
 
 
 def mask_keys(masks: np.ndarray) -> list[bytes]:
-    """One key per mask, its pixels packed: two masks have equal keys when they are equal."""
-    if len(masks) == 1:  # one test per call (the CPU's searches): the quickest way
-        return [np.packbits(masks).tobytes()]
+    """One key per mask, a 128-bit digest of its packed pixels: equal masks have equal keys,
+    two others one with a chance of 2**-128 (short keys: a search keeps thousands, and a
+    photo's packed mask takes 6 KB)."""
     packed = np.packbits(masks.reshape(len(masks), -1), axis=1)
-    width, flat = packed.shape[1], packed.tobytes()  # one bytes object, sliced: fast keys
-    return [flat[start : start + width] for start in range(0, len(flat), width)]
+    return [hashlib.blake2b(row, digest_size=16).digest() for row in packed]
 
 
-def recalling(steps: Steps[T], verdicts: dict[bytes, bool]) -> Steps[T]:
-    """``steps``, asking only for the masks whose verdicts ``verdicts`` (mask key -> verdict)
-    does not hold, and keeping there each verdict it is sent. Searches that share
-    ``verdicts`` never ask twice for the same mask: the model is deterministic, so an answer
-    recalled is the answer it would give again."""
+def recalling(
+    steps: Steps[T], memory: dict[bytes, Any], join: Callable[[list[Any]], Any] = np.concatenate
+) -> Steps[T]:
+    """``steps``, asking only for the masks whose answers ``memory`` (mask key -> the answer
+    for that one mask, a slice of one row) does not hold, and keeping there each answer it is
+    sent; ``join`` makes one batch's answers of such rows (NumPy arrays by default). Searches
+    that share ``memory`` never ask twice for the same mask: the model is deterministic, so an
+    answer recalled is the answer it would give again."""
     stepper = Stepper(steps)
     try:
         while not stepper.done:
@@ -88,17 +91,17 @@ def recalling(steps: Steps[T], verdicts: dict[bytes, bool]) -> Steps[T]:
             keys = mask_keys(masks)
             unknown: dict[bytes, int] = {}  # key -> its first row
             for row, key in enumerate(keys):
-                if key not in verdicts:
+                if key not in memory:
                     unknown.setdefault(key, row)
             if len(unknown) == len(keys):  # all new, the usual case: asked as they are
-                sufficient = yield masks
-                verdicts.update(zip(keys, sufficient.tolist(), strict=True))
-                stepper.send(sufficient)
+                answers = yield masks
+                memory.update((key, answers[row : row + 1]) for row, key in enumerate(keys))
+                stepper.send(answers)
                 continue
             if unknown:
-                sufficient = yield masks[list(unknown.values())]
-                verdicts.update(zip(unknown, sufficient.tolist(), strict=True))
-            stepper.send(np.array([verdicts[key] for key in keys]))
+                answers = yield masks[list(unknown.values())]
+                memory.update((key, answers[row : row + 1]) for row, key in enumerate(unknown))
+            stepper.send(join([memory[key] for key in keys]))
         return stepper.result
     finally:
         stepper.close()
