@@ -3,4 +3,4 @@ reports and baseline files name them. What changed in each engine version, in si
 evaluations: CHANGELOG.md."""
 
 PACKAGE_VERSION = "0.1.0"  # pytest_mps.__version__, as pyproject.toml names it
-ENGINE_VERSION = "0.11.0"
+ENGINE_VERSION = "0.12.0"

@@ -897,6 +897,33 @@ def test_occlusion_pruning_depends_on_the_width_only_in_its_calls(seed):
     assert calls[16] < calls[1]
 
 
+# Four 2 x 2 blocks side by side, a to d; the model is not monotone: a is needed while b is
+# there, and not once b has gone.
+BLOCKS = {name: np.zeros((2, 8), dtype=bool) for name in "abcd"}
+for number, name in enumerate("abcd"):
+    BLOCKS[name][:, 2 * number : 2 * number + 2] = True
+PASSING = [set("abcd"), set("abc"), set("ac"), set("c")]
+
+
+def blocks_pass(mask: np.ndarray) -> bool:
+    return any(np.array_equal(mask, sum(BLOCKS[name] for name in kept) > 0) for kept in PASSING)
+
+
+def test_the_last_occlusion_level_repeats_its_passes_until_no_block_can_go():
+    """The first pass at 2 x 2 blocks: only d can go alone (it goes), then a is tried and
+    needed, then b goes; a is then removable, which one pass never tries again. The passes
+    repeat until none finds a block to remove, so the set handed on is c alone."""
+    weights = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 0.5}  # the order: d, then a, b, c
+    margin = lambda mask: sum(w for n, w in weights.items() if (mask & BLOCKS[n]).any())  # noqa: E731
+    oracle = MarginOracle(blocks_pass, margin, (2, 8))
+    settings = ExtractionSettings(prune_blocks=(2, 1))
+    found, finished = drive(occlusion_steps(np.ones((2, 8), dtype=bool), settings), oracle)
+    assert finished and np.array_equal(found, BLOCKS["c"])
+    # Pass one: the batch of four and the tests without a (fails), then b (goes), then c
+    # (fails); pass two: the batch of two (a goes); then c is one block: nothing to ask.
+    assert [len(batch) for batch in oracle.batches] == [4, 1, 1, 1, 2]
+
+
 def test_occlusion_pruning_skips_a_block_size_whose_tests_do_not_fit_the_budget():
     """Nine 4 x 4 blocks cost nine tests: a budget of 8 tries none and says it did not finish."""
     shape = (12, 12)

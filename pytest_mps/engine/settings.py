@@ -27,9 +27,10 @@ from pytest_mps.engine.result import FRAGILE_BELOW
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The set: the whole input pruned in the order of occlusion (every input: `occlusion_from`
-    # 1), in blocks of 16 cells down to 2, then certified 1-minimal at the cell (a pixel below
-    # 64 pixels a side, 1/40 of the side above: 5 x 5 pixels on 224); an input pruned to
-    # single pixels gets four searches on shifted block grids, the smallest kept. No random
+    # 1), in blocks of 16 cells down to 2 (the passes over 2 repeated until one removes
+    # nothing), then certified 1-minimal at the cell (a pixel below 64 pixels a side, 1/40 of
+    # the side above: 5 x 5 pixels on 224); an input pruned to single pixels gets four
+    # searches on shifted block grids, the smallest kept. No random
     # part: the seed moves no set (CHANGELOG.md: how the engine versions got here). Sufficient:
     # the top-1 class by a margin of 0.1 logits (`FRAGILE_BELOW`). The location estimate: by
     # occlusion, in tilings of 8 and 16 blocks across the side, read smoothed at 3% of the side
