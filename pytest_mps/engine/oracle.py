@@ -72,11 +72,11 @@ class Answers:
         )
 
     @staticmethod
-    def joined(parts: list[Answers]) -> Answers:
-        """The answers of ``parts``, one batch after another, as one batch."""
+    def gathered(rows: list[tuple[Answers, int]]) -> Answers:
+        """One batch of answers made of rows of earlier ones: ``(answers, row)`` each."""
         return Answers(
             *(
-                np.concatenate([getattr(part, name) for part in parts])
+                np.array([getattr(answers, name)[row] for answers, row in rows])
                 for name in Answers.__dataclass_fields__
             )
         )

@@ -36,7 +36,7 @@ from pytest_mps.engine.oracle import Answers, Target
 from pytest_mps.engine.responsibility import responsibility_steps, smooth
 from pytest_mps.engine.result import Explanation, Keeping, Location, SufficientSet
 from pytest_mps.engine.settings import Settings, make_fill
-from pytest_mps.engine.steps import Steps, recalling, relayed, together
+from pytest_mps.engine.steps import Row, Steps, recalling, relayed, together
 
 # Cells (pruning's finest blocks) of a prefix per test of the pruning budget below which pruning
 # is expected to finish: the Fashion models' prefixes (at most 784 cells of one pixel) always
@@ -104,7 +104,7 @@ class Search:
         self.restart_sizes: tuple[int, ...] = ()
         self.why_not_minimal: str | None = None  # None: the set reported is certified 1-minimal
         self.location: np.ndarray | None = None  # the location estimate, where the search made it
-        self.answered: dict[bytes, Answers] = {}  # every mask judged, by key: none asked twice
+        self.answered: dict[bytes, Row] = {}  # every mask judged, by key: none asked twice
         self.need = Target(0)
         self.target_confidence = 0.0
         self.target_margin = 0.0
@@ -462,7 +462,7 @@ class Search:
 
         try:
             verdicts = None if answers else attrgetter("sufficient")
-            recalled = recalling(relayed(steps, verdicts), self.answered, Answers.joined)
+            recalled = recalling(relayed(steps, verdicts), self.answered, Answers.gathered)
             return (yield from relayed(recalled, asked=counted))
         finally:  # also when closed: what it asked for was evaluated
             self._count(stage, asked)
