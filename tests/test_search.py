@@ -1055,7 +1055,7 @@ def test_recalled_answers_change_no_certificate_and_no_mask_is_asked_twice():
         fresh = MarginOracle(rule, margin, shape)
         expected = drive(certify_steps(pruned, settings), fresh)
         recalled, memory = MarginOracle(rule, margin, shape), {}
-        steps = recalling(certify_steps(pruned, settings), memory, Answers.gathered)
+        steps = recalling(certify_steps(pruned, settings), memory, Answers.concatenated)
         found = drive(steps, recalled)
         assert np.array_equal(found[0], expected[0]) and found[1] == expected[1]
         distinct = {np.packbits(mask).tobytes() for mask in fresh.seen}

@@ -60,8 +60,8 @@ class Answers:
     margin: np.ndarray
     sufficient: np.ndarray
 
-    def __getitem__(self, part: slice) -> Answers:
-        """The answers for the masks in ``part``."""
+    def __getitem__(self, part: slice | np.ndarray) -> Answers:
+        """The answers for the masks in ``part`` (a slice, or an array of rows)."""
         return Answers(
             self.top1[part],
             self.top1_confidence[part],
@@ -72,11 +72,11 @@ class Answers:
         )
 
     @staticmethod
-    def gathered(rows: list[tuple[Answers, int]]) -> Answers:
-        """One batch of answers made of rows of earlier ones: ``(answers, row)`` each."""
+    def concatenated(parts: list[Answers]) -> Answers:
+        """The answers of ``parts``, one batch after another, as one batch."""
         return Answers(
             *(
-                np.array([getattr(answers, name)[row] for answers, row in rows])
+                np.concatenate([getattr(part, name) for part in parts])
                 for name in Answers.__dataclass_fields__
             )
         )

@@ -462,7 +462,7 @@ class Search:
 
         try:
             verdicts = None if answers else attrgetter("sufficient")
-            recalled = recalling(relayed(steps, verdicts), self.answered, Answers.gathered)
+            recalled = recalling(relayed(steps, verdicts), self.answered, Answers.concatenated)
             return (yield from relayed(recalled, asked=counted))
         finally:  # also when closed: what it asked for was evaluated
             self._count(stage, asked)

@@ -81,19 +81,30 @@ def mask_keys(masks: np.ndarray) -> list[bytes]:
 Row = tuple[Any, int]  # one mask's answer: the batch of answers it came in, and its row there
 
 
-def gathered(rows: list[Row]) -> np.ndarray:
-    """One batch of answers (arrays) made of rows of earlier ones."""
-    return np.array([batch[row] for batch, row in rows])
+def gathered(rows: list[Row], concatenate: Callable[[list[Any]], Any] = np.concatenate) -> Any:
+    """One batch of answers made of rows of earlier batches, in the order of ``rows``: each
+    batch indexed once (answers are NumPy arrays, or anything indexed by an array of rows and
+    joined by ``concatenate``)."""
+    groups: dict[int, tuple[Any, list[int], list[int]]] = {}  # id(batch) -> batch, places, rows
+    for place, (batch, row) in enumerate(rows):
+        group = groups.setdefault(id(batch), (batch, [], []))
+        group[1].append(place)
+        group[2].append(row)
+    parts = [batch[np.array(picked)] for batch, _, picked in groups.values()]
+    places = np.concatenate([np.array(group[1]) for group in groups.values()])
+    return concatenate(parts)[np.argsort(places)]
 
 
 def recalling(
-    steps: Steps[T], memory: dict[bytes, Row], join: Callable[[list[Row]], Any] = gathered
+    steps: Steps[T],
+    memory: dict[bytes, Row],
+    concatenate: Callable[[list[Any]], Any] = np.concatenate,
 ) -> Steps[T]:
     """``steps``, asking only for the masks whose answers ``memory`` (mask key -> `Row`)
-    does not hold, and keeping there each answer it is sent; ``join`` makes one batch of
-    answers of such rows (`gathered`: arrays). Searches that share ``memory`` never ask twice
-    for the same mask: the model is deterministic, so an answer recalled is the answer it
-    would give again."""
+    does not hold, and keeping there each answer it is sent; the answers of a batch are then
+    `gathered` from their rows (``concatenate`` joins parts of them: NumPy arrays by default).
+    Searches that share ``memory`` never ask twice for the same mask: the model is
+    deterministic, so an answer recalled is the answer it would give again."""
     stepper = Stepper(steps)
     try:
         while not stepper.done:
@@ -111,7 +122,7 @@ def recalling(
             if unknown:
                 answers = yield masks[list(unknown.values())]
                 memory.update((key, (answers, row)) for row, key in enumerate(unknown))
-            stepper.send(join([memory[key] for key in keys]))
+            stepper.send(gathered([memory[key] for key in keys], concatenate))
         return stepper.result
     finally:
         stepper.close()
