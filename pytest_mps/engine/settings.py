@@ -30,10 +30,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 1), in blocks of 16 cells down to 2 (the passes over 2 repeated until one removes
     # nothing), then certified 1-minimal at the cell (a pixel below 64 pixels a side, 1/40 of
     # the side above: 5 x 5 pixels on 224); an input pruned to single pixels gets four
-    # searches on shifted block grids, the smallest kept. No random
-    # part: the seed moves no set (CHANGELOG.md: how the engine versions got here). Sufficient:
-    # the top-1 class by a margin of 0.1 logits (`FRAGILE_BELOW`). The location estimate: by
-    # occlusion, in tilings of 8 and 16 blocks across the side, read smoothed at 3% of the side
+    # searches on shifted block grids, the smallest kept. No random part: the seed moves no
+    # set (CHANGELOG.md: how the engine versions got here). Sufficient: the top-1 class by a
+    # margin of 0.1 logits (`FRAGILE_BELOW`). The location estimate: by occlusion, in tilings
+    # of 8 and 16 blocks across the side, read smoothed at 3% of the side
     # (benchmarks/RESULTS.md). ReX's map (`location: responsibility`, and the map extraction
     # with `occlusion_from: null`): eleven trees of near-middle splits spread evenly, down to
     # boxes of 7.5% of the image, all grown at once.
