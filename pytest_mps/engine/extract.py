@@ -236,14 +236,13 @@ def occlusion_steps(
     block size of ``prune_blocks`` above one cell, one occlusion pass (`_occlusion_pass`):
     one call asks for the set without each of its blocks, and the blocks are then removed in
     the order of those answers, the removable block that keeps the largest margin first. The
-    passes over the smallest of those blocks (two cells a side in the presets) are repeated
-    until one finds no block removable: a pass over them asks a quarter of the tests that a
-    certifying pass over single cells asks, and a set 1-minimal in them leaves certification
-    fewer of its own (benchmarks/RESULTS.md). The
     order is the model's, measured on the set at hand, not a map's estimate: nothing in it is
     random, and from the whole input it ends in smaller sets on photos than pruning the map's
-    prefixes does (benchmarks/RESULTS.md). Its tests count towards the budget; a block size
-    whose tests would not fit is not tried.
+    prefixes does (benchmarks/RESULTS.md). The passes over the smallest of those blocks (two
+    cells a side in the presets) are repeated until one finds no block removable: a pass over
+    them asks a quarter of the tests that a certifying pass over single cells asks, and a set
+    1-minimal in them leaves certification fewer of its own (benchmarks/RESULTS.md). Its
+    tests count towards the budget; a block size whose tests would not fit is not tried.
     """
     budget = budget or Budget.of(settings)
     cell = settings.cell_side(mask.shape)
